@@ -1,0 +1,81 @@
+//! The wspubsub wire protocol (v1): everything a server and its clients must agree on.
+//!
+//! The protocol is compatible with the Go project `MicahParks/websocket-pubsub`:
+//!
+//! - Every URL path is a topic ([`topic_of`]): the path as received, percent-escapes kept,
+//!   without the query string.
+//! - A client says what it is with the [`ROLE_HEADER`] request header, or the [`ROLE_QUERY`]
+//!   query parameter for browsers, which cannot set WebSocket headers ([`Role`]).
+//! - A client may name itself ([`CLIENT_NAME_HEADER`] or [`CLIENT_NAME_QUERY`]); the server
+//!   gives every client the id `<name>-<uuid v4>` ([`client_id`]).
+//! - Publishers send binary frames; the server forwards each to every subscriber of the topic.
+//! - Connections end with one of the [`CloseCode`]s.
+//!
+//! This crate does no I/O; it is the one home of these names and numbers, so that the server,
+//! the clients and the README cannot drift apart.
+
+mod close;
+mod defaults;
+mod role;
+
+pub use close::CloseCode;
+pub use defaults::{
+    DEFAULT_CLOSE_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_DEADLINE, PING_INTERVAL_RATIO,
+    ping_interval,
+};
+pub use role::{InvalidRole, Role};
+
+/// Request header that carries the client's [`Role`] (`publisher` or `subscriber`).
+pub const ROLE_HEADER: &str = "pubsub";
+
+/// Query parameter that carries the client's [`Role`] when headers cannot be set (browsers).
+/// The header wins when both are given.
+pub const ROLE_QUERY: &str = "pubsub";
+
+/// Optional request header naming the client's program; it prefixes the client id.
+pub const CLIENT_NAME_HEADER: &str = "pubsub-client-name";
+
+/// Query parameter equivalent of [`CLIENT_NAME_HEADER`].
+pub const CLIENT_NAME_QUERY: &str = "name";
+
+/// The topic of a request target: its path, percent-escapes kept, without the query string.
+///
+/// ```
+/// assert_eq!(wspubsub_protocol::topic_of("/chat/room%201?pubsub=subscriber"), "/chat/room%201");
+/// assert_eq!(wspubsub_protocol::topic_of("/"), "/");
+/// ```
+pub fn topic_of(path_and_query: &str) -> &str {
+    path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(path, _)| path)
+}
+
+/// The server-side id of a client: `<name>-<uuid v4>`, as the Go server forms it.
+///
+/// A client without a name gets `-<uuid>`, exactly like the Go server, so that ids from both
+/// servers look alike in logs.
+pub fn client_id(name: &str) -> String {
+    format!("{name}-{}", uuid::Uuid::new_v4())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_keeps_escapes_and_drops_query() {
+        assert_eq!(topic_of("/a%2Fb/c?x=1&y=2"), "/a%2Fb/c");
+        assert_eq!(topic_of("/plain"), "/plain");
+        assert_eq!(topic_of("/empty-query?"), "/empty-query");
+    }
+
+    #[test]
+    fn client_id_is_name_dash_uuid() {
+        let id = client_id("sensor");
+        let (name, uuid) = id.split_at("sensor-".len());
+        assert_eq!(name, "sensor-");
+        let parsed = uuid::Uuid::parse_str(uuid).expect("uuid part");
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_ne!(client_id("sensor"), id, "ids must be unique");
+    }
+}

@@ -1,0 +1,94 @@
+//! Keeping a peer honest: pings at 0.7x the pong deadline, and a deadline that closes a peer
+//! heard nothing from (no pong, no frame) within the pong deadline, from the first moment of
+//! the connection.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+
+/// The ping schedule and the silence deadline of one connection.
+#[derive(Debug)]
+pub(crate) struct Liveness {
+    deadline: Duration,
+    last_heard: Instant,
+    ping: Interval,
+    /// Fires at `last_heard + deadline` as it stood when last armed; re-armed lazily, so that
+    /// hearing from the peer costs a store, not a timer update, on the hot path.
+    expiry: std::pin::Pin<Box<Sleep>>,
+}
+
+/// What a liveness timer said when it fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tick {
+    /// Time to send a ping.
+    Ping,
+    /// The peer was heard from in time; nothing to do.
+    Alive,
+    /// Nothing heard within the deadline: close the peer.
+    Expired,
+}
+
+impl Liveness {
+    pub(crate) fn new(pong_deadline: Duration) -> Self {
+        let now = Instant::now();
+        let every = wspubsub_protocol::ping_interval(pong_deadline);
+        let mut ping = tokio::time::interval_at(now + every, every);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Liveness {
+            deadline: pong_deadline,
+            last_heard: now,
+            ping,
+            expiry: Box::pin(tokio::time::sleep_until(now + pong_deadline)),
+        }
+    }
+
+    /// Records that the peer just showed signs of life.
+    pub(crate) fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+
+    /// Waits for the next ping time or deadline check. Cancel-safe.
+    pub(crate) async fn tick(&mut self) -> Tick {
+        tokio::select! {
+            _ = self.ping.tick() => Tick::Ping,
+            () = self.expiry.as_mut() => {
+                let due = self.last_heard + self.deadline;
+                if due <= Instant::now() {
+                    Tick::Expired
+                } else {
+                    self.expiry.as_mut().reset(due);
+                    Tick::Alive
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_peer_expires_at_the_deadline() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(Duration::from_secs(5));
+        assert_eq!(liveness.tick().await, Tick::Ping);
+        assert_eq!(start.elapsed(), Duration::from_millis(3500));
+        assert_eq!(liveness.tick().await, Tick::Expired);
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hearing_from_the_peer_moves_the_deadline() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(Duration::from_secs(5));
+        assert_eq!(liveness.tick().await, Tick::Ping);
+        liveness.heard(); // at 3.5 s: the deadline moves to 8.5 s
+        assert_eq!(liveness.tick().await, Tick::Alive);
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        assert_eq!(liveness.tick().await, Tick::Ping);
+        assert_eq!(start.elapsed(), Duration::from_secs(7));
+        assert_eq!(liveness.tick().await, Tick::Expired);
+        assert_eq!(start.elapsed(), Duration::from_millis(8500));
+    }
+}

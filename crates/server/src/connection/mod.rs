@@ -1,0 +1,77 @@
+//! Connection tasks: one per upgraded WebSocket, as a publisher or as a subscriber.
+//!
+//! Each task owns its socket (one writer per socket, so our frames never interleave with
+//! tungstenite's pongs and close echoes), keeps the peer honest with pings and a pong deadline
+//! ([`liveness`]), and ends with an [`Ending`] that says which close code the peer gets.
+
+mod ending;
+mod incoming;
+mod liveness;
+mod publisher;
+mod subscriber;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::EventSink;
+use crate::options::Options;
+
+pub(crate) use ending::Ending;
+pub(crate) use publisher::run_publisher;
+pub(crate) use subscriber::run_subscriber;
+
+/// What every connection task needs besides its socket and its topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Connection {
+    /// The client's id, `<name>-<uuid>`.
+    pub(crate) id: Arc<str>,
+    /// The topic it joined.
+    pub(crate) topic: Arc<str>,
+    /// The server's options.
+    pub(crate) options: Arc<Options>,
+    /// Cancelled when the server shuts down; the task then closes its peer with 1001.
+    pub(crate) shutdown: CancellationToken,
+    /// Where joins and departures are reported.
+    pub(crate) events: EventSink,
+}
+
+/// Ends a connection the way `ending` says: with a close frame and a bounded wait for the
+/// peer's echo, by sending a pending echo of the peer's own close, or by simply dropping it.
+pub(crate) async fn finish<S>(mut ws: WebSocketStream<S>, ending: &Ending, close_deadline: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let handshake = async {
+        match ending.close_code() {
+            Some(code) => {
+                let frame = CloseFrame {
+                    code: WireCloseCode::from(code.code()),
+                    reason: code.reason().into(),
+                };
+                // Errors here mean the peer is already gone: nothing more to do either way.
+                if ws.close(Some(frame)).await.is_err() {
+                    return;
+                }
+            }
+            // tungstenite queued the echo of the peer's close frame; reading flushes it.
+            None if ending.peer_closed() => {}
+            None => return,
+        }
+        // Wait for the peer's echo (or the end of the stream after ours).
+        while let Some(Ok(_)) = ws.next().await {}
+    };
+    if tokio::time::timeout(close_deadline, handshake)
+        .await
+        .is_err()
+    {
+        tracing::debug!("close handshake did not finish within the close deadline");
+    }
+}

@@ -1,0 +1,50 @@
+//! wspubsub server: an in-memory WebSocket publish/subscribe server where every URL path is
+//! a topic.
+//!
+//! How the pieces fit:
+//!
+//! - [`Server`] binds a listener and serves HTTP/1.1 (hyper). Each request is either refused
+//!   with a one-line body (`upgrade`: role and name from headers or query) or registered with
+//!   its topic and upgraded to a WebSocket.
+//! - The `hub` maps each path to its topic actor, born with the topic's first client and
+//!   removed with its last (a client's `Membership` leaves on drop, however it ended).
+//! - The `topic` actor is the single owner of a topic's order: publishers queue messages to it
+//!   (bounded, so they are pushed back), it appends them to the topic's `backlog`, a bounded
+//!   window every subscriber reads from its own cursor. A message is stored once, whatever the
+//!   number of subscribers; a subscriber that falls out of the window is closed with 4000.
+//! - The `connection` tasks own one socket each: publishers read frames into the topic,
+//!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
+//!   deadline and close a silent peer.
+//! - [`ServerHandle::shutdown`] stops accepting and closes every client with 1001;
+//!   [`Server::run`] returns when all are done or the close deadline has passed.
+//! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), wspubsub_server::ServerError> {
+//! let server = wspubsub_server::Server::bind("127.0.0.1:8080", Default::default()).await?;
+//! let handle = server.handle();
+//! tokio::spawn(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     handle.shutdown();
+//! });
+//! server.run().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod backlog;
+mod connection;
+mod event;
+mod hub;
+mod options;
+mod server;
+mod topic;
+mod upgrade;
+
+pub use event::{Event, EventKind};
+pub use options::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
+    DEFAULT_TOPIC_QUEUE, DEFAULT_WRITE_TIMEOUT, InvalidOption, Options,
+};
+pub use server::{Server, ServerError, ServerHandle};
+pub use wspubsub_protocol as protocol;

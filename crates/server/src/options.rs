@@ -1,0 +1,149 @@
+//! Server options: every knob an operator can turn, with the defaults the README documents.
+
+use std::time::Duration;
+
+use wspubsub_protocol::{DEFAULT_CLOSE_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_DEADLINE};
+
+/// Default bound on a subscriber's pending messages (as in NATS: generous, so that only a
+/// subscriber that really stopped is cut, never a healthy one in a burst).
+pub const DEFAULT_SUBSCRIBER_QUEUE_MESSAGES: usize = 65_536;
+
+/// Default bound on a subscriber's pending bytes (64 MiB, as in NATS).
+pub const DEFAULT_SUBSCRIBER_QUEUE_BYTES: usize = 64 << 20;
+
+/// Default bound on a topic's inbound queue; publishers wait when it is full.
+pub const DEFAULT_TOPIC_QUEUE: usize = 1024;
+
+/// Default time a subscriber has to take one batch of writes before it is cut as slow.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default time a client has to send its complete HTTP upgrade request.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the server treats its connections. `Options::default()` is what `wspubsub serve` runs
+/// with when no flag is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// A peer that is heard from (pong or any frame) less often than this is closed with 4001.
+    /// The server pings at 0.7x this interval.
+    pub pong_deadline: Duration,
+    /// A subscriber whose socket does not take one batch of writes within this time is closed
+    /// as slow (4000), so that it never holds on to resources while stalled.
+    pub write_timeout: Duration,
+    /// How long a graceful close (close frame out, echo back) may take; also the bound on how
+    /// long shutdown waits for connections to finish.
+    pub close_deadline: Duration,
+    /// Largest message a client may send; larger ones close the client with 1009.
+    pub max_message_size: usize,
+    /// Bound on a subscriber's pending messages; past it the subscriber is closed with 4000.
+    pub subscriber_queue_messages: usize,
+    /// Bound on a subscriber's pending bytes; past it the subscriber is closed with 4000.
+    pub subscriber_queue_bytes: usize,
+    /// Bound on a topic's inbound queue, in messages; publishers are pushed back past it.
+    pub topic_queue: usize,
+    /// Time a client has to send a complete HTTP request head (guards against slowloris).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pong_deadline: DEFAULT_PONG_DEADLINE,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            close_deadline: DEFAULT_CLOSE_DEADLINE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            subscriber_queue_messages: DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
+            subscriber_queue_bytes: DEFAULT_SUBSCRIBER_QUEUE_BYTES,
+            topic_queue: DEFAULT_TOPIC_QUEUE,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+/// An option value the server cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid option {name}: {problem}")]
+pub struct InvalidOption {
+    /// The option's name, as the command line spells it.
+    pub name: &'static str,
+    /// What is wrong with its value.
+    pub problem: &'static str,
+}
+
+impl Options {
+    /// Checks that the values make sense together; [`crate::Server::bind`] calls it.
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        let positive = |name, duration: Duration| {
+            if duration.is_zero() {
+                Err(InvalidOption {
+                    name,
+                    problem: "must be greater than zero",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("pong-deadline", self.pong_deadline)?;
+        positive("write-timeout", self.write_timeout)?;
+        positive("close-deadline", self.close_deadline)?;
+        positive("handshake-timeout", self.handshake_timeout)?;
+        let at_least_one = |name, value: usize| {
+            if value == 0 {
+                Err(InvalidOption {
+                    name,
+                    problem: "must be at least 1",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("max-message-size", self.max_message_size)?;
+        at_least_one("subscriber-queue", self.subscriber_queue_messages)?;
+        at_least_one("topic-queue", self.topic_queue)?;
+        if self.subscriber_queue_bytes < self.max_message_size {
+            return Err(InvalidOption {
+                name: "subscriber-queue-bytes",
+                problem: "must be at least max-message-size, or no message could ever be queued",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Options::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_zero_and_inconsistent_values() {
+        let zero_deadline = Options {
+            pong_deadline: Duration::ZERO,
+            ..Options::default()
+        };
+        assert_eq!(
+            zero_deadline.validate().map_err(|e| e.name),
+            Err("pong-deadline")
+        );
+        let tiny_queue = Options {
+            subscriber_queue_bytes: 10,
+            ..Options::default()
+        };
+        assert_eq!(
+            tiny_queue.validate().map_err(|e| e.name),
+            Err("subscriber-queue-bytes")
+        );
+        let no_topic_queue = Options {
+            topic_queue: 0,
+            ..Options::default()
+        };
+        assert_eq!(
+            no_topic_queue.validate().map_err(|e| e.name),
+            Err("topic-queue")
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! The listener, the HTTP service in front of the topics, and graceful shutdown.
+//!
+//! Shutdown is a [`CancellationToken`]: the accept loop stops, every connection task closes
+//! its peer with 1001, and [`Server::run`] returns once every task (connections and topic
+//! actors, all on one [`TaskTracker`]) is done or the close deadline has passed.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming as IncomingBody;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_tungstenite::HyperWebsocket;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wspubsub_protocol::{Role, client_id};
+
+use crate::connection::{self, Connection, run_publisher, run_subscriber};
+use crate::event::{Event, EventKind, EventSink};
+use crate::hub::{Hub, Membership};
+use crate::options::{InvalidOption, Options};
+use crate::topic::{TopicFeed, TopicPublisher};
+use crate::upgrade::{self, Body};
+
+/// Bytes of a connection's eagerly allocated read buffer: small, so idle connections are
+/// cheap; tungstenite grows its message buffer when a larger frame arrives.
+const READ_BUFFER_SIZE: usize = 4096;
+
+/// Bytes buffered before tungstenite writes to the socket during a batch.
+const WRITE_BUFFER_SIZE: usize = 64 << 10;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// An option value is unusable.
+    #[error(transparent)]
+    InvalidOption(#[from] InvalidOption),
+    /// The listen address could not be bound.
+    #[error("cannot listen: {0}")]
+    Bind(#[source] io::Error),
+}
+
+/// A bound, not yet running, wspubsub server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+/// What every part of a running server shares.
+#[derive(Debug)]
+struct State {
+    options: Arc<Options>,
+    hub: Hub,
+    events: EventSink,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    websocket: WebSocketConfig,
+}
+
+/// A handle to a server, for stopping it and looking at it while it runs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) with `options`.
+    pub async fn bind(addr: impl ToSocketAddrs, options: Options) -> Result<Server, ServerError> {
+        options.validate()?;
+        let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
+        Ok(Server::with_listener(listener, options))
+    }
+
+    fn with_listener(listener: TcpListener, options: Options) -> Server {
+        let websocket = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_SIZE)
+            .write_buffer_size(WRITE_BUFFER_SIZE)
+            .max_message_size(Some(options.max_message_size))
+            .max_frame_size(Some(options.max_message_size));
+        let options = Arc::new(options);
+        let tracker = TaskTracker::new();
+        let state = State {
+            hub: Hub::new(Arc::clone(&options), tracker.clone()),
+            options,
+            events: EventSink::new(),
+            shutdown: CancellationToken::new(),
+            tracker,
+            websocket,
+        };
+        Server {
+            listener,
+            state: Arc::new(state),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle for shutting the server down and watching it.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    /// Serves until [`ServerHandle::shutdown`], then closes every client with 1001 and returns
+    /// once all of them are done or the close deadline has passed.
+    pub async fn run(self) {
+        let Server { listener, state } = self;
+        let mut backoff = AcceptBackoff::default();
+        loop {
+            tokio::select! {
+                biased;
+                () = state.shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        backoff.reset();
+                        state.tracker.spawn(serve_http(stream, peer, Arc::clone(&state)));
+                    }
+                    Err(error) => {
+                        // Running out of file descriptors must not end the server: wait and retry.
+                        let pause = backoff.next();
+                        tracing::warn!(%error, ?pause, "accept failed");
+                        tokio::time::sleep(pause).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        state.tracker.close();
+        let deadline = state.options.close_deadline;
+        if tokio::time::timeout(deadline, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = state.tracker.len(),
+                "tasks still running at the close deadline; stopping anyway"
+            );
+        }
+    }
+}
+
+impl ServerHandle {
+    /// Starts a graceful shutdown; [`Server::run`] returns when it is over.
+    pub fn shutdown(&self) {
+        self.state.shutdown.cancel();
+    }
+
+    /// Number of live topics (topics with at least one client).
+    pub fn topic_count(&self) -> usize {
+        self.state.hub.topic_count()
+    }
+
+    /// A stream of events from now on. A reader that falls more than a few thousand events
+    /// behind gets `RecvError::Lagged` with the number it missed; the server never waits for it.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.state.events.subscribe()
+    }
+}
+
+/// Serves one TCP connection's HTTP requests until it is upgraded, closed or shut down.
+async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    // Frames are flushed in batches already; Nagle would only add latency.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    let shutdown = state.shutdown.clone();
+    let close_deadline = state.options.close_deadline;
+    let handshake_timeout = state.options.handshake_timeout;
+    let service = service_fn(move |request| {
+        let response = respond(&state, request);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(handshake_timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => {
+            if let Err(error) = served {
+                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+            }
+        }
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _unfinished = tokio::time::timeout(close_deadline, connection).await;
+        }
+    }
+}
+
+/// Answers one HTTP request: refuses it, or registers the client with its topic and upgrades.
+fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<Body> {
+    let topic = request.uri().path().to_owned();
+    if !hyper_tungstenite::is_upgrade_request(&request) {
+        state.events.emit(
+            EventKind::UpgradeFailed,
+            &topic,
+            None,
+            Some(upgrade::NOT_A_WEBSOCKET.into()),
+        );
+        return upgrade::refusal(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
+    }
+    let identity = match upgrade::identify(&request) {
+        Ok(identity) => identity,
+        Err(refused) => {
+            let message = refused.to_string();
+            let response = upgrade::refusal(StatusCode::BAD_REQUEST, &message);
+            state
+                .events
+                .emit(EventKind::BadHeaders, &topic, None, Some(message));
+            return response;
+        }
+    };
+    let (response, websocket) =
+        match hyper_tungstenite::upgrade(&mut request, Some(state.websocket)) {
+            Ok(upgrade) => upgrade,
+            Err(error) => {
+                state.events.emit(
+                    EventKind::UpgradeFailed,
+                    &topic,
+                    None,
+                    Some(error.to_string()),
+                );
+                return upgrade::handshake_refusal(&error);
+            }
+        };
+    // Register before answering 101: whatever is published after the client sees the answer
+    // reaches it.
+    let (membership, attachment) = match identity.role {
+        Role::Publisher => {
+            let (membership, publisher) = state.hub.join_publisher(&topic);
+            (membership, Attachment::Publisher(publisher))
+        }
+        Role::Subscriber => {
+            let (membership, feed) = state.hub.join_subscriber(&topic);
+            (membership, Attachment::Subscriber(feed))
+        }
+    };
+    let connection = Connection {
+        id: client_id(&identity.name).into(),
+        topic: Arc::clone(membership.topic()),
+        options: Arc::clone(&state.options),
+        shutdown: state.shutdown.clone(),
+        events: state.events.clone(),
+    };
+    state
+        .tracker
+        .spawn(serve_client(websocket, connection, membership, attachment));
+    response
+}
+
+/// A client's link to its topic, by role.
+enum Attachment {
+    Publisher(TopicPublisher),
+    Subscriber(TopicFeed),
+}
+
+/// Completes the upgrade and runs the client's connection task to its end.
+async fn serve_client(
+    websocket: HyperWebsocket,
+    connection: Connection,
+    membership: Membership,
+    mut attachment: Attachment,
+) {
+    let Connection {
+        id, topic, events, ..
+    } = &connection;
+    let mut ws = match websocket.await {
+        Ok(ws) => ws,
+        Err(error) => {
+            events.emit(
+                EventKind::UpgradeFailed,
+                topic,
+                Some(id),
+                Some(error.to_string()),
+            );
+            return;
+        }
+    };
+    let (joined, left) = match attachment {
+        Attachment::Publisher(_) => (EventKind::PublisherJoined, EventKind::PublisherLeft),
+        Attachment::Subscriber(_) => (EventKind::SubscriberJoined, EventKind::SubscriberLeft),
+    };
+    events.emit(joined, topic, Some(id), None);
+    tracing::debug!(client = %id, %topic, "{joined}");
+    let ending = match &mut attachment {
+        Attachment::Publisher(publisher) => run_publisher(&mut ws, &connection, publisher).await,
+        Attachment::Subscriber(feed) => run_subscriber(&mut ws, &connection, feed).await,
+    };
+    // Leave the topic before reporting it, so that whoever sees the event sees the hub without us.
+    drop(attachment);
+    drop(membership);
+    tracing::debug!(client = %id, %topic, %ending, "{left}");
+    events.emit(left, topic, Some(id), Some(ending.to_string()));
+    connection::finish(ws, &ending, connection.options.close_deadline).await;
+}
+
+/// Exponential pause after failed accepts (for example when out of file descriptors).
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn next(&mut self) -> Duration {
+        let pause = Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::MAX);
+        self.failures = self.failures.saturating_add(1);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_up_to_a_second() {
+        let mut backoff = AcceptBackoff::default();
+        assert_eq!(backoff.next(), Duration::from_millis(5));
+        assert_eq!(backoff.next(), Duration::from_millis(10));
+        for _ in 0..20 {
+            backoff.next();
+        }
+        assert_eq!(backoff.next(), Duration::from_secs(1));
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,174 @@
+//! The HTTP side of a topic request: who the client is, and the answer to its upgrade.
+//!
+//! Every request either becomes a publisher or subscriber of its path, or is refused before
+//! the upgrade with a status and a one-line body that says what was expected.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_VERSION};
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use wspubsub_protocol::{
+    CLIENT_NAME_HEADER, CLIENT_NAME_QUERY, InvalidRole, ROLE_HEADER, ROLE_QUERY, Role,
+};
+
+/// The response body type of every answer the server gives.
+pub(crate) type Body = Full<Bytes>;
+
+/// Longest client name accepted; names end up in every log line about the client.
+pub(crate) const MAX_CLIENT_NAME_LEN: usize = 128;
+
+/// Who a request says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientIdentity {
+    pub(crate) role: Role,
+    pub(crate) name: String,
+}
+
+/// Why a request's identity was refused (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BadIdentity {
+    #[error(
+        "missing role: send header `pubsub: publisher` or `pubsub: subscriber` (or ?pubsub=...)"
+    )]
+    MissingRole,
+    #[error("{0}; send header `pubsub: publisher` or `pubsub: subscriber` (or ?pubsub=...)")]
+    InvalidRole(#[from] InvalidRole),
+    #[error("header `{0}` must be visible ASCII")]
+    NotText(&'static str),
+    #[error("client name longer than {MAX_CLIENT_NAME_LEN} bytes")]
+    NameTooLong,
+}
+
+/// Reads the role and client name from the headers, falling back to the query string; the
+/// header wins when both are given.
+pub(crate) fn identify<B>(request: &Request<B>) -> Result<ClientIdentity, BadIdentity> {
+    let query = request.uri().query().unwrap_or("");
+    let role = match header_text(request.headers(), ROLE_HEADER)? {
+        Some(value) => value.parse::<Role>()?,
+        None => match query_value(query, ROLE_QUERY) {
+            Some(value) => value.parse::<Role>()?,
+            None => return Err(BadIdentity::MissingRole),
+        },
+    };
+    let name = match header_text(request.headers(), CLIENT_NAME_HEADER)? {
+        Some(name) => name.to_owned(),
+        None => query_value(query, CLIENT_NAME_QUERY).unwrap_or_default(),
+    };
+    if name.len() > MAX_CLIENT_NAME_LEN {
+        return Err(BadIdentity::NameTooLong);
+    }
+    Ok(ClientIdentity { role, name })
+}
+
+fn header_text<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, BadIdentity> {
+    headers
+        .get(name)
+        .map(|value| value.to_str().map_err(|_| BadIdentity::NotText(name)))
+        .transpose()
+}
+
+fn query_value(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// A refusal with a one-line plain-text body.
+pub(crate) fn refusal(status: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The answer to an upgrade request that is not a valid WebSocket handshake.
+pub(crate) fn handshake_refusal(
+    error: &hyper_tungstenite::tungstenite::error::ProtocolError,
+) -> Response<Body> {
+    use hyper_tungstenite::tungstenite::error::ProtocolError;
+    match error {
+        ProtocolError::MissingSecWebSocketVersionHeader => {
+            let mut response = refusal(
+                StatusCode::UPGRADE_REQUIRED,
+                "unsupported WebSocket version: this server speaks Sec-WebSocket-Version 13",
+            );
+            response
+                .headers_mut()
+                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            response
+        }
+        other => refusal(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid WebSocket handshake: {other}"),
+        ),
+    }
+}
+
+/// The body of the answer to a plain HTTP request (no upgrade).
+pub(crate) const NOT_A_WEBSOCKET: &str = "expected a WebSocket upgrade: every path is a topic; connect with header `pubsub: publisher` or `pubsub: subscriber`";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("valid request")
+    }
+
+    #[test]
+    fn role_from_header_or_query_header_wins() {
+        let by_header = request("/t", &[("PubSub", "publisher")]);
+        assert_eq!(identify(&by_header).map(|c| c.role), Ok(Role::Publisher));
+        let by_query = request("/t?pubsub=subscriber&name=web", &[]);
+        assert_eq!(
+            identify(&by_query),
+            Ok(ClientIdentity {
+                role: Role::Subscriber,
+                name: "web".into()
+            })
+        );
+        let both = request("/t?pubsub=subscriber", &[("pubsub", "publisher")]);
+        assert_eq!(identify(&both).map(|c| c.role), Ok(Role::Publisher));
+    }
+
+    #[test]
+    fn bad_or_missing_role_is_refused() {
+        assert_eq!(identify(&request("/t", &[])), Err(BadIdentity::MissingRole));
+        let wrong = request("/t?pubsub=subscriber", &[("pubsub", "admin")]);
+        assert!(matches!(identify(&wrong), Err(BadIdentity::InvalidRole(_))));
+        let long_name = "n".repeat(MAX_CLIENT_NAME_LEN + 1);
+        let named = request(
+            "/t",
+            &[("pubsub", "subscriber"), ("pubsub-client-name", &long_name)],
+        );
+        assert_eq!(identify(&named), Err(BadIdentity::NameTooLong));
+    }
+
+    #[test]
+    fn name_header_beats_query_and_query_is_decoded() {
+        let both = request(
+            "/t?name=q",
+            &[("pubsub", "publisher"), ("pubsub-client-name", "h")],
+        );
+        assert_eq!(identify(&both).map(|c| c.name), Ok("h".into()));
+        let encoded = request("/t?pubsub=publisher&name=a%20b", &[]);
+        assert_eq!(identify(&encoded).map(|c| c.name), Ok("a b".into()));
+    }
+
+    #[test]
+    fn refusals_are_one_line() {
+        let response = refusal(StatusCode::BAD_REQUEST, "nope");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(NOT_A_WEBSOCKET.lines().count() == 1);
+    }
+}
