@@ -1,0 +1,189 @@
+//! Test helpers shared by the workspace's integration tests: a real server on a free
+//! loopback port ([`TestServer`]), raw protocol clients built on tokio-tungstenite (so tests
+//! see exactly what goes over the wire), and waits that are always bounded by [`TIMEOUT`].
+//!
+//! Every helper panics with a clear message when its expectation fails: they are for tests.
+#![allow(clippy::panic, clippy::expect_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wspubsub_protocol::{CLIENT_NAME_HEADER, ROLE_HEADER, Role};
+use wspubsub_server::{Event, Options, Server, ServerHandle};
+
+/// The bound on every wait in a test: generous, so a loaded machine does not fail a test,
+/// yet finite, so a hang fails instead of stalling CI.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A raw client socket, as tokio-tungstenite connects it.
+pub type RawClient = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A wspubsub server running on 127.0.0.1 with a free port; shut down when dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    run: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with `options` on 127.0.0.1, port 0.
+    pub async fn start(options: Options) -> TestServer {
+        let server = Server::bind("127.0.0.1:0", options)
+            .await
+            .expect("bind a test server");
+        let addr = server.local_addr().expect("test server address");
+        let handle = server.handle();
+        let run = tokio::spawn(server.run());
+        TestServer {
+            addr,
+            handle,
+            run: Some(run),
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `ws://` URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// The server's handle (topic count, events, shutdown).
+    pub fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
+
+    /// Shuts the server down and waits until `run` has returned.
+    pub async fn stop(mut self) {
+        self.handle.shutdown();
+        if let Some(run) = self.run.take() {
+            within(TIMEOUT, run).await.expect("server task panicked");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+/// Connects a raw client to `url` in `role`, optionally named.
+pub async fn connect(url: &str, role: Role, name: Option<&str>) -> RawClient {
+    try_connect(url, role, name)
+        .await
+        .expect("connect to the test server")
+}
+
+/// Like [`connect`], but returns the handshake error instead of panicking.
+pub async fn try_connect(url: &str, role: Role, name: Option<&str>) -> Result<RawClient, WsError> {
+    let mut request = url.into_client_request()?;
+    let headers = request.headers_mut();
+    headers.insert(ROLE_HEADER, HeaderValue::from_static(role.as_str()));
+    if let Some(name) = name {
+        headers.insert(
+            CLIENT_NAME_HEADER,
+            HeaderValue::from_str(name).expect("ASCII name"),
+        );
+    }
+    let (client, _response) = within(TIMEOUT, tokio_tungstenite::connect_async(request)).await?;
+    Ok(client)
+}
+
+/// Sends one binary message.
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut WebSocketStream<S>,
+    message: impl Into<Bytes>,
+) {
+    within(TIMEOUT, client.send(Message::Binary(message.into())))
+        .await
+        .expect("send a message");
+}
+
+/// The next binary message, skipping control frames; panics on anything else.
+pub async fn next_binary<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut WebSocketStream<S>,
+) -> Bytes {
+    loop {
+        match within(TIMEOUT, client.next()).await {
+            Some(Ok(Message::Binary(message))) => return message,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server's close frame, answers it, and returns its code and reason with
+/// the binary messages read on the way.
+pub async fn read_until_close<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut WebSocketStream<S>,
+) -> (Vec<Bytes>, Option<(u16, String)>) {
+    let mut messages = Vec::new();
+    loop {
+        match within(TIMEOUT, client.next()).await {
+            Some(Ok(Message::Binary(message))) => messages.push(message),
+            Some(Ok(Message::Close(frame))) => {
+                let close = frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
+                // Reading on sends our echo of the close, which completes the handshake.
+                let _ = tokio::time::timeout(TIMEOUT, client.next()).await;
+                return (messages, close);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => panic!("connection failed before a close frame: {error}"),
+            None => panic!("connection ended without a close frame"),
+        }
+    }
+}
+
+/// Reads until the close frame and returns its code, failing on data in between.
+pub async fn expect_close<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut WebSocketStream<S>,
+) -> u16 {
+    let (messages, close) = read_until_close(client).await;
+    assert!(
+        messages.is_empty(),
+        "unexpected messages before the close: {}",
+        messages.len()
+    );
+    close.expect("a close frame with a code").0
+}
+
+/// Waits for the first event that matches `wanted`, skipping others.
+pub async fn wait_for_event(
+    events: &mut broadcast::Receiver<Event>,
+    wanted: impl Fn(&Event) -> bool,
+) -> Event {
+    within(TIMEOUT, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if wanted(&event) => return event,
+                Ok(_) => {}
+                Err(error) => panic!("event stream failed: {error}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Awaits `future`, panicking if it takes longer than `limit`.
+pub async fn within<F: Future>(limit: Duration, future: F) -> F::Output {
+    match tokio::time::timeout(limit, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {limit:?}"),
+    }
+}
