@@ -1,0 +1,44 @@
+//! `wspubsub`: the command line of the wspubsub server.
+//!
+//! `wspubsub serve` (also what runs with no subcommand) starts the server; every flag has an
+//! environment fallback (`PUBSUB_*`), so that containers can be configured without a shell.
+
+mod logging;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// An in-memory WebSocket publish/subscribe server: every URL path is a topic.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wspubsub",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `serve`'s flags, for when no subcommand is given.
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::init();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve::run(args))
+}

@@ -1,0 +1,177 @@
+//! `wspubsub serve`: flags and environment to [`Options`], the server's life from bind to
+//! graceful stop, and one info log line per event.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bytesize::ByteSize;
+use clap::Args;
+use tokio::sync::broadcast::error::RecvError;
+use wspubsub_server::{Event, Options, Server, ServerHandle};
+
+/// Flags of `wspubsub serve`; each falls back to the environment variable it names.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. `:8080` (Go style) means every interface.
+    #[arg(long, env = "PUBSUB_ADDR", default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Close a peer not heard from (no pong, no frame) within this time; pings go out at 0.7x.
+    #[arg(long, env = "PUBSUB_PONG_DEADLINE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pong_deadline: Duration,
+    /// Close a subscriber as slow (4000) when one batch of writes takes longer than this.
+    #[arg(long, env = "PUBSUB_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    write_timeout: Duration,
+    /// How long a close handshake, and the whole graceful shutdown, may take.
+    #[arg(long, env = "PUBSUB_CLOSE_DEADLINE", default_value = "5s", value_parser = humantime::parse_duration)]
+    close_deadline: Duration,
+    /// Largest message a client may send (`1MiB`, `65536`); larger ones are closed with 1009.
+    #[arg(long, env = "PUBSUB_MAX_MESSAGE_SIZE", default_value = "1MiB")]
+    max_message_size: ByteSize,
+    /// Most messages a subscriber may have pending before it is closed as slow (4000).
+    #[arg(long, env = "PUBSUB_SUBSCRIBER_QUEUE", default_value_t = wspubsub_server::DEFAULT_SUBSCRIBER_QUEUE_MESSAGES)]
+    subscriber_queue: usize,
+    /// Most bytes a subscriber may have pending before it is closed as slow (4000).
+    #[arg(long, env = "PUBSUB_SUBSCRIBER_QUEUE_BYTES", default_value = "64MiB")]
+    subscriber_queue_bytes: ByteSize,
+    /// Messages a topic queues from its publishers before they are pushed back.
+    #[arg(long, env = "PUBSUB_TOPIC_QUEUE", default_value_t = wspubsub_server::DEFAULT_TOPIC_QUEUE)]
+    topic_queue: usize,
+    /// Time a client has to send its complete HTTP upgrade request.
+    #[arg(long, env = "PUBSUB_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// The listen address, with Go's `:port` shorthand expanded.
+    fn listen_addr(&self) -> String {
+        match self.addr.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => self.addr.clone(),
+        }
+    }
+
+    fn options(&self) -> anyhow::Result<Options> {
+        let bytes = |size: ByteSize, name: &str| {
+            usize::try_from(size.as_u64())
+                .with_context(|| format!("--{name} is too large for this machine"))
+        };
+        Ok(Options {
+            pong_deadline: self.pong_deadline,
+            write_timeout: self.write_timeout,
+            close_deadline: self.close_deadline,
+            max_message_size: bytes(self.max_message_size, "max-message-size")?,
+            subscriber_queue_messages: self.subscriber_queue,
+            subscriber_queue_bytes: bytes(self.subscriber_queue_bytes, "subscriber-queue-bytes")?,
+            topic_queue: self.topic_queue,
+            handshake_timeout: self.handshake_timeout,
+        })
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then stops it gracefully.
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let options = args.options()?;
+    let addr = args.listen_addr();
+    let server = Server::bind(addr.as_str(), options)
+        .await
+        .with_context(|| format!("cannot start on {addr}"))?;
+    let local = server.local_addr().context("listen address")?;
+    let handle = server.handle();
+    tokio::spawn(log_events(handle.clone()));
+    tokio::spawn(stop_on_signal(handle));
+    tracing::info!(addr = %local, "wspubsub listening; every URL path is a topic");
+    server.run().await;
+    tracing::info!("wspubsub stopped");
+    Ok(())
+}
+
+/// Shuts the server down on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_on_signal(handle: ServerHandle) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+    handle.shutdown();
+}
+
+/// Writes one info line per server event.
+async fn log_events(handle: ServerHandle) {
+    let mut events = handle.events();
+    loop {
+        match events.recv().await {
+            Ok(event) => log_event(&event),
+            Err(RecvError::Lagged(missed)) => tracing::warn!(missed, "event log fell behind"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+fn log_event(event: &Event) {
+    let client = event.client_id.as_deref().unwrap_or("-");
+    let detail = event.detail.as_deref().unwrap_or("");
+    tracing::info!(event = %event.kind, topic = %event.topic, client, detail);
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn defaults_match_the_library_defaults() {
+        let args = Wrapper::try_parse_from(["wspubsub"])
+            .expect("defaults parse")
+            .serve;
+        let options = args.options().expect("valid");
+        let defaults = Options::default();
+        assert_eq!(options, defaults);
+        assert_eq!(args.listen_addr(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn durations_sizes_and_go_style_addresses_parse() {
+        let args = Wrapper::try_parse_from([
+            "wspubsub",
+            "--addr",
+            ":9000",
+            "--pong-deadline",
+            "250ms",
+            "--max-message-size",
+            "64KiB",
+        ])
+        .expect("parse")
+        .serve;
+        assert_eq!(args.listen_addr(), "0.0.0.0:9000");
+        let options = args.options().expect("valid");
+        assert_eq!(options.pong_deadline, Duration::from_millis(250));
+        assert_eq!(options.max_message_size, 64 * 1024);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(Wrapper::try_parse_from(["wspubsub", "--write-timeout", "soon"]).is_err());
+        assert!(Wrapper::try_parse_from(["wspubsub", "--max-message-size", "lots"]).is_err());
+    }
+}
