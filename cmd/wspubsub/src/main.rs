@@ -42,3 +42,34 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(serve::run(args))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use wspubsub_server::protocol::CloseCode;
+
+    use super::Cli;
+
+    /// The README's tables are the user's reference: they must name every flag, its
+    /// environment variable, and every close code.
+    #[test]
+    fn readme_documents_every_flag_and_close_code() {
+        let readme = include_str!("../../../README.md");
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").expect("serve subcommand");
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" {
+                continue;
+            }
+            assert!(readme.contains(&format!("`--{long}`")), "README lacks --{long}");
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(readme.contains(&format!("`{env}`")), "README lacks {env}");
+            }
+        }
+        for code in CloseCode::ALL {
+            assert!(readme.contains(&format!("| `{}` |", code.code())), "README lacks close code {code}");
+        }
+    }
+}
