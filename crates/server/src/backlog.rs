@@ -1,34 +1,43 @@
 //! A topic's backlog: the bounded window of recent messages that its subscribers read from.
 //!
-//! The topic actor is the backlog's only writer, so every subscriber sees one order. Each
-//! subscriber keeps its own cursor (a sequence number) into it; the backlog is shared, so a
-//! message is stored once however many subscribers the topic has, and a subscriber's pending
-//! queue is exactly the span between its cursor and the head. When the backlog's message or
-//! byte bound forces out a message a subscriber has not read yet, that subscriber has fallen
-//! too far behind: it learns so ([`Lagged`]) and is closed, never silently skipped.
+//! The topic actor is the backlog's only writer, so every subscriber sees one order. Messages
+//! are stored encoded, as [`Chunk`]s of frames, once however many subscribers the topic has.
+//! Each subscriber keeps its own [`Cursor`]; its pending queue is exactly the span between its
+//! cursor and the head. When the message or byte bound forces out a chunk a subscriber has not
+//! read yet, that subscriber has fallen too far behind: it learns so ([`Lagged`]) and is
+//! closed, never silently skipped.
 //!
 //! This window is also where history and replay can live later.
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use crate::frames::{Chunk, FrameQueue};
 
 /// The bounded window of a topic's most recent messages.
 #[derive(Debug)]
 pub(crate) struct Backlog {
-    /// The messages, oldest first.
-    messages: VecDeque<Bytes>,
-    /// Sequence number of `messages[0]`.
-    first_seq: u64,
-    /// Sum of the lengths of `messages`.
+    /// The chunks, oldest first.
+    chunks: VecDeque<Chunk>,
+    /// Position of `chunks[0]`.
+    first: Cursor,
+    /// Messages in `chunks`.
+    messages: usize,
+    /// Bytes in `chunks`.
     bytes: usize,
     /// Most messages kept.
     max_messages: usize,
-    /// Most bytes kept (the newest message is always kept, whatever its size).
+    /// Most bytes kept (the newest chunk is always kept, whatever its size).
     max_bytes: usize,
 }
 
-/// A subscriber's cursor pointed at a message the backlog has already dropped.
+/// A position in a backlog: which chunk comes next, and how many messages came before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Cursor {
+    chunk: u64,
+    message: u64,
+}
+
+/// A subscriber's cursor pointed at a chunk the backlog has already dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lagged {
     /// How many messages the subscriber would have missed.
@@ -38,56 +47,64 @@ pub(crate) struct Lagged {
 impl Backlog {
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
         Backlog {
-            messages: VecDeque::new(),
-            first_seq: 0,
+            chunks: VecDeque::new(),
+            first: Cursor::default(),
+            messages: 0,
             bytes: 0,
             max_messages: max_messages.max(1),
             max_bytes,
         }
     }
 
-    /// The sequence number the next message will get; a new subscriber starts here.
-    pub(crate) fn head(&self) -> u64 {
-        self.first_seq + self.messages.len() as u64
+    /// The position after the newest chunk; a new subscriber starts here.
+    pub(crate) fn head(&self) -> Cursor {
+        Cursor {
+            chunk: self.first.chunk + self.chunks.len() as u64,
+            message: self.first.message + self.messages as u64,
+        }
     }
 
-    /// Appends a message, dropping the oldest ones past the bounds.
-    pub(crate) fn push(&mut self, message: Bytes) {
-        self.bytes += message.len();
-        self.messages.push_back(message);
-        while self.messages.len() > self.max_messages
-            || (self.bytes > self.max_bytes && self.messages.len() > 1)
+    /// Appends a chunk, dropping the oldest ones past the bounds.
+    pub(crate) fn push(&mut self, chunk: Chunk) {
+        self.messages += chunk.messages as usize;
+        self.bytes += chunk.frames.len();
+        self.chunks.push_back(chunk);
+        while self.chunks.len() > 1
+            && (self.messages > self.max_messages || self.bytes > self.max_bytes)
         {
-            if let Some(oldest) = self.messages.pop_front() {
-                self.bytes -= oldest.len();
-                self.first_seq += 1;
+            if let Some(oldest) = self.chunks.pop_front() {
+                self.messages -= oldest.messages as usize;
+                self.bytes -= oldest.frames.len();
+                self.first.chunk += 1;
+                self.first.message += u64::from(oldest.messages);
             }
         }
     }
 
-    /// Copies (by reference) the messages from `cursor` on into `out`, stopping once `out`
-    /// holds at least `batch_bytes` bytes, and returns the cursor after them.
+    /// Queues (by reference) the chunks from `cursor` on into `out`, stopping once about
+    /// `batch_bytes` are queued, and returns the cursor after them.
     pub(crate) fn read_from(
         &self,
-        cursor: u64,
-        out: &mut Vec<Bytes>,
+        cursor: Cursor,
+        out: &mut FrameQueue,
         batch_bytes: usize,
-    ) -> Result<u64, Lagged> {
-        if cursor < self.first_seq {
+    ) -> Result<Cursor, Lagged> {
+        if cursor.chunk < self.first.chunk {
             return Err(Lagged {
-                missed: self.first_seq - cursor,
+                missed: self.first.message - cursor.message,
             });
         }
-        let start = usize::try_from(cursor - self.first_seq).unwrap_or(usize::MAX);
-        let mut taken_bytes = 0;
+        let start = usize::try_from(cursor.chunk - self.first.chunk).unwrap_or(usize::MAX);
         let mut next = cursor;
-        for message in self.messages.iter().skip(start) {
-            if taken_bytes >= batch_bytes {
+        let mut taken = 0;
+        for chunk in self.chunks.iter().skip(start) {
+            if taken >= batch_bytes {
                 break;
             }
-            taken_bytes += message.len();
-            out.push(message.clone());
-            next += 1;
+            taken += chunk.frames.len();
+            out.push(chunk.frames.clone());
+            next.chunk += 1;
+            next.message += u64::from(chunk.messages);
         }
         Ok(next)
     }
@@ -95,79 +112,98 @@ impl Backlog {
 
 #[cfg(test)]
 mod tests {
+    use bytes::{Buf, Bytes};
+
     use super::*;
 
-    fn message(n: u8, len: usize) -> Bytes {
-        Bytes::from(vec![n; len])
+    fn chunk(messages: u32, len: usize) -> Chunk {
+        Chunk {
+            frames: Bytes::from(vec![messages as u8; len]),
+            messages,
+        }
+    }
+
+    fn read_all(backlog: &Backlog, cursor: Cursor) -> Result<(Vec<u8>, Cursor), Lagged> {
+        let mut out = FrameQueue::default();
+        let next = backlog.read_from(cursor, &mut out, usize::MAX)?;
+        Ok((out.copy_to_bytes(out.remaining()).to_vec(), next))
     }
 
     #[test]
-    fn readers_see_every_message_in_order() {
+    fn readers_see_every_chunk_in_order() {
         let mut backlog = Backlog::new(100, 1 << 20);
         let start = backlog.head();
-        for n in 0..10 {
-            backlog.push(message(n, 3));
+        for n in 1..=3 {
+            backlog.push(chunk(n, 2));
         }
-        let mut out = Vec::new();
-        let next = backlog
-            .read_from(start, &mut out, usize::MAX)
-            .expect("not lagged");
+        let (bytes, next) = read_all(&backlog, start).expect("not lagged");
+        assert_eq!(bytes, vec![1, 1, 2, 2, 3, 3]);
         assert_eq!(next, backlog.head());
-        let firsts: Vec<u8> = out.iter().map(|m| m[0]).collect();
-        assert_eq!(firsts, (0..10).collect::<Vec<u8>>());
+        assert_eq!(next.message, 6);
     }
 
     #[test]
     fn batches_stop_after_the_byte_budget() {
         let mut backlog = Backlog::new(100, 1 << 20);
-        for n in 0..10 {
-            backlog.push(message(n, 100));
+        for _ in 0..10 {
+            backlog.push(chunk(1, 100));
         }
-        let mut out = Vec::new();
-        let next = backlog.read_from(0, &mut out, 250).expect("not lagged");
-        assert_eq!(out.len(), 3, "stops once the budget is reached, not before");
-        let mut rest = Vec::new();
-        assert_eq!(backlog.read_from(next, &mut rest, usize::MAX), Ok(10));
-        assert_eq!(rest.len(), 7);
-    }
-
-    #[test]
-    fn message_bound_drops_oldest_and_reports_lag() {
-        let mut backlog = Backlog::new(4, 1 << 20);
-        for n in 0..6 {
-            backlog.push(message(n, 1));
-        }
-        let mut out = Vec::new();
+        let mut out = FrameQueue::default();
+        let next = backlog
+            .read_from(Cursor::default(), &mut out, 250)
+            .expect("not lagged");
         assert_eq!(
-            backlog.read_from(0, &mut out, usize::MAX),
-            Err(Lagged { missed: 2 })
+            out.remaining(),
+            300,
+            "stops once the budget is reached, not before"
         );
-        assert!(out.is_empty());
-        assert_eq!(backlog.read_from(2, &mut out, usize::MAX), Ok(6));
-        assert_eq!(out.len(), 4);
+        let (rest, end) = read_all(&backlog, next).expect("not lagged");
+        assert_eq!(rest.len(), 700);
+        assert_eq!(end, backlog.head());
     }
 
     #[test]
-    fn byte_bound_keeps_at_least_the_newest_message() {
+    fn message_bound_drops_oldest_and_reports_lag_in_messages() {
+        let mut backlog = Backlog::new(4, 1 << 20);
+        let start = backlog.head();
+        backlog.push(chunk(2, 1));
+        let after_first = backlog.head();
+        backlog.push(chunk(2, 1));
+        backlog.push(chunk(1, 1));
+        assert_eq!(read_all(&backlog, start), Err(Lagged { missed: 2 }));
+        let (bytes, _) = read_all(&backlog, after_first).expect("still there");
+        assert_eq!(bytes, vec![2, 1]);
+    }
+
+    #[test]
+    fn byte_bound_keeps_at_least_the_newest_chunk() {
         let mut backlog = Backlog::new(100, 10);
-        backlog.push(message(1, 6));
-        backlog.push(message(2, 6));
-        let mut out = Vec::new();
+        backlog.push(chunk(1, 6));
+        let second = backlog.head();
+        backlog.push(chunk(1, 6));
         assert_eq!(
-            backlog.read_from(0, &mut out, usize::MAX),
+            read_all(&backlog, Cursor::default()),
             Err(Lagged { missed: 1 })
         );
-        backlog.push(message(3, 50));
-        assert_eq!(backlog.read_from(2, &mut out, usize::MAX), Ok(3));
-        assert_eq!(out, vec![message(3, 50)]);
+        backlog.push(chunk(1, 50));
+        assert_eq!(read_all(&backlog, second), Err(Lagged { missed: 1 }));
+        let (bytes, _) = read_all(
+            &backlog,
+            Cursor {
+                chunk: 2,
+                message: 2,
+            },
+        )
+        .expect("newest kept");
+        assert_eq!(bytes.len(), 50);
     }
 
     #[test]
     fn caught_up_reader_gets_nothing() {
         let mut backlog = Backlog::new(4, 100);
-        backlog.push(message(1, 1));
-        let mut out = Vec::new();
-        assert_eq!(backlog.read_from(1, &mut out, usize::MAX), Ok(1));
-        assert!(out.is_empty());
+        backlog.push(chunk(1, 1));
+        let (bytes, next) = read_all(&backlog, backlog.head()).expect("not lagged");
+        assert!(bytes.is_empty());
+        assert_eq!(next, backlog.head());
     }
 }

@@ -35,6 +35,7 @@
 mod backlog;
 mod connection;
 mod event;
+mod frames;
 mod hub;
 mod options;
 mod server;

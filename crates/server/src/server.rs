@@ -13,29 +13,34 @@ use std::time::Duration;
 use hyper::body::Incoming as IncomingBody;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
-use hyper_tungstenite::HyperWebsocket;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::broadcast;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wspubsub_protocol::{Role, client_id};
 
-use crate::connection::{self, Connection, run_publisher, run_subscriber};
+use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::event::{Event, EventKind, EventSink};
 use crate::hub::{Hub, Membership};
 use crate::options::{InvalidOption, Options};
 use crate::topic::{TopicFeed, TopicPublisher};
 use crate::upgrade::{self, Body};
 
-/// Bytes of a connection's eagerly allocated read buffer: small, so idle connections are
-/// cheap; tungstenite grows its message buffer when a larger frame arrives.
+/// Bytes of a publisher's eagerly allocated read buffer; tungstenite grows its message buffer
+/// when a larger frame arrives.
 const READ_BUFFER_SIZE: usize = 4096;
 
-/// Bytes buffered before tungstenite writes to the socket during a batch.
-const WRITE_BUFFER_SIZE: usize = 64 << 10;
+/// A subscriber only sends control frames: a tiny read buffer keeps idle subscribers cheap.
+const SUBSCRIBER_READ_BUFFER_SIZE: usize = 128;
+
+/// Bytes tungstenite buffers before writing to the socket (pings and close frames only: data
+/// frames bypass it).
+const WRITE_BUFFER_SIZE: usize = 4096;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +210,7 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
 /// Answers one HTTP request: refuses it, or registers the client with its topic and upgrades.
 fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<Body> {
     let topic = request.uri().path().to_owned();
-    if !hyper_tungstenite::is_upgrade_request(&request) {
+    if !upgrade::is_websocket_request(&request) {
         state.events.emit(
             EventKind::UpgradeFailed,
             &topic,
@@ -225,19 +230,16 @@ fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<B
             return response;
         }
     };
-    let (response, websocket) =
-        match hyper_tungstenite::upgrade(&mut request, Some(state.websocket)) {
-            Ok(upgrade) => upgrade,
-            Err(error) => {
-                state.events.emit(
-                    EventKind::UpgradeFailed,
-                    &topic,
-                    None,
-                    Some(error.to_string()),
-                );
-                return upgrade::handshake_refusal(&error);
-            }
-        };
+    let (response, websocket) = match upgrade::accept(&mut request) {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            let detail = Some(error.to_string());
+            state
+                .events
+                .emit(EventKind::UpgradeFailed, &topic, None, detail);
+            return upgrade::handshake_refusal(&error);
+        }
+    };
     // Register before answering 101: whatever is published after the client sees the answer
     // reaches it.
     let (membership, attachment) = match identity.role {
@@ -257,9 +259,14 @@ fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<B
         shutdown: state.shutdown.clone(),
         events: state.events.clone(),
     };
-    state
-        .tracker
-        .spawn(serve_client(websocket, connection, membership, attachment));
+    let config = match identity.role {
+        Role::Publisher => state.websocket,
+        Role::Subscriber => state
+            .websocket
+            .read_buffer_size(SUBSCRIBER_READ_BUFFER_SIZE),
+    };
+    let client = serve_client(websocket, config, connection, membership, attachment);
+    state.tracker.spawn(client);
     response
 }
 
@@ -271,16 +278,21 @@ enum Attachment {
 
 /// Completes the upgrade and runs the client's connection task to its end.
 async fn serve_client(
-    websocket: HyperWebsocket,
+    websocket: OnUpgrade,
+    config: WebSocketConfig,
     connection: Connection,
     membership: Membership,
-    mut attachment: Attachment,
+    attachment: Attachment,
 ) {
     let Connection {
-        id, topic, events, ..
+        id,
+        topic,
+        events,
+        options,
+        ..
     } = &connection;
-    let mut ws = match websocket.await {
-        Ok(ws) => ws,
+    let io = match websocket.await {
+        Ok(upgraded) => TokioIo::new(upgraded),
         Err(error) => {
             events.emit(
                 EventKind::UpgradeFailed,
@@ -291,22 +303,52 @@ async fn serve_client(
             return;
         }
     };
-    let (joined, left) = match attachment {
-        Attachment::Publisher(_) => (EventKind::PublisherJoined, EventKind::PublisherLeft),
-        Attachment::Subscriber(_) => (EventKind::SubscriberJoined, EventKind::SubscriberLeft),
-    };
-    events.emit(joined, topic, Some(id), None);
-    tracing::debug!(client = %id, %topic, "{joined}");
-    let ending = match &mut attachment {
-        Attachment::Publisher(publisher) => run_publisher(&mut ws, &connection, publisher).await,
-        Attachment::Subscriber(feed) => run_subscriber(&mut ws, &connection, feed).await,
-    };
-    // Leave the topic before reporting it, so that whoever sees the event sees the hub without us.
-    drop(attachment);
+    match attachment {
+        Attachment::Publisher(publisher) => {
+            let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
+            let left = joined(&connection, EventKind::PublisherJoined);
+            let ending = run_publisher(&mut ws, &connection, &publisher).await;
+            drop(publisher);
+            depart(&connection, membership, left, &ending);
+            connection::finish(&mut ws, &ending, options.close_deadline).await;
+        }
+        Attachment::Subscriber(mut feed) => {
+            let mut socket = SubscriberSocket::new(io, config).await;
+            let left = joined(&connection, EventKind::SubscriberJoined);
+            let ending = run_subscriber(&mut socket, &connection, &mut feed).await;
+            drop(feed);
+            depart(&connection, membership, left, &ending);
+            connection::finish(&mut socket, &ending, options.close_deadline).await;
+        }
+    }
+}
+
+/// Reports a join; returns the kind of the matching departure.
+fn joined(connection: &Connection, kind: EventKind) -> EventKind {
+    let Connection {
+        id, topic, events, ..
+    } = connection;
+    events.emit(kind, topic, Some(id), None);
+    tracing::debug!(client = %id, %topic, "{kind}");
+    match kind {
+        EventKind::PublisherJoined => EventKind::PublisherLeft,
+        _ => EventKind::SubscriberLeft,
+    }
+}
+
+/// Leaves the topic, then reports it, so that whoever sees the event sees the hub without us.
+fn depart(
+    connection: &Connection,
+    membership: Membership,
+    kind: EventKind,
+    ending: &connection::Ending,
+) {
     drop(membership);
-    tracing::debug!(client = %id, %topic, %ending, "{left}");
-    events.emit(left, topic, Some(id), Some(ending.to_string()));
-    connection::finish(ws, &ending, connection.options.close_deadline).await;
+    let Connection {
+        id, topic, events, ..
+    } = connection;
+    tracing::debug!(client = %id, %topic, %ending, "{kind}");
+    events.emit(kind, topic, Some(id), Some(ending.to_string()));
 }
 
 /// Exponential pause after failed accepts (for example when out of file descriptors).

@@ -1,8 +1,9 @@
 //! The topic actor: one task per topic, the single owner of the topic's message order.
 //!
 //! Publishers hand messages to the actor over a bounded queue (so they are pushed back when
-//! it is full); the actor appends them to the topic's [`Backlog`] and wakes the subscribers,
-//! each of which reads the backlog from its own cursor. The actor never waits on a
+//! it is full); the actor encodes each batch of them once into frames, appends those to the
+//! topic's [`Backlog`] and wakes the subscribers, each of which reads the backlog from its own
+//! cursor. The actor never waits on a
 //! subscriber, so a stalled subscriber cannot stall the topic.
 
 use std::sync::Arc;
@@ -11,12 +12,17 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::backlog::{Backlog, Lagged};
+use crate::backlog::{Backlog, Cursor, Lagged};
+use crate::frames::{Chunk, ChunkBuilder, FrameQueue};
 use crate::options::Options;
 
 /// Most messages the actor moves into the backlog per wake-up; batching keeps the wake-ups
 /// of subscribers (one per batch, not per message) cheap under load.
 const ACTOR_BATCH: usize = 256;
+
+/// Target size of one encoded chunk: large enough that a burst of small messages travels as
+/// one buffer, small enough that a chunk is a modest unit of backlog accounting.
+const CHUNK_BYTES: usize = 64 << 10;
 
 /// The hub's handle to a running topic actor. The actor ends once this handle and every
 /// [`TopicPublisher`] are dropped.
@@ -59,8 +65,15 @@ impl Topic {
 async fn run(name: Arc<str>, mut inbound: mpsc::Receiver<Bytes>, backlog: watch::Sender<Backlog>) {
     tracing::debug!(topic = %name, "topic started");
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut builder = ChunkBuilder::new(CHUNK_BYTES);
     while inbound.recv_many(&mut batch, ACTOR_BATCH).await > 0 {
-        backlog.send_modify(|backlog| batch.drain(..).for_each(|message| backlog.push(message)));
+        // Encode outside the backlog's lock; subscribers only wait for the appends.
+        for message in batch.drain(..) {
+            chunks.extend(builder.push(&message));
+        }
+        chunks.extend(builder.finish());
+        backlog.send_modify(|backlog| chunks.drain(..).for_each(|chunk| backlog.push(chunk)));
     }
     tracing::debug!(topic = %name, "topic ended");
 }
@@ -87,20 +100,20 @@ impl TopicPublisher {
 #[derive(Debug)]
 pub(crate) struct TopicFeed {
     backlog: watch::Receiver<Backlog>,
-    cursor: u64,
+    cursor: Cursor,
 }
 
 impl TopicFeed {
-    /// Moves (by reference) the next pending messages, about `batch_bytes` of them, into
+    /// Queues (by reference) the next pending frames, about `batch_bytes` of them, into
     /// `out`; says whether more are pending after them.
     pub(crate) fn next_batch(
         &mut self,
-        out: &mut Vec<Bytes>,
+        out: &mut FrameQueue,
         batch_bytes: usize,
     ) -> Result<bool, Lagged> {
         let backlog = self.backlog.borrow_and_update();
         self.cursor = backlog.read_from(self.cursor, out, batch_bytes)?;
-        Ok(self.cursor < backlog.head())
+        Ok(self.cursor != backlog.head())
     }
 
     /// Waits until the topic has appended messages since the last [`Self::next_batch`].
@@ -111,7 +124,28 @@ impl TopicFeed {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Buf;
+
     use super::*;
+
+    /// Reads everything pending, waiting until at least `wanted` bytes of frames arrived.
+    async fn read_frames(feed: &mut TopicFeed, wanted: usize) -> Vec<u8> {
+        let mut out = FrameQueue::default();
+        while out.remaining() < wanted {
+            if !feed.next_batch(&mut out, usize::MAX).expect("not lagged")
+                && out.remaining() < wanted
+            {
+                feed.changed().await.expect("topic alive");
+            }
+        }
+        out.copy_to_bytes(out.remaining()).to_vec()
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0x82, payload.len() as u8];
+        frame.extend_from_slice(payload);
+        frame
+    }
 
     #[tokio::test]
     async fn subscribers_see_one_order_from_their_join_on() {
@@ -123,32 +157,18 @@ mod tests {
             .publish(Bytes::from_static(b"a"))
             .await
             .expect("topic alive");
-        // Wait until the actor has appended "a" before the late subscriber joins.
-        early.changed().await.expect("topic alive");
+        assert_eq!(read_frames(&mut early, 3).await, frame(b"a"));
         let mut late = topic.subscriber();
         publisher
             .publish(Bytes::from_static(b"b"))
             .await
             .expect("topic alive");
-
-        let mut seen_early = Vec::new();
-        while seen_early.len() < 2 {
-            early
-                .next_batch(&mut seen_early, usize::MAX)
-                .expect("not lagged");
-            if seen_early.len() < 2 {
-                early.changed().await.expect("topic alive");
-            }
-        }
-        late.changed().await.expect("topic alive");
-        let mut seen_late = Vec::new();
-        late.next_batch(&mut seen_late, usize::MAX)
-            .expect("not lagged");
+        assert_eq!(read_frames(&mut early, 3).await, frame(b"b"));
         assert_eq!(
-            seen_early,
-            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+            read_frames(&mut late, 3).await,
+            frame(b"b"),
+            "late joiner starts at its join"
         );
-        assert_eq!(seen_late, vec![Bytes::from_static(b"b")]);
     }
 
     #[tokio::test]

@@ -5,8 +5,13 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_VERSION};
-use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper::header::{
+    CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::upgrade::OnUpgrade;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use wspubsub_protocol::{
     CLIENT_NAME_HEADER, CLIENT_NAME_QUERY, InvalidRole, ROLE_HEADER, ROLE_QUERY, Role,
 };
@@ -87,17 +92,70 @@ pub(crate) fn refusal(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
+/// Whether a request asks to become a WebSocket (`Connection: upgrade`, `Upgrade: websocket`).
+pub(crate) fn is_websocket_request<B>(request: &Request<B>) -> bool {
+    has_token(request.headers(), CONNECTION, "upgrade")
+        && has_token(request.headers(), UPGRADE, "websocket")
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+/// Why a WebSocket handshake cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BadHandshake {
+    #[error("WebSocket handshakes use GET, not {0}")]
+    NotGet(String),
+    #[error("missing Sec-WebSocket-Key header")]
+    MissingKey,
+    #[error("unsupported WebSocket version: this server speaks Sec-WebSocket-Version 13")]
+    UnsupportedVersion,
+}
+
+/// Checks an upgrade request and returns the 101 answer to send plus the future of the
+/// upgraded connection (ready once the answer is out).
+pub(crate) fn accept<B>(
+    request: &mut Request<B>,
+) -> Result<(Response<Body>, OnUpgrade), BadHandshake> {
+    if request.method() != Method::GET {
+        return Err(BadHandshake::NotGet(request.method().to_string()));
+    }
+    if request
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(BadHandshake::UnsupportedVersion);
+    }
+    let key = request
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or(BadHandshake::MissingKey)?;
+    let accept_key = derive_accept_key(key.as_bytes());
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    // The accept key is base64: always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(&accept_key) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, value);
+    }
+    Ok((response, hyper::upgrade::on(request)))
+}
+
 /// The answer to an upgrade request that is not a valid WebSocket handshake.
-pub(crate) fn handshake_refusal(
-    error: &hyper_tungstenite::tungstenite::error::ProtocolError,
-) -> Response<Body> {
-    use hyper_tungstenite::tungstenite::error::ProtocolError;
+pub(crate) fn handshake_refusal(error: &BadHandshake) -> Response<Body> {
     match error {
-        ProtocolError::MissingSecWebSocketVersionHeader => {
-            let mut response = refusal(
-                StatusCode::UPGRADE_REQUIRED,
-                "unsupported WebSocket version: this server speaks Sec-WebSocket-Version 13",
-            );
+        BadHandshake::UnsupportedVersion => {
+            let mut response = refusal(StatusCode::UPGRADE_REQUIRED, &error.to_string());
             response
                 .headers_mut()
                 .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
@@ -163,6 +221,49 @@ mod tests {
         assert_eq!(identify(&both).map(|c| c.name), Ok("h".into()));
         let encoded = request("/t?pubsub=publisher&name=a%20b", &[]);
         assert_eq!(identify(&encoded).map(|c| c.name), Ok("a b".into()));
+    }
+
+    #[test]
+    fn handshake_is_checked_and_answered_per_rfc_6455() {
+        let headers = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        let mut good = request("/t", &headers);
+        assert!(is_websocket_request(&good));
+        let (response, _upgrade) = accept(&mut good).expect("valid handshake");
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        // The example of RFC 6455 section 1.3.
+        assert_eq!(
+            response.headers()[SEC_WEBSOCKET_ACCEPT],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+
+        let mut old_version = request(
+            "/t",
+            &[
+                headers[0],
+                headers[1],
+                ("sec-websocket-version", "8"),
+                headers[3],
+            ],
+        );
+        assert_eq!(
+            accept(&mut old_version).err(),
+            Some(BadHandshake::UnsupportedVersion)
+        );
+        let mut keyless = request("/t", &headers[..3]);
+        assert_eq!(accept(&mut keyless).err(), Some(BadHandshake::MissingKey));
+        assert!(!is_websocket_request(&request(
+            "/t",
+            &[("upgrade", "websocket")]
+        )));
+        assert!(!is_websocket_request(&request(
+            "/t",
+            &[("connection", "upgrade"), ("upgrade", "h2c")]
+        )));
     }
 
     #[test]

@@ -8,15 +8,13 @@ mod ending;
 mod incoming;
 mod liveness;
 mod publisher;
+mod socket;
 mod subscriber;
 mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +24,8 @@ use crate::options::Options;
 
 pub(crate) use ending::Ending;
 pub(crate) use publisher::run_publisher;
+use socket::Peer;
+pub(crate) use socket::SubscriberSocket;
 pub(crate) use subscriber::run_subscriber;
 
 /// What every connection task needs besides its socket and its topic.
@@ -45,10 +45,7 @@ pub(crate) struct Connection {
 
 /// Ends a connection the way `ending` says: with a close frame and a bounded wait for the
 /// peer's echo, by sending a pending echo of the peer's own close, or by simply dropping it.
-pub(crate) async fn finish<S>(mut ws: WebSocketStream<S>, ending: &Ending, close_deadline: Duration)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+pub(crate) async fn finish(peer: &mut impl Peer, ending: &Ending, close_deadline: Duration) {
     let handshake = async {
         match ending.close_code() {
             Some(code) => {
@@ -57,16 +54,18 @@ where
                     reason: code.reason().into(),
                 };
                 // Errors here mean the peer is already gone: nothing more to do either way.
-                if ws.close(Some(frame)).await.is_err() {
+                if peer.send_close(frame).await.is_err() {
                     return;
                 }
             }
-            // tungstenite queued the echo of the peer's close frame; reading flushes it.
-            None if ending.peer_closed() => {}
+            None if ending.peer_closed() => {
+                peer.send_close_echo().await;
+                return;
+            }
             None => return,
         }
         // Wait for the peer's echo (or the end of the stream after ours).
-        while let Some(Ok(_)) = ws.next().await {}
+        while let Some(Ok(_)) = peer.next_frame().await {}
     };
     if tokio::time::timeout(close_deadline, handshake)
         .await

@@ -1,8 +1,10 @@
 //! A publisher's connection task: read binary frames and hand them to the topic actor.
 
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::incoming::Incoming;
 use super::liveness::{Liveness, Tick};
@@ -47,12 +49,12 @@ where
                 Incoming::End(ending) => return ending,
             },
             tick = liveness.tick() => match tick {
-                Tick::Ping => match write::timed(options.write_timeout, write::ping(ws)).await {
+                Tick::Ping => match write::timed(options.write_timeout, ws.send(Message::Ping(Bytes::new()))).await {
                     Ok(()) => {}
                     Err(WriteFailure::TimedOut) => {
                         return Ending::ConnectionLost("a ping write timed out".into());
                     }
-                    Err(WriteFailure::Failed(error)) => return Ending::ConnectionLost(error.to_string()),
+                    Err(WriteFailure::Failed(error)) => return Ending::ConnectionLost(error),
                 },
                 Tick::Alive => {}
                 Tick::Expired => return Ending::PongTimeout,

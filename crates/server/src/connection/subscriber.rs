@@ -1,18 +1,16 @@
-//! A subscriber's connection task: write the topic's messages out in batches.
+//! A subscriber's connection task: write the topic's frames out, batch by batch.
 
-use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 
 use super::ending::SlowReason;
 use super::incoming::Incoming;
 use super::liveness::{Liveness, Tick};
 use super::write::{self, WriteFailure};
-use super::{Connection, Ending};
+use super::{Connection, Ending, SubscriberSocket};
 use crate::topic::TopicFeed;
 
-/// About how many bytes one batch carries: enough that one flush moves many small messages,
-/// small enough that the write buffer stays small and one batch meets the write timeout.
+/// About how many bytes of frames one batch carries: enough that one `writev` moves many
+/// small messages, small enough that one batch meets the write timeout.
 const BATCH_BYTES: usize = 256 << 10;
 
 /// Serves one subscriber until it leaves or must be closed, and says why it ended.
@@ -20,7 +18,7 @@ const BATCH_BYTES: usize = 256 << 10;
 /// The subscriber reads the topic's backlog at its own pace; falling out of the backlog, or
 /// a batch not written within the write timeout, closes it as slow (4000).
 pub(crate) async fn run_subscriber<S>(
-    ws: &mut WebSocketStream<S>,
+    socket: &mut SubscriberSocket<S>,
     connection: &Connection,
     feed: &mut TopicFeed,
 ) -> Ending
@@ -29,9 +27,8 @@ where
 {
     let options = &connection.options;
     let mut liveness = Liveness::new(options.pong_deadline);
-    let mut batch = Vec::new();
     loop {
-        let more_pending = match feed.next_batch(&mut batch, BATCH_BYTES) {
+        let more_pending = match feed.next_batch(socket.pending(), BATCH_BYTES) {
             Ok(more_pending) => more_pending,
             Err(lagged) => {
                 return Ending::SlowSubscriber(SlowReason::QueueOverflow {
@@ -39,10 +36,8 @@ where
                 });
             }
         };
-        if !batch.is_empty() {
-            if let Err(failure) =
-                write::timed(options.write_timeout, write::batch(ws, &mut batch)).await
-            {
+        if socket.has_pending() {
+            if let Err(failure) = write::timed(options.write_timeout, socket.flush()).await {
                 return slow_or_lost(failure);
             }
         }
@@ -51,15 +46,21 @@ where
         tokio::select! {
             biased;
             () = connection.shutdown.cancelled() => return Ending::Shutdown,
-            incoming = ws.next() => match Incoming::from(incoming) {
+            incoming = socket.next() => match Incoming::from(incoming) {
                 Incoming::End(ending) => return ending,
-                // Frames from subscribers are read and discarded; they prove the peer alive.
-                Incoming::Binary(_) | Incoming::Text | Incoming::Control => liveness.heard(),
+                Incoming::Control => {
+                    liveness.heard();
+                    if let Err(error) = socket.queue_pongs().await {
+                        return Ending::ConnectionLost(error.to_string());
+                    }
+                }
+                // Data frames from subscribers are read and discarded; they prove the peer alive.
+                Incoming::Binary(_) | Incoming::Text => liveness.heard(),
             },
             tick = liveness.tick() => match tick {
                 Tick::Ping => {
-                    if let Err(failure) = write::timed(options.write_timeout, write::ping(ws)).await {
-                        return slow_or_lost(failure);
+                    if let Err(error) = socket.queue_ping().await {
+                        return Ending::ConnectionLost(error.to_string());
                     }
                 }
                 Tick::Alive => {}
@@ -78,6 +79,6 @@ where
 fn slow_or_lost(failure: WriteFailure) -> Ending {
     match failure {
         WriteFailure::TimedOut => Ending::SlowSubscriber(SlowReason::WriteTimeout),
-        WriteFailure::Failed(error) => Ending::ConnectionLost(error.to_string()),
+        WriteFailure::Failed(error) => Ending::ConnectionLost(error),
     }
 }

@@ -1,0 +1,214 @@
+//! Server-to-client binary frames, encoded once per message and shared by every subscriber.
+//!
+//! The topic actor encodes each batch of messages into one [`Chunk`]: WebSocket frames back
+//! to back in one buffer. Server frames are unmasked, so the same bytes are valid on every
+//! subscriber's socket; a subscriber's writer hands whole chunks to the kernel, one
+//! reference-counted buffer per batch instead of one frame (and one copy) per message.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// A run of complete binary frames, ready for any subscriber's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    /// The encoded frames.
+    pub(crate) frames: Bytes,
+    /// How many messages (frames) they hold.
+    pub(crate) messages: u32,
+}
+
+/// Encodes messages into chunks of about a target size.
+#[derive(Debug)]
+pub(crate) struct ChunkBuilder {
+    buffer: BytesMut,
+    messages: u32,
+    target: usize,
+}
+
+impl ChunkBuilder {
+    /// A builder whose chunks close once they reach `target` bytes.
+    pub(crate) fn new(target: usize) -> Self {
+        ChunkBuilder {
+            buffer: BytesMut::new(),
+            messages: 0,
+            target,
+        }
+    }
+
+    /// Appends one message as a binary frame; returns a chunk when the target is reached.
+    pub(crate) fn push(&mut self, payload: &[u8]) -> Option<Chunk> {
+        let header = FrameHeader {
+            opcode: OpCode::Data(Data::Binary),
+            ..FrameHeader::default()
+        };
+        let length = payload.len() as u64;
+        self.buffer.reserve(header.len(length) + payload.len());
+        let mut writer = (&mut self.buffer).writer();
+        // Writing into memory cannot fail.
+        let _infallible = header.format(length, &mut writer);
+        self.buffer.extend_from_slice(payload);
+        self.messages += 1;
+        (self.buffer.len() >= self.target)
+            .then(|| self.finish())
+            .flatten()
+    }
+
+    /// The chunk of everything pushed since the last one, if anything was.
+    pub(crate) fn finish(&mut self) -> Option<Chunk> {
+        if self.messages == 0 {
+            return None;
+        }
+        let messages = std::mem::take(&mut self.messages);
+        Some(Chunk {
+            frames: self.buffer.split().freeze(),
+            messages,
+        })
+    }
+}
+
+/// Bytes waiting to be written to one socket, as a queue of shared buffers; a [`Buf`] whose
+/// vectored view lets one `writev` carry many chunks.
+#[derive(Debug, Default)]
+pub(crate) struct FrameQueue {
+    parts: VecDeque<Bytes>,
+    remaining: usize,
+}
+
+impl FrameQueue {
+    /// Queues `bytes` (whole frames) behind what is already queued.
+    pub(crate) fn push(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.remaining += bytes.len();
+            self.parts.push_back(bytes);
+        }
+    }
+
+    /// Whether nothing is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+impl Buf for FrameQueue {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.parts.front().map_or(&[], |part| part.as_ref())
+    }
+
+    fn advance(&mut self, mut count: usize) {
+        assert!(
+            count <= self.remaining,
+            "advance past the end of the frame queue"
+        );
+        self.remaining -= count;
+        while count > 0 {
+            let Some(front) = self.parts.front_mut() else {
+                return;
+            };
+            if count < front.len() {
+                front.advance(count);
+                return;
+            }
+            count -= front.len();
+            self.parts.pop_front();
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        for (slot, part) in dst.iter_mut().zip(&self.parts) {
+            *slot = IoSlice::new(part);
+            filled += 1;
+        }
+        filled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+
+    use super::*;
+
+    /// Decodes frames with tungstenite's own parser, the reference for what clients accept.
+    fn decode(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut messages = Vec::new();
+        while !bytes.is_empty() {
+            let mut cursor = std::io::Cursor::new(bytes);
+            let (header, length) = FrameHeader::parse(&mut cursor)
+                .expect("valid")
+                .expect("complete");
+            assert!(header.is_final && header.mask.is_none());
+            assert_eq!(header.opcode, OpCode::Data(Data::Binary));
+            let start = cursor.position() as usize;
+            let end = start + length as usize;
+            messages.push(bytes[start..end].to_vec());
+            bytes = &bytes[end..];
+        }
+        messages
+    }
+
+    #[test]
+    fn frames_decode_to_the_messages_for_every_length_class() {
+        let payloads: Vec<Vec<u8>> = [0usize, 1, 125, 126, 127, 65_535, 65_536, 70_000]
+            .iter()
+            .map(|&n| vec![n as u8; n])
+            .collect();
+        let mut builder = ChunkBuilder::new(usize::MAX);
+        for payload in &payloads {
+            assert!(builder.push(payload).is_none());
+        }
+        let chunk = builder.finish().expect("a chunk");
+        assert_eq!(chunk.messages as usize, payloads.len());
+        assert_eq!(decode(&chunk.frames), payloads);
+        assert!(builder.finish().is_none(), "nothing left after finish");
+    }
+
+    #[test]
+    fn frames_match_tungstenites_own_encoding() {
+        let mut builder = ChunkBuilder::new(usize::MAX);
+        builder.push(b"hello");
+        let chunk = builder.finish().expect("a chunk");
+        let mut expected = Vec::new();
+        Frame::message(
+            Bytes::from_static(b"hello"),
+            OpCode::Data(Data::Binary),
+            true,
+        )
+        .format(&mut expected)
+        .expect("format");
+        assert_eq!(chunk.frames.as_ref(), expected.as_slice());
+    }
+
+    #[test]
+    fn chunks_close_at_the_target_size() {
+        let mut builder = ChunkBuilder::new(100);
+        assert!(builder.push(&[1; 40]).is_none());
+        let chunk = builder.push(&[2; 70]).expect("target reached");
+        assert_eq!(chunk.messages, 2);
+        assert_eq!(decode(&chunk.frames), vec![vec![1; 40], vec![2; 70]]);
+    }
+
+    #[test]
+    fn frame_queue_advances_across_parts() {
+        let mut queue = FrameQueue::default();
+        queue.push(Bytes::from_static(b"abc"));
+        queue.push(Bytes::new());
+        queue.push(Bytes::from_static(b"defg"));
+        assert_eq!(queue.remaining(), 7);
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(queue.chunks_vectored(&mut slices), 2);
+        queue.advance(4);
+        assert_eq!(queue.chunk(), b"efg");
+        let rest = queue.copy_to_bytes(3);
+        assert_eq!(rest.as_ref(), b"efg");
+        assert!(queue.is_empty());
+    }
+}
