@@ -11,11 +11,14 @@
 //! - Publishers send binary frames; the server forwards each to every subscriber of the topic.
 //! - Connections end with one of the [`CloseCode`]s.
 //!
-//! This crate does no I/O; it is the one home of these names and numbers, so that the server,
-//! the clients and the README cannot drift apart.
+//! - Both sides keep each other honest with pings and a pong deadline ([`Liveness`]).
+//!
+//! This crate does no I/O; it is the one home of these names, numbers and rules, so that the
+//! server, the clients and the README cannot drift apart.
 
 mod close;
 mod defaults;
+mod liveness;
 mod role;
 
 pub use close::CloseCode;
@@ -23,6 +26,7 @@ pub use defaults::{
     DEFAULT_CLOSE_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_DEADLINE, PING_INTERVAL_RATIO,
     ping_interval,
 };
+pub use liveness::{Liveness, Tick};
 pub use role::{InvalidRole, Role};
 
 /// Request header that carries the client's [`Role`] (`publisher` or `subscriber`).

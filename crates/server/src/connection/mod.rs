@@ -2,11 +2,11 @@
 //!
 //! Each task owns its socket (one writer per socket, so our frames never interleave with
 //! tungstenite's pongs and close echoes), keeps the peer honest with pings and a pong deadline
-//! ([`liveness`]), and ends with an [`Ending`] that says which close code the peer gets.
+//! (the protocol crate's `Liveness`), and ends with an [`Ending`] that says which close code
+//! the peer gets.
 
 mod ending;
 mod incoming;
-mod liveness;
 mod publisher;
 mod socket;
 mod subscriber;

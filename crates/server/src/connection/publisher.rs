@@ -5,9 +5,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use wspubsub_protocol::{Liveness, Tick};
 
 use super::incoming::Incoming;
-use super::liveness::{Liveness, Tick};
 use super::write::{self, WriteFailure};
 use super::{Connection, Ending};
 use crate::topic::TopicPublisher;

@@ -1,10 +1,10 @@
 //! A subscriber's connection task: write the topic's frames out, batch by batch.
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use wspubsub_protocol::{Liveness, Tick};
 
 use super::ending::SlowReason;
 use super::incoming::Incoming;
-use super::liveness::{Liveness, Tick};
 use super::write::{self, WriteFailure};
 use super::{Connection, Ending, SubscriberSocket};
 use crate::topic::TopicFeed;

@@ -1,6 +1,6 @@
-//! Keeping a peer honest: pings at 0.7x the pong deadline, and a deadline that closes a peer
-//! heard nothing from (no pong, no frame) within the pong deadline, from the first moment of
-//! the connection.
+//! Keeping a peer honest, the same way on both sides: pings at 0.7x the pong deadline, and a
+//! deadline that ends a connection whose peer was heard nothing from (no pong, no frame)
+//! within the pong deadline, from the first moment of the connection.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 /// The ping schedule and the silence deadline of one connection.
 #[derive(Debug)]
-pub(crate) struct Liveness {
+pub struct Liveness {
     deadline: Duration,
     last_heard: Instant,
     ping: Interval,
@@ -19,7 +19,7 @@ pub(crate) struct Liveness {
 
 /// What a liveness timer said when it fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tick {
+pub enum Tick {
     /// Time to send a ping.
     Ping,
     /// The peer was heard from in time; nothing to do.
@@ -29,9 +29,11 @@ pub(crate) enum Tick {
 }
 
 impl Liveness {
-    pub(crate) fn new(pong_deadline: Duration) -> Self {
+    /// Starts the clocks now: the first ping is due at 0.7x `pong_deadline`, and the peer
+    /// must be heard from within `pong_deadline`.
+    pub fn new(pong_deadline: Duration) -> Self {
         let now = Instant::now();
-        let every = wspubsub_protocol::ping_interval(pong_deadline);
+        let every = crate::ping_interval(pong_deadline);
         let mut ping = tokio::time::interval_at(now + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Liveness {
@@ -42,13 +44,14 @@ impl Liveness {
         }
     }
 
-    /// Records that the peer just showed signs of life.
-    pub(crate) fn heard(&mut self) {
+    /// Records that the peer just showed signs of life (or that a pause was ours, not the
+    /// peer's silence).
+    pub fn heard(&mut self) {
         self.last_heard = Instant::now();
     }
 
     /// Waits for the next ping time or deadline check. Cancel-safe.
-    pub(crate) async fn tick(&mut self) -> Tick {
+    pub async fn tick(&mut self) -> Tick {
         tokio::select! {
             _ = self.ping.tick() => Tick::Ping,
             () = self.expiry.as_mut() => {
