@@ -62,14 +62,20 @@ mod tests {
             if long == "help" {
                 continue;
             }
-            assert!(readme.contains(&format!("`--{long}`")), "README lacks --{long}");
+            assert!(
+                readme.contains(&format!("`--{long}`")),
+                "README lacks --{long}"
+            );
             if let Some(env) = arg.get_env() {
                 let env = env.to_string_lossy();
                 assert!(readme.contains(&format!("`{env}`")), "README lacks {env}");
             }
         }
         for code in CloseCode::ALL {
-            assert!(readme.contains(&format!("| `{}` |", code.code())), "README lacks close code {code}");
+            assert!(
+                readme.contains(&format!("| `{}` |", code.code())),
+                "README lacks close code {code}"
+            );
         }
     }
 }

@@ -187,3 +187,30 @@ pub async fn within<F: Future>(limit: Duration, future: F) -> F::Output {
         Err(_) => panic!("timed out after {limit:?}"),
     }
 }
+
+/// A fake server for what a real one never does (refuse oddly, go silent, vanish): binds
+/// 127.0.0.1 on a free port, hands its first connection to `serve`, and returns the address.
+pub async fn fake_server<F, Fut>(serve: F) -> SocketAddr
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a fake server");
+    let addr = listener.local_addr().expect("fake server address");
+    tokio::spawn(async move {
+        if let Ok((stream, _)) = listener.accept().await {
+            serve(stream).await;
+        }
+    });
+    addr
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound, then released).
+pub async fn closed_port() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    listener.local_addr().expect("address")
+}

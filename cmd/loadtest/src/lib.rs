@@ -1,0 +1,20 @@
+//! The hash-verifying load test: proof that a wspubsub server loses, duplicates and alters
+//! nothing under load.
+//!
+//! S subscribers connect to one topic; then P publishers each send every message of a data
+//! set (see `wspubsub-testdata`) and close. Every subscriber must receive exactly P x count
+//! messages, and the SHA-256 over what it received, sorted, must equal the digest of P sorted
+//! copies of the data set. A subscriber that ends early, receives too much, or does not finish
+//! within the timeout fails the run.
+//!
+//! [`run`] drives one load test against any server URL; [`InProcessServer`] starts one on
+//! 127.0.0.1 for when no URL is given. The `loadtest` binary and the workspace's tests share
+//! this code.
+
+mod progress;
+mod report;
+mod run;
+
+pub use progress::Progress;
+pub use report::{Report, Verdict};
+pub use run::{InProcessServer, LoadTest, LoadTestError, run};

@@ -1,0 +1,124 @@
+//! `loadtest`: runs the hash-verifying load test against a wspubsub server and exits non-zero
+//! unless every subscriber received exactly every message.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use loadtest::{InProcessServer, LoadTest, Progress};
+use wspubsub_testdata::DataSet;
+
+/// Hash-verifying load test: P publishers each send every message of a data set; S
+/// subscribers must each receive all P x count messages, proven by SHA-256 over the sorted
+/// messages.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version, about)]
+struct Args {
+    /// Test data file (make one with `generate-test-data`).
+    #[arg(long, default_value = "testdata/test.dat")]
+    data: PathBuf,
+    /// Publishers, each sending the whole data set.
+    #[arg(long, default_value_t = 5)]
+    publishers: usize,
+    /// Subscribers, each of which must receive everything.
+    #[arg(long, default_value_t = 5)]
+    subscribers: usize,
+    /// Base URL of the server to test (`ws://host:port`); without it a server is started
+    /// in-process on 127.0.0.1.
+    #[arg(long)]
+    url: Option<String>,
+    /// Topic (URL path) to use.
+    #[arg(long, default_value = "/loadtest")]
+    topic: String,
+    /// Give up (and fail) after this long.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.publishers >= 1 && args.subscribers >= 1,
+        "--publishers and --subscribers must be at least 1"
+    );
+    anyhow::ensure!(args.topic.starts_with('/'), "--topic must start with '/'");
+    let data = DataSet::load(&args.data).with_context(|| {
+        format!(
+            "cannot read test data {} (generate it with `cargo run --release -p generate-test-data`)",
+            args.data.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args, data))
+}
+
+async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
+    let in_process = match &args.url {
+        Some(_) => None,
+        None => Some(InProcessServer::start().await?),
+    };
+    let url = match (&args.url, &in_process) {
+        (Some(url), _) => url.clone(),
+        (None, Some(server)) => server.url().to_owned(),
+        (None, None) => unreachable!("a server is started when no URL is given"),
+    };
+    println!(
+        "loadtest: {} publishers x {} messages ({:.1} MB), {} subscribers, {}{}{}",
+        args.publishers,
+        data.len(),
+        data.total_bytes() as f64 / 1e6,
+        args.subscribers,
+        url,
+        args.topic,
+        if in_process.is_some() {
+            " (in-process server)"
+        } else {
+            ""
+        },
+    );
+    let test = LoadTest {
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        topic: args.topic.clone(),
+        timeout: args.timeout,
+    };
+    let progress = Progress::for_stderr();
+    let ticker = (!progress.has_bar()).then(|| tokio::spawn(print_progress(progress.clone())));
+    let outcome = loadtest::run(&url, &data, &test, &progress).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    if let Some(server) = in_process {
+        server.stop().await?;
+    }
+    match outcome {
+        Ok(report) => {
+            println!("{report}");
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(error) => {
+            let (delivered, total) = progress.snapshot();
+            println!("FAIL: {error} ({delivered} of {total} deliveries done)");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Prints a progress line every few seconds, for logs that are not a terminal.
+async fn print_progress(progress: Progress) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let (delivered, total) = progress.snapshot();
+        println!("progress: {delivered} of {total} deliveries");
+    }
+}

@@ -1,0 +1,240 @@
+//! Driving one load test: subscribers first, then publishers, then the verdicts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::task::JoinSet;
+use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
+use wspubsub_server::{Options, Server, ServerHandle};
+use wspubsub_subclient::Subscriber;
+use wspubsub_testdata::DataSet;
+
+use crate::progress::Progress;
+use crate::report::{Report, Verdict};
+
+/// The shape of one load test.
+#[derive(Debug, Clone)]
+pub struct LoadTest {
+    /// Publishers, each sending the whole data set.
+    pub publishers: usize,
+    /// Subscribers, each of which must receive everything.
+    pub subscribers: usize,
+    /// Topic (URL path) to use.
+    pub topic: String,
+    /// Bound on the whole run, from the first connection to the last verdict.
+    pub timeout: Duration,
+}
+
+impl Default for LoadTest {
+    fn default() -> Self {
+        LoadTest {
+            publishers: 5,
+            subscribers: 5,
+            topic: "/loadtest".into(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why a load test could not be run at all (as opposed to running and failing).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadTestError {
+    /// A client could not connect.
+    #[error("{role} {index} could not connect: {source}")]
+    Connect {
+        /// `publisher` or `subscriber`.
+        role: &'static str,
+        /// Which one.
+        index: usize,
+        /// Why.
+        source: ClientError,
+    },
+    /// A publisher failed while sending.
+    #[error("publisher {index} failed: {source}")]
+    Publish {
+        /// Which one.
+        index: usize,
+        /// Why.
+        source: ClientError,
+    },
+    /// The run did not finish within its timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The in-process server could not start.
+    #[error("in-process server: {0}")]
+    Server(#[from] wspubsub_server::ServerError),
+    /// A task of the load test panicked or was cancelled.
+    #[error("load test task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Runs `test` with `data` against the server at `base_url` (`ws://host:port`).
+pub async fn run(
+    base_url: &str,
+    data: &DataSet,
+    test: &LoadTest,
+    progress: &Progress,
+) -> Result<Report, LoadTestError> {
+    let started = Instant::now();
+    match tokio::time::timeout(
+        test.timeout,
+        run_unbounded(base_url, data, test, progress, started),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(_) => Err(LoadTestError::Timeout(test.timeout)),
+    }
+}
+
+async fn run_unbounded(
+    base_url: &str,
+    data: &DataSet,
+    test: &LoadTest,
+    progress: &Progress,
+    started: Instant,
+) -> Result<Report, LoadTestError> {
+    let url = format!("{}{}", base_url.trim_end_matches('/'), test.topic);
+    let per_subscriber = test.publishers * data.len();
+    progress.start((per_subscriber * test.subscribers) as u64);
+
+    // Subscribers first: each is registered by the time its connect returns.
+    let mut subscribers = JoinSet::new();
+    for index in 0..test.subscribers {
+        let options = ClientOptions::default().name(format!("loadtest-sub-{index}"));
+        let subscriber =
+            Subscriber::connect(&url, options)
+                .await
+                .map_err(|source| LoadTestError::Connect {
+                    role: "subscriber",
+                    index,
+                    source,
+                })?;
+        let progress = progress.clone();
+        subscribers
+            .spawn(async move { (index, collect(subscriber, per_subscriber, &progress).await) });
+    }
+
+    let publishing = Instant::now();
+    let messages: Arc<[Bytes]> = data.messages().into();
+    let mut publishers = JoinSet::new();
+    for index in 0..test.publishers {
+        let options = ClientOptions::default().name(format!("loadtest-pub-{index}"));
+        let publisher =
+            Publisher::connect(&url, options)
+                .await
+                .map_err(|source| LoadTestError::Connect {
+                    role: "publisher",
+                    index,
+                    source,
+                })?;
+        let messages = Arc::clone(&messages);
+        publishers.spawn(async move {
+            for message in messages.iter() {
+                publisher
+                    .publish(message.clone())
+                    .await
+                    .map_err(|source| (index, source))?;
+            }
+            publisher.close().await.map_err(|source| (index, source))
+        });
+    }
+    while let Some(published) = publishers.join_next().await {
+        published?.map_err(|(index, source)| LoadTestError::Publish { index, source })?;
+    }
+
+    let expected = data.expected_digest(test.publishers);
+    let mut verdicts = Vec::with_capacity(test.subscribers);
+    while let Some(collected) = subscribers.join_next().await {
+        let (index, received) = collected?;
+        verdicts.push(Verdict::judge(index, received, per_subscriber, expected));
+    }
+    verdicts.sort_by_key(|verdict| verdict.subscriber);
+    progress.finish();
+    Ok(Report {
+        verdicts,
+        expected,
+        expected_messages: per_subscriber,
+        message_bytes: data.total_bytes() * test.publishers as u64,
+        elapsed: publishing.elapsed(),
+        total_elapsed: started.elapsed(),
+    })
+}
+
+/// What one subscriber received, and how its connection ended if it ended early.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) messages: Vec<Bytes>,
+    pub(crate) ended_early: Option<String>,
+}
+
+/// Reads `wanted` messages (one more is an error the verdict reports) and closes.
+async fn collect(mut subscriber: Subscriber, wanted: usize, progress: &Progress) -> Received {
+    let mut messages = Vec::with_capacity(wanted);
+    while messages.len() < wanted {
+        match subscriber.next().await {
+            Some(message) => {
+                messages.push(message);
+                progress.delivered(1);
+            }
+            None => {
+                let why = match subscriber.done().await {
+                    Ok(()) => "connection closed".to_owned(),
+                    Err(error) => error.to_string(),
+                };
+                return Received {
+                    messages,
+                    ended_early: Some(why),
+                };
+            }
+        }
+    }
+    // Every expected message is in; anything more that arrives before our close is a duplicate.
+    let _ = subscriber.close().await;
+    while let Some(extra) = subscriber.next().await {
+        messages.push(extra);
+    }
+    Received {
+        messages,
+        ended_early: None,
+    }
+}
+
+/// A wspubsub server on 127.0.0.1 with a free port, for runs without `--url`.
+#[derive(Debug)]
+pub struct InProcessServer {
+    url: String,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InProcessServer {
+    /// Starts a server with default options.
+    pub async fn start() -> Result<InProcessServer, LoadTestError> {
+        let server = Server::bind("127.0.0.1:0", Options::default()).await?;
+        let addr = server
+            .local_addr()
+            .map_err(wspubsub_server::ServerError::Bind)?;
+        let handle = server.handle();
+        let task = tokio::spawn(server.run());
+        Ok(InProcessServer {
+            url: format!("ws://{addr}"),
+            handle,
+            task,
+        })
+    }
+
+    /// The server's base URL, `ws://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(self) -> Result<(), LoadTestError> {
+        self.handle.shutdown();
+        self.task.await?;
+        Ok(())
+    }
+}

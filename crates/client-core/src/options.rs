@@ -1,0 +1,85 @@
+//! Client options, as a builder with sensible defaults.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use wspubsub_protocol::{DEFAULT_CLOSE_DEADLINE, DEFAULT_PONG_DEADLINE};
+
+/// Default bound on connecting: TCP connect plus the WebSocket handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default largest message a client accepts from the server (64 MiB, tungstenite's default).
+pub const DEFAULT_MAX_INCOMING_MESSAGE: usize = 64 << 20;
+
+/// How a client connects and keeps its connection honest.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub(crate) name: Option<String>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) pong_deadline: Duration,
+    pub(crate) close_deadline: Duration,
+    pub(crate) max_message_size: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            name: None,
+            headers: HeaderMap::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            pong_deadline: DEFAULT_PONG_DEADLINE,
+            close_deadline: DEFAULT_CLOSE_DEADLINE,
+            max_message_size: DEFAULT_MAX_INCOMING_MESSAGE,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Names the client; the server logs it as the prefix of the client's id.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a request header to the handshake (a token, a trace id, ...).
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Bounds connecting: TCP connect plus the WebSocket handshake.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Ends the connection when nothing is heard from the server within this time; the
+    /// client pings the server at 0.7x it.
+    pub fn pong_deadline(mut self, deadline: Duration) -> Self {
+        self.pong_deadline = deadline;
+        self
+    }
+
+    /// Bounds the closing handshake.
+    pub fn close_deadline(mut self, deadline: Duration) -> Self {
+        self.close_deadline = deadline;
+        self
+    }
+
+    /// Largest message accepted from the server.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The pong deadline (clients use it to run their [`wspubsub_protocol::Liveness`]).
+    pub fn get_pong_deadline(&self) -> Duration {
+        self.pong_deadline
+    }
+
+    /// The close deadline.
+    pub fn get_close_deadline(&self) -> Duration {
+        self.close_deadline
+    }
+}

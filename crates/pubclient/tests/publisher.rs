@@ -1,0 +1,175 @@
+//! The publisher SDK against a real server (and a fake one for what a real server never does).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
+use wspubsub_server::protocol::{CloseCode, Role};
+use wspubsub_server::{EventKind, Options};
+use wspubsub_testkit::{
+    TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, wait_for_event, within,
+};
+
+#[tokio::test]
+async fn published_messages_arrive_in_order_and_close_flushes_them_first() {
+    let server = TestServer::start(Options::default()).await;
+    let mut events = server.handle().events();
+    let mut subscriber = connect(&server.url("/p"), Role::Subscriber, None).await;
+    let options = ClientOptions::default().name("sdk");
+    let publisher = Publisher::connect(&server.url("/p"), options)
+        .await
+        .expect("connect");
+    let joined = wait_for_event(&mut events, |e| e.kind == EventKind::PublisherJoined).await;
+    assert!(
+        joined
+            .client_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("sdk-")),
+        "{joined:?}"
+    );
+    for n in 0..1000u32 {
+        publisher
+            .publish(n.to_be_bytes().to_vec())
+            .await
+            .expect("publish");
+    }
+    // Close right away: every message must still go out before the close frame.
+    within(TIMEOUT, publisher.close())
+        .await
+        .expect("clean close");
+    for n in 0..1000u32 {
+        assert_eq!(
+            next_binary(&mut subscriber).await,
+            n.to_be_bytes().as_slice()
+        );
+    }
+    let left = wait_for_event(&mut events, |e| e.kind == EventKind::PublisherLeft).await;
+    assert!(
+        left.detail.as_deref().is_some_and(|d| d.contains("1000")),
+        "{left:?}"
+    );
+    assert!(matches!(
+        publisher.publish(&b"late"[..]).await,
+        Err(ClientError::Closed)
+    ));
+    assert!(publisher.error().is_none(), "a clean close is not an error");
+}
+
+#[tokio::test]
+async fn oversize_message_ends_with_the_servers_1009() {
+    let options = Options {
+        max_message_size: 100,
+        subscriber_queue_bytes: 1 << 20,
+        ..Options::default()
+    };
+    let server = TestServer::start(options).await;
+    let publisher = Publisher::connect(&server.url("/p"), ClientOptions::default())
+        .await
+        .expect("connect");
+    publisher.publish(vec![0u8; 101]).await.expect("queued");
+    let ended = within(TIMEOUT, publisher.done())
+        .await
+        .expect_err("closed by the server");
+    assert_eq!(
+        ended.close_code(),
+        Some(CloseCode::MessageTooBig),
+        "{ended}"
+    );
+    assert!(matches!(
+        publisher.publish(&b"more"[..]).await,
+        Err(ClientError::ServerClosed { code: 1009, .. })
+    ));
+}
+
+#[tokio::test]
+async fn server_shutdown_is_reported_as_going_away() {
+    let server = TestServer::start(Options::default()).await;
+    let publisher = Publisher::connect(&server.url("/p"), ClientOptions::default())
+        .await
+        .expect("connect");
+    server.handle().shutdown();
+    let ended = within(TIMEOUT, publisher.done())
+        .await
+        .expect_err("closed by the server");
+    assert_eq!(ended.close_code(), Some(CloseCode::GoingAway));
+}
+
+#[tokio::test]
+async fn refused_handshake_reports_status_and_body() {
+    let addr = fake_server(|mut stream| async move {
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request).await;
+        let body = "missing role\n";
+        let response = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+    })
+    .await;
+    let refused = Publisher::connect(&format!("ws://{addr}/p"), ClientOptions::default()).await;
+    match refused {
+        Err(ClientError::HandshakeRejected { status, body }) => {
+            assert_eq!(status, 400);
+            assert_eq!(body, "missing role");
+        }
+        other => panic!("expected HandshakeRejected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unreachable_server_and_bad_urls_fail_clearly() {
+    let addr = closed_port().await;
+    let refused = Publisher::connect(&format!("ws://{addr}/p"), ClientOptions::default()).await;
+    assert!(
+        matches!(refused, Err(ClientError::Connect(_))),
+        "{refused:?}"
+    );
+    let tls = Publisher::connect("wss://127.0.0.1:1/p", ClientOptions::default()).await;
+    assert!(matches!(tls, Err(ClientError::InvalidUrl(_))), "{tls:?}");
+    let garbage = Publisher::connect("not a url", ClientOptions::default()).await;
+    assert!(
+        matches!(garbage, Err(ClientError::InvalidUrl(_))),
+        "{garbage:?}"
+    );
+}
+
+#[tokio::test]
+async fn silent_server_ends_with_pong_timeout() {
+    let addr = fake_server(|stream| async move {
+        // Complete the handshake, then never read again: pings go unanswered.
+        let _socket = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        std::future::pending::<()>().await;
+    })
+    .await;
+    let options = ClientOptions::default().pong_deadline(Duration::from_millis(300));
+    let publisher = Publisher::connect(&format!("ws://{addr}/p"), options)
+        .await
+        .expect("connect");
+    let ended = within(TIMEOUT, publisher.done()).await;
+    assert!(
+        matches!(ended, Err(ClientError::PongTimeout(_))),
+        "{ended:?}"
+    );
+}
+
+#[tokio::test]
+async fn vanished_server_is_a_lost_connection() {
+    let addr = fake_server(|stream| async move {
+        let socket = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        drop(socket.into_inner());
+    })
+    .await;
+    let publisher = Publisher::connect(&format!("ws://{addr}/p"), ClientOptions::default())
+        .await
+        .expect("connect");
+    let ended = within(TIMEOUT, publisher.done()).await;
+    assert!(
+        matches!(ended, Err(ClientError::ConnectionLost(_))),
+        "{ended:?}"
+    );
+}
