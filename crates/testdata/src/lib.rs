@@ -4,7 +4,7 @@
 //! - [`DataSet::generate`] makes `count` messages of random length (1 to `max_message_size`
 //!   bytes) and random content from a ChaCha8 generator seeded with a `u64`: the same
 //!   [`GenerateSpec`] gives the same messages, byte for byte, everywhere.
-//! - The file format ([`format`]) is a small header and length-prefixed messages; reading a
+//! - The file format ([`mod@format`]) is a small header and length-prefixed messages; reading a
 //!   corrupt or truncated file gives a [`DataError`], never a panic or a huge allocation.
 //! - [`Digest::of_messages`] sorts messages and hashes them with SHA-256, so the order in
 //!   which a subscriber received them does not matter, but any loss, duplicate or altered
