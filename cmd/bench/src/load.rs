@@ -1,0 +1,351 @@
+//! The load of the `fanout` and `many` scenarios: publishers that keep a window of messages in
+//! flight (or hold a fixed rate), and subscribers that check every message and time it.
+//!
+//! Each message carries its sequence number and its send time; every subscriber must see
+//! 0, 1, 2, ... of its topic's publisher with no gap, then an end marker, so a run that lost,
+//! duplicated or reordered anything ends in an error instead of a figure.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::process::ServerProcess;
+
+/// Sequence number of the end marker.
+const END: u64 = u64::MAX;
+
+/// Bytes of a message's header: sequence number and send time.
+pub(crate) const HEADER: usize = 16;
+
+/// Most messages a publisher writes per flush.
+const BURST: u64 = 64;
+
+/// How long the drain after a run may take before it counts as a failure.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadSpec {
+    /// Topics, each with one publisher.
+    pub(crate) topics: usize,
+    /// Subscribers of each topic.
+    pub(crate) subscribers_per_topic: usize,
+    /// Bytes per message (at least [`HEADER`]).
+    pub(crate) payload: usize,
+    /// Messages a publisher may have in flight (sent, not yet received by all subscribers).
+    pub(crate) window: usize,
+    /// Time before measuring.
+    pub(crate) warmup: Duration,
+    /// Time measured.
+    pub(crate) duration: Duration,
+    /// Fixed rate per publisher (messages/s), or as fast as the window allows.
+    pub(crate) rate: Option<f64>,
+}
+
+/// What one run measured.
+#[derive(Debug)]
+pub(crate) struct Measurement {
+    /// Deliveries (message x subscriber) during the measured time.
+    pub(crate) delivered: u64,
+    /// Messages published during the measured time.
+    pub(crate) published: u64,
+    /// The measured time.
+    pub(crate) seconds: f64,
+    /// Server CPU seconds during the measured time.
+    pub(crate) server_cpu: f64,
+    /// Publish-to-receive latency of the measured deliveries, in nanoseconds.
+    pub(crate) latency: Histogram<u64>,
+    /// Correctness failures (lost, reordered or duplicated messages, early ends).
+    pub(crate) errors: Vec<String>,
+}
+
+/// State shared by a run's tasks.
+struct Run {
+    start: Instant,
+    measuring: AtomicU8,
+    stop: AtomicBool,
+    published: AtomicU64,
+}
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const DONE: u8 = 2;
+
+/// One topic's delivery progress, which paces its publisher.
+#[derive(Default)]
+struct Progress {
+    delivered: AtomicU64,
+    notify: Notify,
+}
+
+/// Runs `spec` against `server` and measures it.
+pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Result<Measurement> {
+    let addr = server.addr();
+    let run = Arc::new(Run {
+        start: Instant::now(),
+        measuring: AtomicU8::new(WARMUP),
+        stop: AtomicBool::new(false),
+        published: AtomicU64::new(0),
+    });
+    let mut progress = Vec::with_capacity(spec.topics);
+    let mut subscribers = JoinSet::new();
+    for topic in 0..spec.topics {
+        let topic_progress = Arc::new(Progress::default());
+        for _ in 0..spec.subscribers_per_topic {
+            let ws = connect(addr, &format!("/bench/{topic}"), "subscriber", None).await?;
+            let (run, topic_progress) = (Arc::clone(&run), Arc::clone(&topic_progress));
+            subscribers.spawn(async move { (topic, subscribe(ws, &run, &topic_progress).await) });
+        }
+        progress.push(topic_progress);
+    }
+    let mut publishers = JoinSet::new();
+    for (topic, topic_progress) in progress.iter().enumerate() {
+        let ws = connect(addr, &format!("/bench/{topic}"), "publisher", None).await?;
+        let (run, topic_progress, spec) =
+            (Arc::clone(&run), Arc::clone(topic_progress), spec.clone());
+        publishers.spawn(async move { (topic, publish(ws, &run, &topic_progress, &spec).await) });
+    }
+
+    tokio::time::sleep(spec.warmup).await;
+    let delivered = || {
+        progress
+            .iter()
+            .map(|p| p.delivered.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let (delivered_0, published_0, cpu_0) = (
+        delivered(),
+        run.published.load(Ordering::Relaxed),
+        server.cpu_seconds()?,
+    );
+    let started = Instant::now();
+    run.measuring.store(MEASURE, Ordering::Relaxed);
+    tokio::time::sleep(spec.duration).await;
+    let (delivered_1, published_1, cpu_1) = (
+        delivered(),
+        run.published.load(Ordering::Relaxed),
+        server.cpu_seconds()?,
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    run.measuring.store(DONE, Ordering::Relaxed);
+    run.stop.store(true, Ordering::Relaxed);
+
+    let mut errors = Vec::new();
+    let mut sent = vec![0u64; spec.topics];
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(joined) = publishers.join_next().await {
+            match joined.context("publisher task")? {
+                (topic, Ok(count)) => sent[topic] = count,
+                (topic, Err(error)) => errors.push(format!("publisher of topic {topic}: {error}")),
+            }
+        }
+        let mut latency = histogram();
+        while let Some(joined) = subscribers.join_next().await {
+            let (topic, outcome) = joined.context("subscriber task")?;
+            match outcome {
+                Ok((received, histogram)) => {
+                    if received != sent[topic] {
+                        errors.push(format!(
+                            "a subscriber of topic {topic} got {received} of {} messages",
+                            sent[topic]
+                        ));
+                    }
+                    latency.add(histogram).context("merge latency")?;
+                }
+                Err(error) => errors.push(format!("a subscriber of topic {topic}: {error}")),
+            }
+        }
+        anyhow::Ok(latency)
+    })
+    .await;
+    let latency = match drained {
+        Ok(latency) => latency?,
+        Err(_) => {
+            errors.push(format!("the run did not drain within {DRAIN_TIMEOUT:?}"));
+            histogram()
+        }
+    };
+    Ok(Measurement {
+        delivered: delivered_1 - delivered_0,
+        published: published_1 - published_0,
+        seconds,
+        server_cpu: cpu_1 - cpu_0,
+        latency,
+        errors,
+    })
+}
+
+/// A latency histogram: 1 ns to 1 h, three significant digits.
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("constant, valid bounds")
+}
+
+/// Connects a raw WebSocket client to `path` in `role`, from `source` if given.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    path: &str,
+    role: &'static str,
+    source: Option<IpAddr>,
+) -> anyhow::Result<WebSocketStream<TcpStream>> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(source) = source {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .with_context(|| format!("bind {source}"))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    request
+        .headers_mut()
+        .insert("pubsub", HeaderValue::from_static(role));
+    // Small read buffers: thousands of these live in this one process.
+    let config = WebSocketConfig::default().read_buffer_size(16 << 10);
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    Ok(ws)
+}
+
+/// Publishes numbered, timestamped messages until told to stop, then the end marker;
+/// returns how many it sent.
+async fn publish(
+    mut ws: WebSocketStream<TcpStream>,
+    run: &Run,
+    progress: &Progress,
+    spec: &LoadSpec,
+) -> anyhow::Result<u64> {
+    let subscribers = spec.subscribers_per_topic as u64;
+    let limit = spec.window as u64 * subscribers;
+    let mut payload = vec![0u8; spec.payload.max(HEADER)];
+    let mut pacer = spec.rate.map(Pacer::new);
+    let mut sent = 0u64;
+    while !run.stop.load(Ordering::Relaxed) {
+        let in_flight =
+            (sent * subscribers).saturating_sub(progress.delivered.load(Ordering::Acquire));
+        if in_flight >= limit {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(10), progress.notify.notified()).await;
+            continue;
+        }
+        let mut burst = ((limit - in_flight) / subscribers.max(1)).clamp(1, BURST);
+        if let Some(pacer) = &mut pacer {
+            burst = burst.min(pacer.due().await);
+            if burst == 0 {
+                continue;
+            }
+        }
+        for _ in 0..burst {
+            stamp(&mut payload, sent, run.start.elapsed().as_nanos() as u64);
+            ws.feed(Message::Binary(Bytes::copy_from_slice(&payload)))
+                .await?;
+            sent += 1;
+        }
+        ws.flush().await?;
+        run.published.fetch_add(burst, Ordering::Relaxed);
+    }
+    stamp(&mut payload, END, 0);
+    ws.send(Message::Binary(Bytes::copy_from_slice(&payload)))
+        .await?;
+    let _ = ws.close(None).await;
+    Ok(sent)
+}
+
+fn stamp(payload: &mut [u8], sequence: u64, sent_at: u64) {
+    payload[..8].copy_from_slice(&sequence.to_be_bytes());
+    payload[8..16].copy_from_slice(&sent_at.to_be_bytes());
+}
+
+/// Reads until the end marker, checking order; returns the count and the latencies.
+async fn subscribe(
+    mut ws: WebSocketStream<TcpStream>,
+    run: &Run,
+    progress: &Progress,
+) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let mut expected = 0u64;
+    let mut latency = histogram();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(message))) => {
+                anyhow::ensure!(
+                    message.len() >= HEADER,
+                    "a message of {} bytes is too short",
+                    message.len()
+                );
+                let sequence = u64::from_be_bytes(message[..8].try_into()?);
+                if sequence == END {
+                    return Ok((expected, latency));
+                }
+                anyhow::ensure!(
+                    sequence == expected,
+                    "expected message {expected}, got {sequence}"
+                );
+                expected += 1;
+                if run.measuring.load(Ordering::Relaxed) == MEASURE {
+                    let sent_at = u64::from_be_bytes(message[8..16].try_into()?);
+                    let now = run.start.elapsed().as_nanos() as u64;
+                    latency.saturating_record(now.saturating_sub(sent_at).max(1));
+                }
+                if progress.delivered.fetch_add(1, Ordering::Release) % 16 == 15 {
+                    progress.notify.notify_one();
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                anyhow::bail!("connection failed after {expected} messages: {error}")
+            }
+            None => {
+                anyhow::bail!("connection ended after {expected} messages without the end marker")
+            }
+        }
+    }
+}
+
+/// Spreads a fixed rate over 1 ms ticks.
+struct Pacer {
+    per_tick: f64,
+    owed: f64,
+    ticks: tokio::time::Interval,
+}
+
+impl Pacer {
+    fn new(rate: f64) -> Self {
+        let mut ticks = tokio::time::interval(Duration::from_millis(1));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Pacer {
+            per_tick: rate / 1000.0,
+            owed: 0.0,
+            ticks,
+        }
+    }
+
+    /// Waits for the next tick; returns how many messages are due.
+    async fn due(&mut self) -> u64 {
+        self.ticks.tick().await;
+        self.owed += self.per_tick;
+        let due = self.owed.floor();
+        self.owed -= due;
+        due as u64
+    }
+}

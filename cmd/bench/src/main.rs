@@ -1,0 +1,70 @@
+//! `bench`: wspubsub's benchmark. Every scenario runs against a server in its own process
+//! (this binary re-executed as `bench serve`), so that the server's CPU time and memory are
+//! read from `/proc` apart from the load's, and is checked for correctness: a run that lost,
+//! duplicated or reordered a message is reported as a failure, not a number.
+//!
+//! - `fanout`: 1 publisher -> N subscribers on one topic, with a window of messages in flight;
+//!   measured against wspubsub and, in the same run, against `baseline`, a minimal broadcaster
+//!   that writes pre-framed bytes with no topic logic at all (the practical limit of this
+//!   machine and this client).
+//! - `many`: many topics, 1 publisher and 1 subscriber each (actor and scheduling overhead).
+//! - `idle`: many idle subscribers: server memory per connection, time to reach all of them.
+
+mod baseline;
+mod idle;
+mod load;
+mod process;
+mod report;
+mod scenarios;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// wspubsub's benchmark: fan-out, many topics and idle connections, with a baseline.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: scenarios::RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the scenarios (the default).
+    Run(scenarios::RunArgs),
+    /// Serve on 127.0.0.1 (a free port), print `ADDR <address>`, stop when stdin closes.
+    #[command(hide = true)]
+    Serve {
+        /// Which server.
+        #[arg(long, value_enum)]
+        kind: ServerKind,
+    },
+}
+
+/// The servers the benchmark can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ServerKind {
+    /// The wspubsub server with default options.
+    Wspubsub,
+    /// The minimal broadcaster.
+    Baseline,
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Some(Command::Serve { kind }) => {
+            runtime.block_on(process::serve_child(kind))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Run(args)) => runtime.block_on(scenarios::run(args)),
+        None => runtime.block_on(scenarios::run(cli.run)),
+    }
+}

@@ -1,0 +1,196 @@
+//! Figures: what a measurement means per second and per million deliveries, medians over
+//! runs, and the table and JSON the benchmark prints.
+
+use serde::Serialize;
+
+use crate::load::Measurement;
+
+/// Latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Latency {
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) p999_us: f64,
+}
+
+/// The figures of one measured load.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Figures {
+    /// Deliveries (message x subscriber) per second.
+    pub(crate) delivered_per_s: f64,
+    /// Delivered payload megabytes (10^6) per second.
+    pub(crate) delivered_mb_per_s: f64,
+    /// Messages published per second.
+    pub(crate) published_per_s: f64,
+    /// Server CPU seconds per million deliveries.
+    pub(crate) cpu_s_per_million: f64,
+    /// Publish-to-receive latency.
+    pub(crate) latency: Latency,
+}
+
+impl Figures {
+    /// The figures of `measurement` with messages of `payload` bytes.
+    pub(crate) fn of(measurement: &Measurement, payload: usize) -> Figures {
+        let per_second = |count: u64| count as f64 / measurement.seconds.max(f64::EPSILON);
+        let quantile = |q| measurement.latency.value_at_quantile(q) as f64 / 1e3;
+        Figures {
+            delivered_per_s: per_second(measurement.delivered),
+            delivered_mb_per_s: per_second(measurement.delivered) * payload as f64 / 1e6,
+            published_per_s: per_second(measurement.published),
+            cpu_s_per_million: measurement.server_cpu / (measurement.delivered.max(1) as f64 / 1e6),
+            latency: Latency {
+                p50_us: quantile(0.5),
+                p99_us: quantile(0.99),
+                p999_us: quantile(0.999),
+            },
+        }
+    }
+
+    /// The median of each figure over `runs`.
+    pub(crate) fn median(runs: &[Figures]) -> Figures {
+        let of = |field: fn(&Figures) -> f64| median(runs.iter().map(field).collect());
+        Figures {
+            delivered_per_s: of(|f| f.delivered_per_s),
+            delivered_mb_per_s: of(|f| f.delivered_mb_per_s),
+            published_per_s: of(|f| f.published_per_s),
+            cpu_s_per_million: of(|f| f.cpu_s_per_million),
+            latency: Latency {
+                p50_us: of(|f| f.latency.p50_us),
+                p99_us: of(|f| f.latency.p99_us),
+                p999_us: of(|f| f.latency.p999_us),
+            },
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 for none).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+/// One fan-out configuration, against wspubsub and the baseline, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FanoutRow {
+    pub(crate) subscribers: usize,
+    pub(crate) payload: usize,
+    pub(crate) runs: usize,
+    pub(crate) wspubsub: Figures,
+    pub(crate) baseline: Figures,
+    /// wspubsub's delivered rate over the baseline's.
+    pub(crate) rate_ratio: f64,
+    /// wspubsub's CPU per million deliveries over the baseline's.
+    pub(crate) cpu_ratio: f64,
+    /// wspubsub's latency with the publisher held at half its saturated rate.
+    pub(crate) half_rate_latency: Latency,
+    pub(crate) errors: Vec<String>,
+}
+
+/// The many-topics configuration.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ManyRow {
+    pub(crate) topics: usize,
+    pub(crate) payload: usize,
+    pub(crate) runs: usize,
+    pub(crate) wspubsub: Figures,
+    pub(crate) errors: Vec<String>,
+}
+
+/// Everything one benchmark run found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Report {
+    pub(crate) machine: String,
+    pub(crate) fanout: Vec<FanoutRow>,
+    pub(crate) many: Vec<ManyRow>,
+    pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
+}
+
+impl Report {
+    /// Every correctness failure, with where it happened.
+    pub(crate) fn errors(&self) -> Vec<String> {
+        let fanout = self.fanout.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("fanout N={} {} B: {e}", row.subscribers, row.payload))
+        });
+        let many = self.many.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("many {}: {e}", row.topics))
+        });
+        let idle = self.idle.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("idle {}: {e}", row.connections))
+        });
+        fanout.chain(many).chain(idle).collect()
+    }
+}
+
+/// A fan-out row as table lines.
+pub(crate) fn fanout_lines(row: &FanoutRow) -> String {
+    let w = &row.wspubsub;
+    let b = &row.baseline;
+    let h = &row.half_rate_latency;
+    format!(
+        "fanout N={:<5} {:>5} B | wspubsub {:>10.0} deliveries/s {:>7.1} MB/s {:>8.0} pub/s {:>6.3} CPU-s/M | \
+         baseline {:>10.0} deliveries/s {:>6.3} CPU-s/M | rate {:>4.0}% of baseline, CPU {:.2}x | \
+         latency p50/p99/p99.9 {:.0}/{:.0}/{:.0} us saturated, {:.0}/{:.0}/{:.0} us at half rate",
+        row.subscribers,
+        row.payload,
+        w.delivered_per_s,
+        w.delivered_mb_per_s,
+        w.published_per_s,
+        w.cpu_s_per_million,
+        b.delivered_per_s,
+        b.cpu_s_per_million,
+        row.rate_ratio * 100.0,
+        row.cpu_ratio,
+        w.latency.p50_us,
+        w.latency.p99_us,
+        w.latency.p999_us,
+        h.p50_us,
+        h.p99_us,
+        h.p999_us,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn figures_per_second_and_per_million() {
+        let mut latency = crate::load::histogram();
+        latency.record(2_000).expect("in range");
+        let measurement = Measurement {
+            delivered: 2_000_000,
+            published: 20_000,
+            seconds: 2.0,
+            server_cpu: 0.5,
+            latency,
+            errors: Vec::new(),
+        };
+        let figures = Figures::of(&measurement, 100);
+        assert_eq!(figures.delivered_per_s, 1_000_000.0);
+        assert_eq!(figures.delivered_mb_per_s, 100.0);
+        assert_eq!(figures.published_per_s, 10_000.0);
+        assert_eq!(figures.cpu_s_per_million, 0.25);
+        assert!((figures.latency.p50_us - 2.0).abs() < 0.01);
+    }
+}

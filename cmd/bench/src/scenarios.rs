@@ -1,0 +1,259 @@
+//! Which scenarios run, how often, and in what order: every fan-out configuration runs against
+//! the baseline and wspubsub alternately, run after run, so that their figures come from the
+//! same minutes of this shared machine; the table shows medians.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::ServerKind;
+use crate::idle;
+use crate::load::{self, LoadSpec};
+use crate::process::ServerProcess;
+use crate::report::{self, FanoutRow, Figures, ManyRow, Report};
+
+/// The scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scenario {
+    /// 1 publisher -> N subscribers on one topic, with the baseline side by side.
+    Fanout,
+    /// Many topics, 1 publisher and 1 subscriber each.
+    Many,
+    /// Many idle subscribers: memory per connection, time to reach them all.
+    Idle,
+}
+
+/// Options of a benchmark run.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunArgs {
+    /// Scenarios to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["fanout", "many", "idle"])]
+    scenarios: Vec<Scenario>,
+    /// Subscriber counts for `fanout`.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
+    subscribers: Vec<usize>,
+    /// Payload sizes (bytes) for `fanout`; `many` uses the first.
+    #[arg(long, value_delimiter = ',', default_values_t = [64, 1024])]
+    payloads: Vec<usize>,
+    /// Topics for `many`.
+    #[arg(long, default_value_t = 1000)]
+    topics: usize,
+    /// Connection counts for `idle`.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000])]
+    idle: Vec<usize>,
+    /// Messages each publisher may have in flight.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Measured time of each run.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up before each measurement.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Runs of each configuration; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Tiny, quick configurations that check correctness only (for CI).
+    #[arg(long)]
+    smoke: bool,
+}
+
+impl RunArgs {
+    /// The smoke configuration: every scenario, tiny, once.
+    fn smoke(mut self) -> Self {
+        self.subscribers = vec![10];
+        self.topics = 20;
+        self.idle = vec![200];
+        self.duration = Duration::from_millis(300);
+        self.warmup = Duration::from_millis(100);
+        self.runs = 1;
+        self
+    }
+}
+
+/// Runs the scenarios, prints the table, writes the JSON; fails on any correctness error.
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let args = if args.smoke { args.smoke() } else { args };
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        args.payloads.iter().all(|&p| p >= load::HEADER),
+        "payloads must be at least {} bytes",
+        load::HEADER
+    );
+    let mut report = Report {
+        machine: machine(),
+        ..Report::default()
+    };
+    println!("machine: {}", report.machine);
+    if args.scenarios.contains(&Scenario::Fanout) {
+        for &subscribers in &args.subscribers {
+            for &payload in &args.payloads {
+                let row = fanout(&args, subscribers, payload).await?;
+                println!("{}", report::fanout_lines(&row));
+                report.fanout.push(row);
+            }
+        }
+    }
+    if args.scenarios.contains(&Scenario::Many) {
+        let row = many(&args).await?;
+        let w = &row.wspubsub;
+        println!(
+            "many   topics={} {} B | {:.0} deliveries/s {:.3} CPU-s/M | latency p50/p99 {:.0}/{:.0} us",
+            row.topics,
+            row.payload,
+            w.delivered_per_s,
+            w.cpu_s_per_million,
+            w.latency.p50_us,
+            w.latency.p99_us
+        );
+        report.many.push(row);
+    }
+    if args.scenarios.contains(&Scenario::Idle) {
+        idle::raise_file_limit(args.idle.iter().copied().max().unwrap_or(0) + 64)?;
+        for &connections in &args.idle {
+            let server = ServerProcess::spawn(ServerKind::Wspubsub)?;
+            let measured = idle::run(&server, connections).await?;
+            println!(
+                "idle   N={:<6} | {:.0} bytes of server memory per connection | one message to all in {:.1} ms",
+                measured.connections, measured.rss_per_connection, measured.deliver_all_ms
+            );
+            report.idle.push(measured);
+        }
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
+    }
+    let errors = report.errors();
+    for error in &errors {
+        println!("FAIL {error}");
+    }
+    let checks = report.fanout.len() + report.many.len() + report.idle.len();
+    println!(
+        "bench: {} passed, {} failed",
+        checks - count_failed(&report),
+        count_failed(&report)
+    );
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn count_failed(report: &Report) -> usize {
+    report
+        .fanout
+        .iter()
+        .filter(|r| !r.errors.is_empty())
+        .count()
+        + report.many.iter().filter(|r| !r.errors.is_empty()).count()
+        + report.idle.iter().filter(|r| !r.errors.is_empty()).count()
+}
+
+fn spec(args: &RunArgs, topics: usize, subscribers_per_topic: usize, payload: usize) -> LoadSpec {
+    LoadSpec {
+        topics,
+        subscribers_per_topic,
+        payload,
+        window: args.window,
+        warmup: args.warmup,
+        duration: args.duration,
+        rate: None,
+    }
+}
+
+/// One fan-out configuration: baseline and wspubsub alternately, `runs` times each.
+async fn fanout(args: &RunArgs, subscribers: usize, payload: usize) -> anyhow::Result<FanoutRow> {
+    let saturated = spec(args, 1, subscribers, payload);
+    let (mut ours, mut theirs, mut half) = (Vec::new(), Vec::new(), Vec::new());
+    let mut errors = Vec::new();
+    for _ in 0..args.runs {
+        let baseline = measure(ServerKind::Baseline, &saturated, &mut errors).await?;
+        theirs.push(Figures::of(&baseline, payload));
+        let server = ServerProcess::spawn(ServerKind::Wspubsub)?;
+        let measured = load::run(&server, &saturated).await?;
+        errors.extend(measured.errors.iter().cloned());
+        let figures = Figures::of(&measured, payload);
+        ours.push(figures);
+        drop(server);
+        // Latency at half the saturated rate, on a fresh server.
+        let paced = LoadSpec {
+            rate: Some((figures.published_per_s / 2.0).max(1.0)),
+            ..saturated.clone()
+        };
+        let slow = measure(ServerKind::Wspubsub, &paced, &mut errors).await?;
+        half.push(Figures::of(&slow, payload));
+    }
+    let (wspubsub, baseline) = (Figures::median(&ours), Figures::median(&theirs));
+    Ok(FanoutRow {
+        subscribers,
+        payload,
+        runs: args.runs,
+        rate_ratio: wspubsub.delivered_per_s / baseline.delivered_per_s.max(f64::EPSILON),
+        cpu_ratio: wspubsub.cpu_s_per_million / baseline.cpu_s_per_million.max(f64::EPSILON),
+        half_rate_latency: Figures::median(&half).latency,
+        wspubsub,
+        baseline,
+        errors,
+    })
+}
+
+/// The many-topics configuration, `runs` times.
+async fn many(args: &RunArgs) -> anyhow::Result<ManyRow> {
+    let payload = args.payloads.first().copied().unwrap_or(64);
+    let spec = LoadSpec {
+        window: args.window.min(16),
+        ..spec(args, args.topics, 1, payload)
+    };
+    let mut runs = Vec::new();
+    let mut errors = Vec::new();
+    for _ in 0..args.runs {
+        let measured = measure(ServerKind::Wspubsub, &spec, &mut errors).await?;
+        runs.push(Figures::of(&measured, payload));
+    }
+    Ok(ManyRow {
+        topics: args.topics,
+        payload,
+        runs: args.runs,
+        wspubsub: Figures::median(&runs),
+        errors,
+    })
+}
+
+/// Runs `spec` once against a fresh server of `kind`, collecting its errors.
+async fn measure(
+    kind: ServerKind,
+    spec: &LoadSpec,
+    errors: &mut Vec<String>,
+) -> anyhow::Result<load::Measurement> {
+    let server = ServerProcess::spawn(kind)?;
+    let measured = load::run(&server, spec).await?;
+    errors.extend(measured.errors.iter().map(|e| format!("{kind:?}: {e}")));
+    Ok(measured)
+}
+
+/// A one-line description of this machine.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!(
+        "{cores} cores, {cpu}, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
