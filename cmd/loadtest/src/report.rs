@@ -53,7 +53,7 @@ pub struct Report {
     pub expected_messages: usize,
     /// Bytes every subscriber had to receive.
     pub message_bytes: u64,
-    /// From the first publish to the last verdict.
+    /// From the first publish to the last subscriber's last message.
     pub elapsed: Duration,
     /// From the first connection to the last verdict.
     pub total_elapsed: Duration,
@@ -139,6 +139,7 @@ mod tests {
         Received {
             messages: messages.iter().map(|m| Bytes::from_static(m)).collect(),
             ended_early: ended_early.map(str::to_owned),
+            completed_at: None,
         }
     }
 

@@ -145,12 +145,23 @@ async fn run_unbounded(
         published?.map_err(|(index, source)| LoadTestError::Publish { index, source })?;
     }
 
-    let expected = data.expected_digest(test.publishers);
-    let mut verdicts = Vec::with_capacity(test.subscribers);
-    while let Some(collected) = subscribers.join_next().await {
-        let (index, received) = collected?;
-        verdicts.push(Verdict::judge(index, received, per_subscriber, expected));
+    // Delivery is timed to the last subscriber's last message; hashing comes after.
+    let mut collected = Vec::with_capacity(test.subscribers);
+    while let Some(joined) = subscribers.join_next().await {
+        collected.push(joined?);
     }
+    let delivered_at = collected
+        .iter()
+        .filter_map(|(_, received)| received.completed_at)
+        .max();
+    let elapsed = delivered_at
+        .unwrap_or_else(Instant::now)
+        .saturating_duration_since(publishing);
+    let expected = data.expected_digest(test.publishers);
+    let mut verdicts: Vec<Verdict> = collected
+        .into_iter()
+        .map(|(index, received)| Verdict::judge(index, received, per_subscriber, expected))
+        .collect();
     verdicts.sort_by_key(|verdict| verdict.subscriber);
     progress.finish();
     Ok(Report {
@@ -158,7 +169,7 @@ async fn run_unbounded(
         expected,
         expected_messages: per_subscriber,
         message_bytes: data.total_bytes() * test.publishers as u64,
-        elapsed: publishing.elapsed(),
+        elapsed,
         total_elapsed: started.elapsed(),
     })
 }
@@ -168,6 +179,8 @@ async fn run_unbounded(
 pub(crate) struct Received {
     pub(crate) messages: Vec<Bytes>,
     pub(crate) ended_early: Option<String>,
+    /// When the last expected message arrived (`None` if it never did).
+    pub(crate) completed_at: Option<Instant>,
 }
 
 /// Reads `wanted` messages (one more is an error the verdict reports) and closes.
@@ -187,10 +200,12 @@ async fn collect(mut subscriber: Subscriber, wanted: usize, progress: &Progress)
                 return Received {
                     messages,
                     ended_early: Some(why),
+                    completed_at: None,
                 };
             }
         }
     }
+    let completed_at = Some(Instant::now());
     // Every expected message is in; anything more that arrives before our close is a duplicate.
     let _ = subscriber.close().await;
     while let Some(extra) = subscriber.next().await {
@@ -199,6 +214,7 @@ async fn collect(mut subscriber: Subscriber, wanted: usize, progress: &Progress)
     Received {
         messages,
         ended_early: None,
+        completed_at,
     }
 }
 
