@@ -9,8 +9,9 @@
 //! - The `hub` maps each path to its topic actor, born with the topic's first client and
 //!   removed with its last (a client's `Membership` leaves on drop, however it ended).
 //! - The `topic` actor is the single owner of a topic's order: publishers queue messages to it
-//!   (bounded, so they are pushed back), it appends them to the topic's `backlog`, a bounded
-//!   window every subscriber reads from its own cursor. A message is stored once, whatever the
+//!   (bounded, so they are pushed back), it encodes each batch once into frames and appends
+//!   them to the topic's backlog (the `wspubsub-fanout` crate), a bounded window every
+//!   subscriber reads from its own cursor. A message is stored once, whatever the
 //!   number of subscribers; a subscriber that falls out of the window is closed with 4000.
 //! - The `connection` tasks own one socket each: publishers read frames into the topic,
 //!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
@@ -32,10 +33,8 @@
 //! # }
 //! ```
 
-mod backlog;
 mod connection;
 mod event;
-mod frames;
 mod hub;
 mod options;
 mod server;

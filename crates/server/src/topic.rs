@@ -12,9 +12,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::backlog::{Backlog, Cursor, Lagged};
-use crate::frames::{Chunk, ChunkBuilder, FrameQueue};
 use crate::options::Options;
+use wspubsub_fanout::{Backlog, Chunk, ChunkBuilder, Cursor, FrameQueue, Lagged};
 
 /// Most messages the actor moves into the backlog per wake-up; batching keeps the wake-ups
 /// of subscribers (one per batch, not per message) cheap under load.

@@ -18,7 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::frames::FrameQueue;
+use wspubsub_fanout::FrameQueue;
 
 /// What closing a connection needs from its socket.
 pub(crate) trait Peer {

@@ -9,21 +9,21 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// A run of complete binary frames, ready for any subscriber's socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Chunk {
+pub struct Chunk {
     /// The encoded frames.
-    pub(crate) frames: Bytes,
+    pub frames: Bytes,
     /// How many messages (frames) they hold.
-    pub(crate) messages: u32,
+    pub messages: u32,
 }
 
 /// Encodes messages into chunks of about a target size.
 #[derive(Debug)]
-pub(crate) struct ChunkBuilder {
+pub struct ChunkBuilder {
     buffer: BytesMut,
     messages: u32,
     target: usize,
@@ -31,7 +31,7 @@ pub(crate) struct ChunkBuilder {
 
 impl ChunkBuilder {
     /// A builder whose chunks close once they reach `target` bytes.
-    pub(crate) fn new(target: usize) -> Self {
+    pub fn new(target: usize) -> Self {
         ChunkBuilder {
             buffer: BytesMut::new(),
             messages: 0,
@@ -40,7 +40,7 @@ impl ChunkBuilder {
     }
 
     /// Appends one message as a binary frame; returns a chunk when the target is reached.
-    pub(crate) fn push(&mut self, payload: &[u8]) -> Option<Chunk> {
+    pub fn push(&mut self, payload: &[u8]) -> Option<Chunk> {
         let header = FrameHeader {
             opcode: OpCode::Data(Data::Binary),
             ..FrameHeader::default()
@@ -58,7 +58,7 @@ impl ChunkBuilder {
     }
 
     /// The chunk of everything pushed since the last one, if anything was.
-    pub(crate) fn finish(&mut self) -> Option<Chunk> {
+    pub fn finish(&mut self) -> Option<Chunk> {
         if self.messages == 0 {
             return None;
         }
@@ -73,14 +73,14 @@ impl ChunkBuilder {
 /// Bytes waiting to be written to one socket, as a queue of shared buffers; a [`Buf`] whose
 /// vectored view lets one `writev` carry many chunks.
 #[derive(Debug, Default)]
-pub(crate) struct FrameQueue {
+pub struct FrameQueue {
     parts: VecDeque<Bytes>,
     remaining: usize,
 }
 
 impl FrameQueue {
     /// Queues `bytes` (whole frames) behind what is already queued.
-    pub(crate) fn push(&mut self, bytes: Bytes) {
+    pub fn push(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.remaining += bytes.len();
             self.parts.push_back(bytes);
@@ -88,7 +88,7 @@ impl FrameQueue {
     }
 
     /// Whether nothing is waiting.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.remaining == 0
     }
 }
@@ -133,7 +133,7 @@ impl Buf for FrameQueue {
 
 #[cfg(test)]
 mod tests {
-    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tungstenite::protocol::frame::Frame;
 
     use super::*;
 

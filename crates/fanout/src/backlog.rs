@@ -15,7 +15,7 @@ use crate::frames::{Chunk, FrameQueue};
 
 /// The bounded window of a topic's most recent messages.
 #[derive(Debug)]
-pub(crate) struct Backlog {
+pub struct Backlog {
     /// The chunks, oldest first.
     chunks: VecDeque<Chunk>,
     /// Position of `chunks[0]`.
@@ -32,20 +32,22 @@ pub(crate) struct Backlog {
 
 /// A position in a backlog: which chunk comes next, and how many messages came before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Cursor {
+pub struct Cursor {
     chunk: u64,
     message: u64,
 }
 
 /// A subscriber's cursor pointed at a chunk the backlog has already dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Lagged {
+pub struct Lagged {
     /// How many messages the subscriber would have missed.
-    pub(crate) missed: u64,
+    pub missed: u64,
 }
 
 impl Backlog {
-    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
+    /// An empty backlog that keeps at most `max_messages` messages and about `max_bytes`
+    /// bytes of frames.
+    pub fn new(max_messages: usize, max_bytes: usize) -> Self {
         Backlog {
             chunks: VecDeque::new(),
             first: Cursor::default(),
@@ -57,7 +59,7 @@ impl Backlog {
     }
 
     /// The position after the newest chunk; a new subscriber starts here.
-    pub(crate) fn head(&self) -> Cursor {
+    pub fn head(&self) -> Cursor {
         Cursor {
             chunk: self.first.chunk + self.chunks.len() as u64,
             message: self.first.message + self.messages as u64,
@@ -65,7 +67,7 @@ impl Backlog {
     }
 
     /// Appends a chunk, dropping the oldest ones past the bounds.
-    pub(crate) fn push(&mut self, chunk: Chunk) {
+    pub fn push(&mut self, chunk: Chunk) {
         self.messages += chunk.messages as usize;
         self.bytes += chunk.frames.len();
         self.chunks.push_back(chunk);
@@ -83,7 +85,7 @@ impl Backlog {
 
     /// Queues (by reference) the chunks from `cursor` on into `out`, stopping once about
     /// `batch_bytes` are queued, and returns the cursor after them.
-    pub(crate) fn read_from(
+    pub fn read_from(
         &self,
         cursor: Cursor,
         out: &mut FrameQueue,
