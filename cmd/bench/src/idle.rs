@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,8 +23,12 @@ use crate::process::ServerProcess;
 /// Connections per source address (well under the ~28k ephemeral ports of one address).
 const PER_SOURCE: usize = 20_000;
 
-/// Handshakes in progress at once.
-const CONCURRENT_CONNECTS: usize = 256;
+/// Idle runs so far in this process.
+static RUNS: AtomicU8 = AtomicU8::new(0);
+
+/// Handshakes in progress at once (more, on two cores, starve the pongs of the connections
+/// already made).
+const CONCURRENT_CONNECTS: usize = 32;
 
 /// How long reaching every subscriber may take before it counts as a failure.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,16 +44,49 @@ pub(crate) struct IdleMeasurement {
     pub(crate) deliver_all_ms: f64,
     /// Correctness failures.
     pub(crate) errors: Vec<String>,
+    /// Why the count was not attempted, if it was not.
+    pub(crate) skipped: Option<String>,
 }
 
-/// Raises the open-file limit so that `connections` sockets fit in this process and the
-/// server's (children inherit it).
-pub(crate) fn raise_file_limit(connections: usize) -> anyhow::Result<()> {
-    let wanted = (connections as u64 + 1024).max(rlimit::getrlimit(rlimit::Resource::NOFILE)?.0);
-    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
-    let hard = hard.max(wanted);
-    rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, hard).with_context(|| {
-        format!("raise the open-file limit to {wanted} (needs root or a higher hard limit)")
+impl IdleMeasurement {
+    /// A count that could not be attempted, and why.
+    pub(crate) fn skipped(connections: usize, why: String) -> Self {
+        IdleMeasurement {
+            connections,
+            rss_per_connection: 0.0,
+            deliver_all_ms: 0.0,
+            errors: Vec::new(),
+            skipped: Some(why),
+        }
+    }
+}
+
+/// Raises the open-file limit towards `connections` plus some spare, for this process and the
+/// server's (children inherit it): past the hard limit if allowed (root with
+/// `CAP_SYS_RESOURCE`), else up to it. Returns the limit in force.
+pub(crate) fn raise_file_limit(connections: usize) -> anyhow::Result<u64> {
+    let wanted = connections as u64 + SPARE_FILES;
+    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    if wanted <= soft {
+        return Ok(soft);
+    }
+    if rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, wanted.max(hard)).is_ok() {
+        return Ok(wanted);
+    }
+    rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).context("raise the open-file limit")?;
+    Ok(hard)
+}
+
+/// Files a process needs besides the connections (listener, stdio, epoll, ...).
+const SPARE_FILES: u64 = 256;
+
+/// Why `connections` idle subscribers cannot be held under the open-file limit `limit`, if so.
+pub(crate) fn unreachable(connections: usize, limit: u64) -> Option<String> {
+    (connections as u64 + SPARE_FILES > limit).then(|| {
+        format!(
+            "not reachable here: a process may open at most {limit} files (RLIMIT_NOFILE hard \
+             limit, not raisable without CAP_SYS_RESOURCE) and the server needs one per connection"
+        )
     })
 }
 
@@ -63,9 +100,14 @@ pub(crate) async fn run(
     let received = Arc::new(AtomicU64::new(0));
     let all_received = Arc::new(Notify::new());
     let connecting = Arc::new(Semaphore::new(CONCURRENT_CONNECTS));
+    // Source addresses of their own (per process and per run), so that ports an earlier run
+    // left in TIME_WAIT cannot collide with this run's.
+    let network = 10 + (std::process::id() % 100) as u8;
+    let first_host = RUNS.fetch_add(1, Ordering::Relaxed).wrapping_mul(8);
     let mut connects = JoinSet::new();
     for index in 0..connections {
-        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index / PER_SOURCE) as u8));
+        let host = first_host.wrapping_add((index / PER_SOURCE) as u8);
+        let source = IpAddr::V4(Ipv4Addr::new(127, network, host, 1));
         let connecting = Arc::clone(&connecting);
         connects.spawn(async move {
             let _permit = connecting.acquire_owned().await?;
@@ -81,6 +123,9 @@ pub(crate) async fn run(
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Binary(_))) => break,
+                    Some(Ok(Message::Close(frame))) => {
+                        anyhow::bail!("idle subscriber closed by the server: {frame:?}")
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(error)) => anyhow::bail!("idle subscriber failed: {error}"),
                     None => anyhow::bail!("idle subscriber was closed"),
@@ -122,5 +167,6 @@ pub(crate) async fn run(
         rss_per_connection: rss_after.saturating_sub(rss_before) as f64 / connections as f64,
         deliver_all_ms,
         errors,
+        skipped: None,
     })
 }

@@ -91,6 +91,8 @@ pub(crate) struct FanoutRow {
     pub(crate) cpu_ratio: f64,
     /// wspubsub's latency with the publisher held at half its saturated rate.
     pub(crate) half_rate_latency: Latency,
+    /// The baseline's latency at the same rate.
+    pub(crate) baseline_half_rate_latency: Latency,
     pub(crate) errors: Vec<String>,
 }
 
@@ -143,7 +145,8 @@ pub(crate) fn fanout_lines(row: &FanoutRow) -> String {
     format!(
         "fanout N={:<5} {:>5} B | wspubsub {:>10.0} deliveries/s {:>7.1} MB/s {:>8.0} pub/s {:>6.3} CPU-s/M | \
          baseline {:>10.0} deliveries/s {:>6.3} CPU-s/M | rate {:>4.0}% of baseline, CPU {:.2}x | \
-         latency p50/p99/p99.9 {:.0}/{:.0}/{:.0} us saturated, {:.0}/{:.0}/{:.0} us at half rate",
+         latency p50/p99/p99.9 {:.0}/{:.0}/{:.0} us saturated, {:.0}/{:.0}/{:.0} us at half rate \
+         (baseline {:.0}/{:.0}/{:.0} us)",
         row.subscribers,
         row.payload,
         w.delivered_per_s,
@@ -160,6 +163,9 @@ pub(crate) fn fanout_lines(row: &FanoutRow) -> String {
         h.p50_us,
         h.p99_us,
         h.p999_us,
+        row.baseline_half_rate_latency.p50_us,
+        row.baseline_half_rate_latency.p99_us,
+        row.baseline_half_rate_latency.p999_us,
     )
 }
 

@@ -28,7 +28,8 @@ const CHUNK_BYTES: usize = 64 << 10;
 #[derive(Debug)]
 pub(crate) struct Topic {
     inbound: mpsc::Sender<Bytes>,
-    backlog: watch::Receiver<Backlog>,
+    /// Written by the actor (appends) and by subscribers joining and leaving.
+    backlog: Arc<watch::Sender<Backlog>>,
 }
 
 impl Topic {
@@ -39,8 +40,8 @@ impl Topic {
             options.subscriber_queue_messages,
             options.subscriber_queue_bytes,
         );
-        let (sender, backlog) = watch::channel(backlog);
-        tracker.spawn(run(name, receiver, sender));
+        let backlog = Arc::new(watch::Sender::new(backlog));
+        tracker.spawn(run(name, receiver, Arc::clone(&backlog)));
         Topic { inbound, backlog }
     }
 
@@ -53,15 +54,27 @@ impl Topic {
 
     /// A way out for a new subscriber: it will get every message appended from now on.
     pub(crate) fn subscriber(&self) -> TopicFeed {
-        let backlog = self.backlog.clone();
-        let cursor = backlog.borrow().head();
-        TopicFeed { backlog, cursor }
+        let mut cursor = Cursor::default();
+        // Joining changes no message: nobody needs waking.
+        self.backlog.send_if_modified(|backlog| {
+            cursor = backlog.join();
+            false
+        });
+        TopicFeed {
+            updates: self.backlog.subscribe(),
+            backlog: Arc::clone(&self.backlog),
+            cursor,
+        }
     }
 }
 
 /// The actor's loop: move queued messages into the backlog, batch by batch, until every
 /// sender is gone.
-async fn run(name: Arc<str>, mut inbound: mpsc::Receiver<Bytes>, backlog: watch::Sender<Backlog>) {
+async fn run(
+    name: Arc<str>,
+    mut inbound: mpsc::Receiver<Bytes>,
+    backlog: Arc<watch::Sender<Backlog>>,
+) {
     tracing::debug!(topic = %name, "topic started");
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
     let mut chunks: Vec<Chunk> = Vec::new();
@@ -95,10 +108,14 @@ impl TopicPublisher {
     }
 }
 
-/// A subscriber's position in its topic's backlog.
+/// A subscriber's position in its topic's backlog; dropping it leaves the backlog, releasing
+/// the messages only this subscriber was still to read.
 #[derive(Debug)]
 pub(crate) struct TopicFeed {
-    backlog: watch::Receiver<Backlog>,
+    /// Wakes the subscriber when the actor appends.
+    updates: watch::Receiver<Backlog>,
+    /// For leaving.
+    backlog: Arc<watch::Sender<Backlog>>,
     cursor: Cursor,
 }
 
@@ -110,14 +127,24 @@ impl TopicFeed {
         out: &mut FrameQueue,
         batch_bytes: usize,
     ) -> Result<bool, Lagged> {
-        let backlog = self.backlog.borrow_and_update();
+        let backlog = self.updates.borrow_and_update();
         self.cursor = backlog.read_from(self.cursor, out, batch_bytes)?;
         Ok(self.cursor != backlog.head())
     }
 
     /// Waits until the topic has appended messages since the last [`Self::next_batch`].
     pub(crate) async fn changed(&mut self) -> Result<(), TopicGone> {
-        self.backlog.changed().await.map_err(|_| TopicGone)
+        self.updates.changed().await.map_err(|_| TopicGone)
+    }
+}
+
+impl Drop for TopicFeed {
+    fn drop(&mut self) {
+        let cursor = self.cursor;
+        self.backlog.send_if_modified(|backlog| {
+            backlog.leave(cursor);
+            false
+        });
     }
 }
 
@@ -167,6 +194,31 @@ mod tests {
             read_frames(&mut late, 3).await,
             frame(b"b"),
             "late joiner starts at its join"
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_are_released_once_read_or_when_their_last_reader_leaves() {
+        let tracker = TaskTracker::new();
+        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let publisher = topic.publisher();
+        let mut reader = topic.subscriber();
+        let idle = topic.subscriber();
+        for message in [&b"a"[..], b"b", b"c"] {
+            publisher
+                .publish(Bytes::from_static(message))
+                .await
+                .expect("topic alive");
+            // One message at a time, so that each is a chunk of its own.
+            assert_eq!(read_frames(&mut reader, 3).await, frame(message));
+        }
+        let held = || topic.backlog.borrow().chunks();
+        assert_eq!(held(), 3, "the idle subscriber has read none of them");
+        drop(idle);
+        assert_eq!(
+            held(),
+            0,
+            "everything left was read by the remaining subscriber"
         );
     }
 
