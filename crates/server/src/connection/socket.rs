@@ -90,8 +90,10 @@ where
     /// Writes every pending frame, control frames last. Cancel-safe: what was written stays
     /// written, and the rest stays queued, so a later call resumes at the same byte.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
-        let control = self.ws.get_mut().outbox.split().freeze();
-        self.pending.push(control);
+        let outbox = &mut self.ws.get_mut().outbox;
+        if !outbox.is_empty() {
+            self.pending.push(outbox.split().freeze());
+        }
         self.writer.write_all_buf(&mut self.pending).await?;
         self.writer.flush().await
     }
