@@ -7,7 +7,8 @@ use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
 use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
-    TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, wait_for_event, within,
+    TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, silent_server,
+    vanishing_server, wait_for_event, within,
 };
 
 #[tokio::test]
@@ -136,14 +137,7 @@ async fn unreachable_server_and_bad_urls_fail_clearly() {
 
 #[tokio::test]
 async fn silent_server_ends_with_pong_timeout() {
-    let addr = fake_server(|stream| async move {
-        // Complete the handshake, then never read again: pings go unanswered.
-        let _socket = tokio_tungstenite::accept_async(stream)
-            .await
-            .expect("handshake");
-        std::future::pending::<()>().await;
-    })
-    .await;
+    let addr = silent_server().await;
     let options = ClientOptions::default().pong_deadline(Duration::from_millis(300));
     let publisher = Publisher::connect(&format!("ws://{addr}/p"), options)
         .await
@@ -157,13 +151,7 @@ async fn silent_server_ends_with_pong_timeout() {
 
 #[tokio::test]
 async fn vanished_server_is_a_lost_connection() {
-    let addr = fake_server(|stream| async move {
-        let socket = tokio_tungstenite::accept_async(stream)
-            .await
-            .expect("handshake");
-        drop(socket.into_inner());
-    })
-    .await;
+    let addr = vanishing_server().await;
     let publisher = Publisher::connect(&format!("ws://{addr}/p"), ClientOptions::default())
         .await
         .expect("connect");

@@ -9,7 +9,7 @@ use wspubsub_pubclient::Publisher;
 use wspubsub_server::protocol::CloseCode;
 use wspubsub_server::{EventKind, Options};
 use wspubsub_subclient::{ClientError, ClientOptions, Subscriber};
-use wspubsub_testkit::{TIMEOUT, TestServer, fake_server, wait_for_event, within};
+use wspubsub_testkit::{TIMEOUT, TestServer, fake_server, silent_server, wait_for_event, within};
 
 #[tokio::test]
 async fn receives_every_message_in_order_from_the_publisher_sdk() {
@@ -120,13 +120,7 @@ async fn server_shutdown_is_reported_as_going_away() {
 
 #[tokio::test]
 async fn silent_server_ends_with_pong_timeout() {
-    let addr = fake_server(|stream| async move {
-        let _socket = tokio_tungstenite::accept_async(stream)
-            .await
-            .expect("handshake");
-        std::future::pending::<()>().await;
-    })
-    .await;
+    let addr = silent_server().await;
     let options = ClientOptions::default().pong_deadline(Duration::from_millis(300));
     let mut subscriber = Subscriber::connect(&format!("ws://{addr}/s"), options)
         .await

@@ -214,3 +214,27 @@ pub async fn closed_port() -> SocketAddr {
         .expect("bind");
     listener.local_addr().expect("address")
 }
+
+/// A WebSocket server that completes the handshake, then never reads again, so that pings
+/// go unanswered: what a hung server looks like to a client.
+pub async fn silent_server() -> SocketAddr {
+    fake_server(|stream| async move {
+        let _socket = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        std::future::pending::<()>().await;
+    })
+    .await
+}
+
+/// A WebSocket server that completes the handshake, then drops the TCP connection without a
+/// close frame: what a crashed server looks like to a client.
+pub async fn vanishing_server() -> SocketAddr {
+    fake_server(|stream| async move {
+        let socket = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        drop(socket.into_inner());
+    })
+    .await
+}
