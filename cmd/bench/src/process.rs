@@ -1,5 +1,6 @@
-//! The server under test, in a process of its own: this binary re-executed as `bench serve`.
-//! Its CPU time and resident memory come from `/proc/<pid>`.
+//! The server under test: by default in a process of its own (this binary re-executed as
+//! `bench serve`), or any server given by URL. Its CPU time and resident memory come from
+//! `/proc/<pid>` when its process is known.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,14 +13,33 @@ use wspubsub_server::{Options, Server};
 use crate::ServerKind;
 use crate::baseline;
 
-/// A running server child; killed when dropped.
+/// A server under test; a child of ours is killed when this is dropped.
 #[derive(Debug)]
 pub(crate) struct ServerProcess {
-    child: Child,
+    child: Option<Child>,
     addr: SocketAddr,
+    pid: Option<i32>,
 }
 
 impl ServerProcess {
+    /// A server started elsewhere, at `url` (`ws://host:port`), whose process id, if given,
+    /// lets the bench read its CPU time and memory.
+    pub(crate) fn external(url: &str, pid: Option<i32>) -> anyhow::Result<ServerProcess> {
+        let authority = url
+            .strip_prefix("ws://")
+            .context("--url must start with ws://")?;
+        let authority = authority.split('/').next().unwrap_or(authority);
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+            .with_context(|| format!("resolve {authority}"))?
+            .next()
+            .with_context(|| format!("{authority} resolves to no address"))?;
+        Ok(ServerProcess {
+            child: None,
+            addr,
+            pid,
+        })
+    }
+
     /// Starts a server of `kind` and waits for its address.
     pub(crate) fn spawn(kind: ServerKind) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("path of the bench binary")?;
@@ -43,7 +63,12 @@ impl ServerProcess {
             bail!("server process did not report its address: {line:?}");
         };
         let addr = addr.parse().context("server address")?;
-        Ok(ServerProcess { child, addr })
+        let pid = Some(child.id() as i32);
+        Ok(ServerProcess {
+            child: Some(child),
+            addr,
+            pid,
+        })
     }
 
     /// Where the server listens.
@@ -51,27 +76,32 @@ impl ServerProcess {
         self.addr
     }
 
-    /// CPU seconds (user + system) the server has used so far.
+    /// CPU seconds (user + system) the server has used so far; NaN when its process is not
+    /// known (figures derived from it then read "NaN", never a made-up number).
     pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = procfs::process::Process::new(self.pid())?.stat()?;
+        let Some(pid) = self.pid else {
+            return Ok(f64::NAN);
+        };
+        let stat = procfs::process::Process::new(pid)?.stat()?;
         Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
     }
 
-    /// The server's resident memory, in bytes.
+    /// The server's resident memory, in bytes, when its process is known.
     pub(crate) fn rss_bytes(&self) -> anyhow::Result<u64> {
-        let status = procfs::process::Process::new(self.pid())?.status()?;
+        let pid = self
+            .pid
+            .context("the server's memory needs its process id (--server-pid)")?;
+        let status = procfs::process::Process::new(pid)?.status()?;
         Ok(status.vmrss.context("VmRSS missing from /proc status")? * 1024)
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -62,6 +62,24 @@ pub(crate) struct RunArgs {
     /// Tiny, quick configurations that check correctness only (for CI).
     #[arg(long)]
     smoke: bool,
+    /// Test the server at this URL (`ws://host:port`) instead of starting one; the baseline
+    /// still runs here for the ratios.
+    #[arg(long)]
+    url: Option<String>,
+    /// Process id of the server at `--url`, for its CPU time and memory from /proc.
+    #[arg(long, requires = "url")]
+    server_pid: Option<i32>,
+}
+
+impl RunArgs {
+    /// The server to measure for `kind`: the one at `--url` for wspubsub if given, else a
+    /// fresh child process.
+    fn server(&self, kind: ServerKind) -> anyhow::Result<ServerProcess> {
+        match (&self.url, kind) {
+            (Some(url), ServerKind::Wspubsub) => ServerProcess::external(url, self.server_pid),
+            _ => ServerProcess::spawn(kind),
+        }
+    }
 }
 
 impl RunArgs {
@@ -117,11 +135,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.scenarios.contains(&Scenario::Idle) {
         let limit = idle::raise_file_limit(args.idle.iter().copied().max().unwrap_or(0))?;
         for &connections in &args.idle {
-            let measured = match idle::unreachable(connections, limit) {
+            let unknown_memory = (args.url.is_some() && args.server_pid.is_none())
+                .then(|| "the memory of a server at --url needs its --server-pid".to_owned());
+            let measured = match unknown_memory.or_else(|| idle::unreachable(connections, limit)) {
                 Some(why) => idle::IdleMeasurement::skipped(connections, why),
-                None => {
-                    idle::run(&ServerProcess::spawn(ServerKind::Wspubsub)?, connections).await?
-                }
+                None => idle::run(&args.server(ServerKind::Wspubsub)?, connections).await?,
             };
             match &measured.skipped {
                 Some(why) => println!("idle   N={connections:<6} | skipped: {why}"),
@@ -184,9 +202,9 @@ async fn fanout(args: &RunArgs, subscribers: usize, payload: usize) -> anyhow::R
     let (mut half, mut baseline_half) = (Vec::new(), Vec::new());
     let mut errors = Vec::new();
     for _ in 0..args.runs {
-        let baseline = measure(ServerKind::Baseline, &saturated, &mut errors).await?;
+        let baseline = measure(args, ServerKind::Baseline, &saturated, &mut errors).await?;
         theirs.push(Figures::of(&baseline, payload));
-        let server = ServerProcess::spawn(ServerKind::Wspubsub)?;
+        let server = args.server(ServerKind::Wspubsub)?;
         let measured = load::run(&server, &saturated).await?;
         errors.extend(measured.errors.iter().cloned());
         let figures = Figures::of(&measured, payload);
@@ -197,9 +215,9 @@ async fn fanout(args: &RunArgs, subscribers: usize, payload: usize) -> anyhow::R
             rate: Some((figures.published_per_s / 2.0).max(1.0)),
             ..saturated.clone()
         };
-        let slow = measure(ServerKind::Wspubsub, &paced, &mut errors).await?;
+        let slow = measure(args, ServerKind::Wspubsub, &paced, &mut errors).await?;
         half.push(Figures::of(&slow, payload));
-        let slow = measure(ServerKind::Baseline, &paced, &mut errors).await?;
+        let slow = measure(args, ServerKind::Baseline, &paced, &mut errors).await?;
         baseline_half.push(Figures::of(&slow, payload));
     }
     let (wspubsub, baseline) = (Figures::median(&ours), Figures::median(&theirs));
@@ -227,7 +245,7 @@ async fn many(args: &RunArgs) -> anyhow::Result<ManyRow> {
     let mut runs = Vec::new();
     let mut errors = Vec::new();
     for _ in 0..args.runs {
-        let measured = measure(ServerKind::Wspubsub, &spec, &mut errors).await?;
+        let measured = measure(args, ServerKind::Wspubsub, &spec, &mut errors).await?;
         runs.push(Figures::of(&measured, payload));
     }
     Ok(ManyRow {
@@ -241,11 +259,12 @@ async fn many(args: &RunArgs) -> anyhow::Result<ManyRow> {
 
 /// Runs `spec` once against a fresh server of `kind`, collecting its errors.
 async fn measure(
+    args: &RunArgs,
     kind: ServerKind,
     spec: &LoadSpec,
     errors: &mut Vec<String>,
 ) -> anyhow::Result<load::Measurement> {
-    let server = ServerProcess::spawn(kind)?;
+    let server = args.server(kind)?;
     let measured = load::run(&server, spec).await?;
     errors.extend(measured.errors.iter().map(|e| format!("{kind:?}: {e}")));
     Ok(measured)

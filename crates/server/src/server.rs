@@ -42,6 +42,10 @@ const SUBSCRIBER_READ_BUFFER_SIZE: usize = 128;
 /// frames bypass it).
 const WRITE_BUFFER_SIZE: usize = 4096;
 
+/// Cap on tungstenite's write buffer: it only ever holds control frames (at most 131 bytes
+/// each), so reaching this means a peer that stopped reading is piling up pongs.
+const MAX_WRITE_BUFFER_SIZE: usize = 64 << 10;
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -89,6 +93,7 @@ impl Server {
         let websocket = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_SIZE)
             .write_buffer_size(WRITE_BUFFER_SIZE)
+            .max_write_buffer_size(MAX_WRITE_BUFFER_SIZE)
             .max_message_size(Some(options.max_message_size))
             .max_frame_size(Some(options.max_message_size));
         let options = Arc::new(options);
