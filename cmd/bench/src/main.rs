@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the scenarios (the default).
-    Run(scenarios::RunArgs),
+    Run(Box<scenarios::RunArgs>),
     /// Serve on 127.0.0.1 (a free port), print `ADDR <address>`, stop when stdin closes.
     #[command(hide = true)]
     Serve {
@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<ExitCode> {
             runtime.block_on(process::serve_child(kind))?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Run(args)) => runtime.block_on(scenarios::run(args)),
+        Some(Command::Run(args)) => runtime.block_on(scenarios::run(*args)),
         None => runtime.block_on(scenarios::run(cli.run)),
     }
 }
