@@ -1,10 +1,17 @@
-//! `wspubsub`: the command line of the wspubsub server.
+//! `wspubsub`: the command line of the wspubsub server, and a publisher and a subscriber for
+//! the shell.
 //!
 //! `wspubsub serve` (also what runs with no subcommand) starts the server; every flag has an
 //! environment fallback (`PUBSUB_*`), so that containers can be configured without a shell.
+//! `wspubsub pub` and `wspubsub sub` are built on the client crates; their errors are one line
+//! on stderr and exit code 2.
 
 mod logging;
+mod publish;
 mod serve;
+mod subscribe;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -27,20 +34,43 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
+    /// Publish to a topic: each line of stdin, or each file given, is one message.
+    Pub(publish::PubArgs),
+    /// Subscribe to a topic and print its messages.
+    Sub(subscribe::SubArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit code of `pub` and `sub` when they fail.
+const CLIENT_FAILURE: u8 = 2;
+
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     logging::init();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve::run(args))
+    let client = match cli.command {
+        Some(Command::Serve(args)) => {
+            return runtime
+                .block_on(serve::run(*args))
+                .map(|()| ExitCode::SUCCESS);
+        }
+        None => {
+            return runtime
+                .block_on(serve::run(cli.serve))
+                .map(|()| ExitCode::SUCCESS);
+        }
+        Some(Command::Pub(args)) => runtime.block_on(publish::run(args)),
+        Some(Command::Sub(args)) => runtime.block_on(subscribe::run(args)),
+    };
+    Ok(match client {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wspubsub: {error:#}");
+            ExitCode::from(CLIENT_FAILURE)
+        }
+    })
 }
 
 #[cfg(test)]

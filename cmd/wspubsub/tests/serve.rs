@@ -1,86 +1,18 @@
 //! The `wspubsub` binary as an operator runs it: a real process, configured by flags and
 //! environment, serving a round trip and stopping gracefully on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
+
+mod support;
+
+use support::Process;
 
 use wspubsub_server::protocol::{CloseCode, Role};
-use wspubsub_testkit::{TIMEOUT, connect, next_binary, read_until_close, send};
-
-/// A running `wspubsub serve` whose stderr lines are forwarded to a channel.
-struct Process {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Process {
-    fn start(env: &[(&str, &str)]) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wspubsub"));
-        command
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("start wspubsub");
-        let stderr = child.stderr.take().expect("stderr");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Process { child, lines }
-    }
-
-    /// The next log line that contains `needle`.
-    fn wait_for_line(&self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(TIMEOUT)
-                .expect("log line before the timeout");
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// The address from the "listening" log line.
-    fn listen_addr(&self) -> String {
-        let line = self.wait_for_line("listening");
-        let addr = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("addr="))
-            .expect("addr= in the listening line");
-        addr.to_owned()
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use wspubsub_testkit::{connect, next_binary, read_until_close, send};
 
 #[tokio::test]
 async fn serves_from_env_config_and_stops_gracefully_on_sigterm() {
-    let process = Process::start(&[
+    let process = Process::serve(&[
         ("PUBSUB_ADDR", "127.0.0.1:0"),
         ("PUBSUB_CLOSE_DEADLINE", "20s"),
     ]);

@@ -1,0 +1,167 @@
+//! `wspubsub pub` and `wspubsub sub` end to end, through a real server process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+mod support;
+
+use support::Process;
+use wspubsub_testkit::TIMEOUT;
+
+fn wspubsub() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wspubsub"))
+}
+
+/// A running `wspubsub sub`, and the rest of its stderr once it ends.
+struct Sub {
+    child: Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `wspubsub sub ARGS` and returns once it has subscribed.
+fn subscribe(args: &[&str]) -> Sub {
+    let mut child = wspubsub()
+        .arg("sub")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wspubsub sub");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("read stderr");
+    assert!(
+        line.starts_with("subscribed to"),
+        "unexpected first line: {line:?}"
+    );
+    // Keep reading: a closed pipe would make the process's next write to stderr fail.
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    Sub { child, stderr }
+}
+
+/// Waits for a `sub` to end; its output with the stderr after the first line.
+fn finish_sub(sub: Sub) -> Output {
+    let mut output = finish(sub.child);
+    output.stderr = sub.stderr.join().expect("stderr reader").into_bytes();
+    output
+}
+
+/// Waits for `child` (bounded) and returns its output.
+fn finish(child: Child) -> Output {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    receiver
+        .recv_timeout(TIMEOUT)
+        .expect("process ended in time")
+        .expect("process output")
+}
+
+/// Runs `wspubsub pub ARGS` with `input` on stdin.
+fn publish(args: &[&str], input: &[u8]) -> Output {
+    let mut child = wspubsub()
+        .arg("pub")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wspubsub pub");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    finish(child)
+}
+
+#[test]
+fn stdin_lines_become_messages_that_sub_prints() {
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let url = format!("ws://{}/cli", server.listen_addr());
+    let subscriber = subscribe(&[&url, "--count", "3", "--format", "hex"]);
+    let published = publish(&[&url], b"a\nbb\nccc\n");
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let printed = finish_sub(subscriber);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        "61\n6262\n636363\n"
+    );
+}
+
+#[test]
+fn files_and_count_cycle_through_the_input() {
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let url = format!("ws://{}/files", server.listen_addr());
+    let dir = std::env::temp_dir().join(format!("wspubsub-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (one, two) = (dir.join("one.bin"), dir.join("two.bin"));
+    std::fs::write(&one, [0u8, 1, 2]).expect("write");
+    std::fs::write(&two, b"two\n").expect("write");
+    let subscriber = subscribe(&[&url, "--count", "3", "--format", "base64"]);
+    let (one, two) = (one.to_str().expect("utf-8"), two.to_str().expect("utf-8"));
+    let published = publish(&[&url, one, two, "--count", "3", "--rate", "1000"], b"");
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let printed = finish_sub(subscriber);
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        "AAEC\ndHdvCg==\nAAEC\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn failures_are_one_line_and_exit_2() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let refused = publish(&[&format!("ws://{closed}/x")], b"hello\n");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.starts_with("wspubsub: cannot connect"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+
+    let bad_url = wspubsub()
+        .args(["sub", "http://127.0.0.1:1/x"])
+        .output()
+        .expect("run");
+    assert_eq!(bad_url.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("invalid URL"));
+}
+
+#[test]
+fn sub_reports_the_servers_close_and_exits_2() {
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let url = format!("ws://{}/bye", server.listen_addr());
+    let subscriber = subscribe(&[&url]);
+    server.terminate();
+    let printed = finish_sub(subscriber);
+    assert_eq!(printed.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&printed.stderr);
+    assert!(
+        stderr.starts_with("wspubsub: subscription ended"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1001"), "{stderr}");
+}
