@@ -9,19 +9,19 @@ use std::sync::mpsc;
 use wspubsub_testkit::TIMEOUT;
 
 /// A running `wspubsub` whose stderr lines are forwarded to a channel.
-pub struct Process {
-    pub child: Child,
+pub(crate) struct Process {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Process {
     /// Starts `wspubsub serve` with `env`.
-    pub fn serve(env: &[(&str, &str)]) -> Process {
+    pub(crate) fn serve(env: &[(&str, &str)]) -> Process {
         Process::start(&["serve"], env)
     }
 
     /// Starts `wspubsub ARGS` with `env`.
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
+    pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wspubsub"));
         command
             .args(args)
@@ -46,7 +46,7 @@ impl Process {
     }
 
     /// The next log line that contains `needle`.
-    pub fn wait_for_line(&self, needle: &str) -> String {
+    pub(crate) fn wait_for_line(&self, needle: &str) -> String {
         loop {
             let line = self
                 .lines
@@ -59,7 +59,7 @@ impl Process {
     }
 
     /// The address from the "listening" log line.
-    pub fn listen_addr(&self) -> String {
+    pub(crate) fn listen_addr(&self) -> String {
         let line = self.wait_for_line("listening");
         let addr = line
             .split_whitespace()
@@ -68,7 +68,7 @@ impl Process {
         addr.to_owned()
     }
 
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
