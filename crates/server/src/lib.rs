@@ -16,8 +16,11 @@
 //! - The `connection` tasks own one socket each: publishers read frames into the topic,
 //!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
 //!   deadline and close a silent peer.
-//! - [`ServerHandle::shutdown`] stops accepting and closes every client with 1001;
-//!   [`Server::run`] returns when all are done or the close deadline has passed.
+//! - `health`: plain `GET /healthz` and `GET /readyz` on the same listener (topics are
+//!   WebSocket requests, so they never collide).
+//! - [`ServerHandle::shutdown`] starts a drain: `/readyz` says 503, new clients are refused
+//!   with 503, every client is closed with 1001; [`Server::run`] returns when all are done or
+//!   the close deadline has passed.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
 //!
 //! ```no_run
@@ -35,6 +38,7 @@
 
 mod connection;
 mod event;
+mod health;
 mod hub;
 mod options;
 mod server;

@@ -1,8 +1,11 @@
 //! The listener, the HTTP service in front of the topics, and graceful shutdown.
 //!
-//! Shutdown is a [`CancellationToken`]: the accept loop stops, every connection task closes
-//! its peer with 1001, and [`Server::run`] returns once every task (connections and topic
-//! actors, all on one [`TaskTracker`]) is done or the close deadline has passed.
+//! Shutdown is a drain, then a stop. [`ServerHandle::shutdown`] cancels a
+//! [`CancellationToken`]: from then on `/readyz` answers 503 and new WebSocket clients are
+//! refused (503), while every client task closes its peer with 1001. The listener keeps
+//! answering health checks until every client and topic task (one [`TaskTracker`]) is done or
+//! the close deadline has passed; then it closes, open HTTP connections are shut, and
+//! [`Server::run`] returns.
 
 use std::convert::Infallible;
 use std::io;
@@ -26,6 +29,7 @@ use wspubsub_protocol::{Role, client_id};
 
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::event::{Event, EventKind, EventSink};
+use crate::health;
 use crate::hub::{Hub, Membership};
 use crate::options::{InvalidOption, Options};
 use crate::topic::{TopicFeed, TopicPublisher};
@@ -41,6 +45,9 @@ const SUBSCRIBER_READ_BUFFER_SIZE: usize = 128;
 /// Bytes tungstenite buffers before writing to the socket (pings and close frames only: data
 /// frames bypass it).
 const WRITE_BUFFER_SIZE: usize = 4096;
+
+/// How long plain HTTP connections get to finish once the drain is over.
+const HTTP_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Cap on tungstenite's write buffer: it only ever holds control frames (at most 131 bytes
 /// each), so reaching this means a peer that stopped reading is piling up pongs.
@@ -70,8 +77,14 @@ struct State {
     options: Arc<Options>,
     hub: Hub,
     events: EventSink,
+    /// Cancelled when the drain begins.
     shutdown: CancellationToken,
-    tracker: TaskTracker,
+    /// Cancelled when the drain is over: plain HTTP connections close.
+    stopped: CancellationToken,
+    /// Client connection tasks and topic actors: the drain waits for them.
+    clients: TaskTracker,
+    /// HTTP connection tasks (before their upgrade, or health checks).
+    connections: TaskTracker,
     websocket: WebSocketConfig,
 }
 
@@ -97,13 +110,15 @@ impl Server {
             .max_message_size(Some(options.max_message_size))
             .max_frame_size(Some(options.max_message_size));
         let options = Arc::new(options);
-        let tracker = TaskTracker::new();
+        let clients = TaskTracker::new();
         let state = State {
-            hub: Hub::new(Arc::clone(&options), tracker.clone()),
+            hub: Hub::new(Arc::clone(&options), clients.clone()),
             options,
             events: EventSink::new(),
             shutdown: CancellationToken::new(),
-            tracker,
+            stopped: CancellationToken::new(),
+            clients,
+            connections: TaskTracker::new(),
             websocket,
         };
         Server {
@@ -124,19 +139,37 @@ impl Server {
         }
     }
 
-    /// Serves until [`ServerHandle::shutdown`], then closes every client with 1001 and returns
-    /// once all of them are done or the close deadline has passed.
+    /// Serves until [`ServerHandle::shutdown`], then drains: closes every client with 1001
+    /// (answering health checks meanwhile) and returns once all of them are done or the close
+    /// deadline has passed.
     pub async fn run(self) {
         let Server { listener, state } = self;
         let mut backoff = AcceptBackoff::default();
+        let clients_gone = async {
+            state.shutdown.cancelled().await;
+            state.clients.close();
+            state.clients.wait().await;
+        };
+        let drain_deadline = async {
+            state.shutdown.cancelled().await;
+            tokio::time::sleep(state.options.close_deadline).await;
+        };
+        tokio::pin!(clients_gone, drain_deadline);
         loop {
             tokio::select! {
                 biased;
-                () = state.shutdown.cancelled() => break,
+                () = &mut clients_gone => break,
+                () = &mut drain_deadline => {
+                    tracing::warn!(
+                        tasks = state.clients.len(),
+                        "clients still connected at the close deadline; stopping anyway"
+                    );
+                    break;
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         backoff.reset();
-                        state.tracker.spawn(serve_http(stream, peer, Arc::clone(&state)));
+                        state.connections.spawn(serve_http(stream, peer, Arc::clone(&state)));
                     }
                     Err(error) => {
                         // Running out of file descriptors must not end the server: wait and retry.
@@ -148,17 +181,10 @@ impl Server {
             }
         }
         drop(listener);
-        state.tracker.close();
-        let deadline = state.options.close_deadline;
-        if tokio::time::timeout(deadline, state.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                tasks = state.tracker.len(),
-                "tasks still running at the close deadline; stopping anyway"
-            );
-        }
+        state.stopped.cancel();
+        state.connections.close();
+        // Idle HTTP connections close at once; one still sending its request gets a moment.
+        let _late = tokio::time::timeout(HTTP_CLOSE_GRACE, state.connections.wait()).await;
     }
 }
 
@@ -186,8 +212,7 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
-    let shutdown = state.shutdown.clone();
-    let close_deadline = state.options.close_deadline;
+    let stopped = state.stopped.clone();
     let handshake_timeout = state.options.handshake_timeout;
     let service = service_fn(move |request| {
         let response = respond(&state, request);
@@ -205,9 +230,9 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
                 tracing::debug!(%peer, %error, "HTTP connection ended with an error");
             }
         }
-        () = shutdown.cancelled() => {
+        () = stopped.cancelled() => {
             connection.as_mut().graceful_shutdown();
-            let _unfinished = tokio::time::timeout(close_deadline, connection).await;
+            let _unfinished = tokio::time::timeout(HTTP_CLOSE_GRACE, connection).await;
         }
     }
 }
@@ -215,7 +240,11 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
 /// Answers one HTTP request: refuses it, or registers the client with its topic and upgrades.
 fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<Body> {
     let topic = request.uri().path().to_owned();
+    let draining = state.shutdown.is_cancelled();
     if !upgrade::is_websocket_request(&request) {
+        if let Some(response) = health::respond(&request, draining) {
+            return response;
+        }
         state.events.emit(
             EventKind::UpgradeFailed,
             &topic,
@@ -223,6 +252,13 @@ fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<B
             Some(upgrade::NOT_A_WEBSOCKET.into()),
         );
         return upgrade::refusal(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
+    }
+    if draining {
+        let message = "server is shutting down; connect again to another instance";
+        state
+            .events
+            .emit(EventKind::UpgradeFailed, &topic, None, Some(message.into()));
+        return upgrade::refusal(StatusCode::SERVICE_UNAVAILABLE, message);
     }
     let identity = match upgrade::identify(&request) {
         Ok(identity) => identity,
@@ -271,7 +307,7 @@ fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<B
             .read_buffer_size(SUBSCRIBER_READ_BUFFER_SIZE),
     };
     let client = serve_client(websocket, config, connection, membership, attachment);
-    state.tracker.spawn(client);
+    state.clients.spawn(client);
     response
 }
 

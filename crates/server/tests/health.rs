@@ -1,0 +1,82 @@
+//! Health checks on the main listener, and the drain that shutdown starts.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wspubsub_server::Options;
+use wspubsub_server::protocol::Role;
+use wspubsub_testkit::{TIMEOUT, TestServer, connect, try_connect, within};
+
+/// Sends a plain GET and returns the status line and body.
+async fn get(server: &TestServer, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    within(TIMEOUT, stream.read_to_string(&mut response))
+        .await
+        .expect("read");
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_plain_gets() {
+    let server = TestServer::start(Options::default()).await;
+    assert_eq!(
+        get(&server, "/healthz").await,
+        ("HTTP/1.1 200 OK".into(), "ok".into())
+    );
+    assert_eq!(
+        get(&server, "/readyz").await,
+        ("HTTP/1.1 200 OK".into(), "ready".into())
+    );
+    let (status, _) = get(&server, "/elsewhere").await;
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    // A WebSocket client of /healthz is a subscriber of the topic /healthz.
+    assert!(
+        try_connect(&server.url("/healthz"), Role::Subscriber, None)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn draining_says_not_ready_refuses_new_clients_and_ends_when_clients_are_gone() {
+    let server = TestServer::start(Options {
+        close_deadline: TIMEOUT,
+        ..Options::default()
+    })
+    .await;
+    // Never read: it will not answer the 1001 close, so the drain waits for it.
+    let stuck = connect(&server.url("/t"), Role::Subscriber, None).await;
+    server.handle().shutdown();
+
+    let (status, body) = get(&server, "/readyz").await;
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 503 Service Unavailable", "draining")
+    );
+    assert_eq!(
+        get(&server, "/healthz").await.1,
+        "ok",
+        "still alive while draining"
+    );
+    let refused = try_connect(&server.url("/t"), Role::Publisher, None).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+        }
+        other => panic!("expected 503 during the drain, got {other:?}"),
+    }
+
+    // Once the last client is gone the drain ends, long before the 30 s close deadline.
+    drop(stuck);
+    within(TIMEOUT / 2, server.stop()).await;
+}
