@@ -39,6 +39,18 @@ pub(crate) struct ServeArgs {
     /// Time a client has to send its complete HTTP upgrade request.
     #[arg(long, env = "PUBSUB_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
+    /// Most clients at once (0: no limit); past it new clients get 503.
+    #[arg(long, env = "PUBSUB_MAX_CONNECTIONS", default_value_t = 0)]
+    max_connections: usize,
+    /// Most clients at once from one IP address (0: no limit); past it they get 429.
+    #[arg(long, env = "PUBSUB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    max_connections_per_ip: usize,
+    /// Most topics at once (0: no limit); a client of a new topic past it gets 503.
+    #[arg(long, env = "PUBSUB_MAX_TOPICS", default_value_t = 0)]
+    max_topics: usize,
+    /// Most subscribers of one topic (0: no limit); past it new subscribers get 503.
+    #[arg(long, env = "PUBSUB_MAX_SUBSCRIBERS_PER_TOPIC", default_value_t = 0)]
+    max_subscribers_per_topic: usize,
 }
 
 impl ServeArgs {
@@ -64,6 +76,10 @@ impl ServeArgs {
             subscriber_queue_bytes: bytes(self.subscriber_queue_bytes, "subscriber-queue-bytes")?,
             topic_queue: self.topic_queue,
             handshake_timeout: self.handshake_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_topics: self.max_topics,
+            max_subscribers_per_topic: self.max_subscribers_per_topic,
         })
     }
 }

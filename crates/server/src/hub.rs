@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio_util::task::TaskTracker;
 
+use crate::limits::LimitReached;
 use crate::options::Options;
 use crate::topic::{Topic, TopicFeed, TopicPublisher};
 
@@ -32,6 +33,7 @@ struct HubInner {
 struct Entry {
     topic: Topic,
     members: usize,
+    subscribers: usize,
 }
 
 impl Hub {
@@ -50,39 +52,74 @@ impl Hub {
         self.topics().len()
     }
 
-    /// Joins `name` as a publisher, creating the topic if needed.
-    pub(crate) fn join_publisher(&self, name: &str) -> (Membership, TopicPublisher) {
-        self.join(name, Topic::publisher)
+    /// Joins `name` as a publisher, creating the topic if needed and allowed.
+    pub(crate) fn join_publisher(
+        &self,
+        name: &str,
+    ) -> Result<(Membership, TopicPublisher), LimitReached> {
+        self.join(name, false, Topic::publisher)
     }
 
-    /// Joins `name` as a subscriber, creating the topic if needed. The subscriber gets every
-    /// message the topic appends from this moment on.
-    pub(crate) fn join_subscriber(&self, name: &str) -> (Membership, TopicFeed) {
-        self.join(name, Topic::subscriber)
+    /// Joins `name` as a subscriber, creating the topic if needed and allowed. The subscriber
+    /// gets every message the topic appends from this moment on.
+    pub(crate) fn join_subscriber(
+        &self,
+        name: &str,
+    ) -> Result<(Membership, TopicFeed), LimitReached> {
+        self.join(name, true, Topic::subscriber)
     }
 
-    fn join<T>(&self, name: &str, attach: impl FnOnce(&Topic) -> T) -> (Membership, T) {
-        let name: Arc<str> = Arc::from(name);
+    fn join<T>(
+        &self,
+        name: &str,
+        subscriber: bool,
+        attach: impl FnOnce(&Topic) -> T,
+    ) -> Result<(Membership, T), LimitReached> {
+        let options = &self.inner.options;
         let mut topics = self.topics();
-        let entry = topics.entry(Arc::clone(&name)).or_insert_with(|| Entry {
-            topic: Topic::spawn(Arc::clone(&name), &self.inner.options, &self.inner.tracker),
-            members: 0,
-        });
+        let topic_count = topics.len();
+        let entry = match topics.get_mut(name) {
+            Some(entry) => entry,
+            None if options.max_topics != 0 && topic_count >= options.max_topics => {
+                return Err(LimitReached::Topics(options.max_topics));
+            }
+            None => {
+                let name: Arc<str> = Arc::from(name);
+                let topic = Topic::spawn(Arc::clone(&name), options, &self.inner.tracker);
+                topics.entry(name).or_insert(Entry {
+                    topic,
+                    members: 0,
+                    subscribers: 0,
+                })
+            }
+        };
+        let max_subscribers = options.max_subscribers_per_topic;
+        if subscriber && max_subscribers != 0 && entry.subscribers >= max_subscribers {
+            // A topic is only ever created for a client it admits, so this entry has members.
+            return Err(LimitReached::SubscribersPerTopic(max_subscribers));
+        }
         entry.members += 1;
+        entry.subscribers += usize::from(subscriber);
         let attached = attach(&entry.topic);
-        (
+        let topic = topics
+            .get_key_value(name)
+            .map(|(key, _)| Arc::clone(key))
+            .unwrap_or_else(|| Arc::from(name));
+        Ok((
             Membership {
                 hub: self.clone(),
-                topic: name,
+                topic,
+                subscriber,
             },
             attached,
-        )
+        ))
     }
 
-    fn leave(&self, name: &str) {
+    fn leave(&self, name: &str, subscriber: bool) {
         let mut topics = self.topics();
         if let Some(entry) = topics.get_mut(name) {
             entry.members -= 1;
+            entry.subscribers -= usize::from(subscriber);
             if entry.members == 0 {
                 topics.remove(name);
             }
@@ -103,6 +140,7 @@ impl Hub {
 pub(crate) struct Membership {
     hub: Hub,
     topic: Arc<str>,
+    subscriber: bool,
 }
 
 impl Membership {
@@ -114,7 +152,7 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub.leave(&self.topic);
+        self.hub.leave(&self.topic, self.subscriber);
     }
 }
 
@@ -127,11 +165,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn topic_and_subscriber_limits_refuse_and_free_up() {
+        let options = Options {
+            max_topics: 1,
+            max_subscribers_per_topic: 1,
+            ..Options::default()
+        };
+        let hub = Hub::new(Arc::new(options), TaskTracker::new());
+        let (subscriber, _) = hub.join_subscriber("/a").expect("first topic");
+        assert_eq!(
+            hub.join_subscriber("/b").err(),
+            Some(LimitReached::Topics(1))
+        );
+        assert_eq!(
+            hub.join_subscriber("/a").err(),
+            Some(LimitReached::SubscribersPerTopic(1))
+        );
+        let (publisher, _) = hub
+            .join_publisher("/a")
+            .expect("publishers are not subscribers");
+        drop(subscriber);
+        let (again, _) = hub.join_subscriber("/a").expect("the place is free again");
+        drop((publisher, again));
+        assert_eq!(hub.topic_count(), 0);
+        assert!(
+            hub.join_publisher("/b").is_ok(),
+            "the topic place is free again"
+        );
+    }
+
+    #[tokio::test]
     async fn topic_lives_as_long_as_its_members() {
         let hub = hub();
-        let (publisher, _) = hub.join_publisher("/a");
-        let (subscriber, _) = hub.join_subscriber("/a");
-        let (other, _) = hub.join_subscriber("/b");
+        let (publisher, _) = hub.join_publisher("/a").expect("no limits");
+        let (subscriber, _) = hub.join_subscriber("/a").expect("no limits");
+        let (other, _) = hub.join_subscriber("/b").expect("no limits");
         assert_eq!(hub.topic_count(), 2);
         drop(publisher);
         assert_eq!(hub.topic_count(), 2);
@@ -144,9 +212,9 @@ mod tests {
     #[tokio::test]
     async fn a_topic_reborn_after_its_end_is_a_new_topic() {
         let hub = hub();
-        let (first, _) = hub.join_subscriber("/a");
+        let (first, _) = hub.join_subscriber("/a").expect("no limits");
         drop(first);
-        let (second, _) = hub.join_subscriber("/a");
+        let (second, _) = hub.join_subscriber("/a").expect("no limits");
         assert_eq!(second.topic().as_ref(), "/a");
         assert_eq!(hub.topic_count(), 1);
     }

@@ -40,6 +40,7 @@ mod connection;
 mod event;
 mod health;
 mod hub;
+mod limits;
 mod options;
 mod server;
 mod topic;

@@ -43,6 +43,14 @@ pub struct Options {
     pub topic_queue: usize,
     /// Time a client has to send a complete HTTP request head (guards against slowloris).
     pub handshake_timeout: Duration,
+    /// Most clients at once (0: no limit); past it new clients get 503.
+    pub max_connections: usize,
+    /// Most clients at once from one IP address (0: no limit); past it they get 429.
+    pub max_connections_per_ip: usize,
+    /// Most topics at once (0: no limit); a client of a new topic past it gets 503.
+    pub max_topics: usize,
+    /// Most subscribers of one topic (0: no limit); past it new subscribers get 503.
+    pub max_subscribers_per_topic: usize,
 }
 
 impl Default for Options {
@@ -56,6 +64,10 @@ impl Default for Options {
             subscriber_queue_bytes: DEFAULT_SUBSCRIBER_QUEUE_BYTES,
             topic_queue: DEFAULT_TOPIC_QUEUE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            max_topics: 0,
+            max_subscribers_per_topic: 0,
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_s
 use crate::event::{Event, EventKind, EventSink};
 use crate::health;
 use crate::hub::{Hub, Membership};
+use crate::limits::{Admission, ConnectionLimits};
 use crate::options::{InvalidOption, Options};
 use crate::topic::{TopicFeed, TopicPublisher};
 use crate::upgrade::{self, Body};
@@ -85,6 +86,8 @@ struct State {
     clients: TaskTracker,
     /// HTTP connection tasks (before their upgrade, or health checks).
     connections: TaskTracker,
+    /// Connection limits and the live counts.
+    limits: Arc<ConnectionLimits>,
     websocket: WebSocketConfig,
 }
 
@@ -109,6 +112,7 @@ impl Server {
             .max_write_buffer_size(MAX_WRITE_BUFFER_SIZE)
             .max_message_size(Some(options.max_message_size))
             .max_frame_size(Some(options.max_message_size));
+        let options_limits = (options.max_connections, options.max_connections_per_ip);
         let options = Arc::new(options);
         let clients = TaskTracker::new();
         let state = State {
@@ -119,6 +123,7 @@ impl Server {
             stopped: CancellationToken::new(),
             clients,
             connections: TaskTracker::new(),
+            limits: ConnectionLimits::new(options_limits.0, options_limits.1),
             websocket,
         };
         Server {
@@ -199,6 +204,11 @@ impl ServerHandle {
         self.state.hub.topic_count()
     }
 
+    /// Number of connected clients (publishers and subscribers).
+    pub fn connection_count(&self) -> usize {
+        self.state.limits.connections()
+    }
+
     /// A stream of events from now on. A reader that falls more than a few thousand events
     /// behind gets `RecvError::Lagged` with the number it missed; the server never waits for it.
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -215,7 +225,7 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     let stopped = state.stopped.clone();
     let handshake_timeout = state.options.handshake_timeout;
     let service = service_fn(move |request| {
-        let response = respond(&state, request);
+        let response = respond(&state, peer, request);
         async move { Ok::<_, Infallible>(response) }
     });
     let connection = http1::Builder::new()
@@ -238,7 +248,11 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
 }
 
 /// Answers one HTTP request: refuses it, or registers the client with its topic and upgrades.
-fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<Body> {
+fn respond(
+    state: &Arc<State>,
+    peer: SocketAddr,
+    mut request: Request<IncomingBody>,
+) -> Response<Body> {
     let topic = request.uri().path().to_owned();
     let draining = state.shutdown.is_cancelled();
     if !upgrade::is_websocket_request(&request) {
@@ -283,14 +297,31 @@ fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<B
     };
     // Register before answering 101: whatever is published after the client sees the answer
     // reaches it.
-    let (membership, attachment) = match identity.role {
-        Role::Publisher => {
-            let (membership, publisher) = state.hub.join_publisher(&topic);
-            (membership, Attachment::Publisher(publisher))
-        }
-        Role::Subscriber => {
-            let (membership, feed) = state.hub.join_subscriber(&topic);
-            (membership, Attachment::Subscriber(feed))
+    let joined = state.limits.admit(peer.ip()).and_then(|admission| {
+        let (membership, attachment) = match identity.role {
+            Role::Publisher => {
+                let (membership, publisher) = state.hub.join_publisher(&topic)?;
+                (membership, Attachment::Publisher(publisher))
+            }
+            Role::Subscriber => {
+                let (membership, feed) = state.hub.join_subscriber(&topic)?;
+                (membership, Attachment::Subscriber(feed))
+            }
+        };
+        Ok((admission, membership, attachment))
+    });
+    let (admission, membership, attachment) = match joined {
+        Ok(joined) => joined,
+        Err(refused) => {
+            let message = refused.to_string();
+            tracing::debug!(%peer, %topic, %message, "client refused by a limit");
+            state.events.emit(
+                EventKind::UpgradeFailed,
+                &topic,
+                None,
+                Some(message.clone()),
+            );
+            return upgrade::refusal(refused.status(), &message);
         }
     };
     let connection = Connection {
@@ -306,7 +337,13 @@ fn respond(state: &Arc<State>, mut request: Request<IncomingBody>) -> Response<B
             .websocket
             .read_buffer_size(SUBSCRIBER_READ_BUFFER_SIZE),
     };
-    let client = serve_client(websocket, config, connection, membership, attachment);
+    let client = serve_client(
+        websocket,
+        config,
+        connection,
+        (admission, membership),
+        attachment,
+    );
     state.clients.spawn(client);
     response
 }
@@ -322,7 +359,7 @@ async fn serve_client(
     websocket: OnUpgrade,
     config: WebSocketConfig,
     connection: Connection,
-    membership: Membership,
+    (_admission, membership): (Admission, Membership),
     attachment: Attachment,
 ) {
     let Connection {

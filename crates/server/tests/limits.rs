@@ -1,0 +1,79 @@
+//! Client and topic limits, refused before the upgrade with their status.
+
+use tokio_tungstenite::tungstenite::Error as WsError;
+use wspubsub_server::protocol::Role;
+use wspubsub_server::{EventKind, Options};
+use wspubsub_testkit::{TestServer, connect, try_connect, wait_for_event};
+
+/// The HTTP status a refused handshake got.
+fn refused_status(result: Result<wspubsub_testkit::RawClient, WsError>) -> u16 {
+    match result {
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, the client was admitted"),
+    }
+}
+
+#[tokio::test]
+async fn connection_limit_refuses_with_503_until_a_client_leaves() {
+    let server = TestServer::start(Options {
+        max_connections: 2,
+        ..Options::default()
+    })
+    .await;
+    let mut events = server.handle().events();
+    let first = connect(&server.url("/a"), Role::Subscriber, None).await;
+    let _second = connect(&server.url("/b"), Role::Publisher, None).await;
+    assert_eq!(server.handle().connection_count(), 2);
+    assert_eq!(
+        refused_status(try_connect(&server.url("/c"), Role::Subscriber, None).await),
+        503
+    );
+    drop(first);
+    wait_for_event(&mut events, |e| e.kind == EventKind::SubscriberLeft).await;
+    assert!(
+        try_connect(&server.url("/c"), Role::Subscriber, None)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn per_address_limit_refuses_with_429() {
+    let server = TestServer::start(Options {
+        max_connections_per_ip: 1,
+        ..Options::default()
+    })
+    .await;
+    let _first = connect(&server.url("/a"), Role::Subscriber, None).await;
+    assert_eq!(
+        refused_status(try_connect(&server.url("/a"), Role::Publisher, None).await),
+        429
+    );
+}
+
+#[tokio::test]
+async fn topic_and_subscriber_limits_refuse_with_503() {
+    let options = Options {
+        max_topics: 1,
+        max_subscribers_per_topic: 1,
+        ..Options::default()
+    };
+    let server = TestServer::start(options).await;
+    let _subscriber = connect(&server.url("/a"), Role::Subscriber, None).await;
+    assert_eq!(
+        refused_status(try_connect(&server.url("/b"), Role::Publisher, None).await),
+        503
+    );
+    assert_eq!(
+        refused_status(try_connect(&server.url("/a"), Role::Subscriber, None).await),
+        503
+    );
+    assert!(
+        try_connect(&server.url("/a"), Role::Publisher, None)
+            .await
+            .is_ok(),
+        "publishers are not capped"
+    );
+    assert_eq!(server.handle().topic_count(), 1);
+}
