@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use crate::frames::{Chunk, FrameQueue};
 
@@ -49,6 +50,17 @@ struct Entry {
 pub struct Cursor {
     chunk: u64,
     message: u64,
+}
+
+/// What one read from a backlog took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    /// The reader's cursor after the chunks it took.
+    pub next: Cursor,
+    /// Messages in the chunks it took.
+    pub messages: u64,
+    /// When the oldest of them was encoded, if it took any.
+    pub oldest: Option<Instant>,
 }
 
 /// A reader's cursor pointed at a chunk the backlog had to drop before the reader read it.
@@ -121,32 +133,38 @@ impl Backlog {
     }
 
     /// Queues (by reference) the chunks from `cursor` on into `out`, stopping once about
-    /// `batch_bytes` are queued, and returns the cursor after them. Each chunk must be read
-    /// once per reader: pass the returned cursor next time.
+    /// `batch_bytes` are queued, and says what it took. Each chunk must be read once per
+    /// reader: pass the returned cursor next time.
     pub fn read_from(
         &self,
         cursor: Cursor,
         out: &mut FrameQueue,
         batch_bytes: usize,
-    ) -> Result<Cursor, Lagged> {
+    ) -> Result<Read, Lagged> {
         if cursor.chunk < self.first.chunk {
             return Err(Lagged {
                 missed: self.first.message - cursor.message,
             });
         }
         let mut next = cursor;
+        let mut oldest = None;
         let mut taken = 0;
         for entry in self.entries.iter().skip(self.index_of(cursor)) {
             if taken >= batch_bytes {
                 break;
             }
             taken += entry.chunk.frames.len();
+            oldest.get_or_insert(entry.chunk.encoded_at);
             out.push(entry.chunk.frames.clone());
             entry.unread.fetch_sub(1, Ordering::AcqRel);
             next.chunk += 1;
             next.message += u64::from(entry.chunk.messages);
         }
-        Ok(next)
+        Ok(Read {
+            next,
+            messages: next.message - cursor.message,
+            oldest,
+        })
     }
 
     /// Index in `entries` of the chunk at `cursor` (0 for a cursor before the first).
@@ -185,13 +203,14 @@ mod tests {
         Chunk {
             frames: Bytes::from(vec![messages as u8; len]),
             messages,
+            encoded_at: Instant::now(),
         }
     }
 
     fn read_all(backlog: &Backlog, cursor: Cursor) -> Result<(Vec<u8>, Cursor), Lagged> {
         let mut out = FrameQueue::default();
-        let next = backlog.read_from(cursor, &mut out, usize::MAX)?;
-        Ok((out.copy_to_bytes(out.remaining()).to_vec(), next))
+        let read = backlog.read_from(cursor, &mut out, usize::MAX)?;
+        Ok((out.copy_to_bytes(out.remaining()).to_vec(), read.next))
     }
 
     #[test]
@@ -215,13 +234,15 @@ mod tests {
             backlog.push(chunk(1, 100));
         }
         let mut out = FrameQueue::default();
-        let next = backlog.read_from(start, &mut out, 250).expect("not lagged");
+        let read = backlog.read_from(start, &mut out, 250).expect("not lagged");
         assert_eq!(
             out.remaining(),
             300,
             "stops once the budget is reached, not before"
         );
-        let (rest, end) = read_all(&backlog, next).expect("not lagged");
+        assert_eq!(read.messages, 3);
+        assert!(read.oldest.is_some());
+        let (rest, end) = read_all(&backlog, read.next).expect("not lagged");
         assert_eq!(rest.len(), 700);
         assert_eq!(end, backlog.head());
     }

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tungstenite::protocol::frame::FrameHeader;
@@ -19,6 +20,8 @@ pub struct Chunk {
     pub frames: Bytes,
     /// How many messages (frames) they hold.
     pub messages: u32,
+    /// When they were encoded: the start of their publish-to-write latency.
+    pub encoded_at: Instant,
 }
 
 /// Encodes messages into chunks of about a target size.
@@ -64,6 +67,7 @@ impl ChunkBuilder {
         }
         let messages = std::mem::take(&mut self.messages);
         Some(Chunk {
+            encoded_at: Instant::now(),
             frames: self.buffer.split().freeze(),
             messages,
         })

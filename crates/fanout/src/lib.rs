@@ -13,5 +13,5 @@
 mod backlog;
 mod frames;
 
-pub use backlog::{Backlog, Cursor, Lagged};
+pub use backlog::{Backlog, Cursor, Lagged, Read};
 pub use frames::{Chunk, ChunkBuilder, FrameQueue};

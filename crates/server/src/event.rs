@@ -3,6 +3,7 @@
 use std::fmt;
 
 use tokio::sync::broadcast;
+use wspubsub_protocol::Role;
 
 /// What kind of thing happened. The first six mirror the Go server's event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +23,22 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The join event of a client in `role`.
+    pub const fn joined(role: Role) -> Self {
+        match role {
+            Role::Publisher => EventKind::PublisherJoined,
+            Role::Subscriber => EventKind::SubscriberJoined,
+        }
+    }
+
+    /// The departure event of a client in `role`.
+    pub const fn left(role: Role) -> Self {
+        match role {
+            Role::Publisher => EventKind::PublisherLeft,
+            Role::Subscriber => EventKind::SubscriberLeft,
+        }
+    }
+
     /// A short snake_case name for logs and metrics.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -16,8 +16,9 @@
 //! - The `connection` tasks own one socket each: publishers read frames into the topic,
 //!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
 //!   deadline and close a silent peer.
-//! - `health`: plain `GET /healthz` and `GET /readyz` on the same listener (topics are
-//!   WebSocket requests, so they never collide).
+//! - `endpoints`: plain `GET /healthz`, `/readyz` and `/metrics` (Prometheus, from
+//!   `metrics`) on the same listener (topics are WebSocket requests, so they never collide);
+//!   `limits` refuse clients past the connection and topic limits before the upgrade.
 //! - [`ServerHandle::shutdown`] starts a drain: `/readyz` says 503, new clients are refused
 //!   with 503, every client is closed with 1001; [`Server::run`] returns when all are done or
 //!   the close deadline has passed.
@@ -37,10 +38,11 @@
 //! ```
 
 mod connection;
+mod endpoints;
 mod event;
-mod health;
 mod hub;
 mod limits;
+mod metrics;
 mod options;
 mod server;
 mod topic;

@@ -28,10 +28,11 @@ use tokio_util::task::TaskTracker;
 use wspubsub_protocol::{Role, client_id};
 
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
+use crate::endpoints;
 use crate::event::{Event, EventKind, EventSink};
-use crate::health;
 use crate::hub::{Hub, Membership};
 use crate::limits::{Admission, ConnectionLimits};
+use crate::metrics::Metrics;
 use crate::options::{InvalidOption, Options};
 use crate::topic::{TopicFeed, TopicPublisher};
 use crate::upgrade::{self, Body};
@@ -88,6 +89,8 @@ struct State {
     connections: TaskTracker,
     /// Connection limits and the live counts.
     limits: Arc<ConnectionLimits>,
+    /// Prometheus metrics.
+    metrics: Arc<Metrics>,
     websocket: WebSocketConfig,
 }
 
@@ -124,6 +127,7 @@ impl Server {
             clients,
             connections: TaskTracker::new(),
             limits: ConnectionLimits::new(options_limits.0, options_limits.1),
+            metrics: Arc::new(Metrics::new()),
             websocket,
         };
         Server {
@@ -247,7 +251,8 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
 }
 
-/// Answers one HTTP request: refuses it, or registers the client with its topic and upgrades.
+/// Answers one HTTP request: an endpoint, a refusal, or a client registered with its topic
+/// and upgraded.
 fn respond(
     state: &Arc<State>,
     peer: SocketAddr,
@@ -255,44 +260,52 @@ fn respond(
 ) -> Response<Body> {
     let topic = request.uri().path().to_owned();
     let draining = state.shutdown.is_cancelled();
+    let refuse = |kind: EventKind, response: Response<Body>, why: String| {
+        tracing::debug!(%peer, %topic, status = %response.status(), %why, "request refused");
+        state.metrics.rejected(response.status().as_u16());
+        state.events.emit(kind, &topic, None, Some(why));
+        response
+    };
     if !upgrade::is_websocket_request(&request) {
-        if let Some(response) = health::respond(&request, draining) {
+        let status = endpoints::Status {
+            draining,
+            metrics: &state.metrics,
+            topics: state.hub.topic_count(),
+        };
+        if let Some(response) = endpoints::respond(&request, status) {
             return response;
         }
-        state.events.emit(
+        let response = upgrade::refusal(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
+        return refuse(
             EventKind::UpgradeFailed,
-            &topic,
-            None,
-            Some(upgrade::NOT_A_WEBSOCKET.into()),
+            response,
+            upgrade::NOT_A_WEBSOCKET.into(),
         );
-        return upgrade::refusal(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
     }
     if draining {
-        let message = "server is shutting down; connect again to another instance";
-        state
-            .events
-            .emit(EventKind::UpgradeFailed, &topic, None, Some(message.into()));
-        return upgrade::refusal(StatusCode::SERVICE_UNAVAILABLE, message);
+        let why = "server is shutting down; connect again to another instance";
+        let response = upgrade::refusal(StatusCode::SERVICE_UNAVAILABLE, why);
+        return refuse(EventKind::UpgradeFailed, response, why.into());
     }
     let identity = match upgrade::identify(&request) {
         Ok(identity) => identity,
-        Err(refused) => {
-            let message = refused.to_string();
-            let response = upgrade::refusal(StatusCode::BAD_REQUEST, &message);
-            state
-                .events
-                .emit(EventKind::BadHeaders, &topic, None, Some(message));
-            return response;
+        Err(bad) => {
+            let why = bad.to_string();
+            return refuse(
+                EventKind::BadHeaders,
+                upgrade::refusal(StatusCode::BAD_REQUEST, &why),
+                why,
+            );
         }
     };
     let (response, websocket) = match upgrade::accept(&mut request) {
         Ok(accepted) => accepted,
-        Err(error) => {
-            let detail = Some(error.to_string());
-            state
-                .events
-                .emit(EventKind::UpgradeFailed, &topic, None, detail);
-            return upgrade::handshake_refusal(&error);
+        Err(bad) => {
+            return refuse(
+                EventKind::UpgradeFailed,
+                upgrade::handshake_refusal(&bad),
+                bad.to_string(),
+            );
         }
     };
     // Register before answering 101: whatever is published after the client sees the answer
@@ -312,16 +325,13 @@ fn respond(
     });
     let (admission, membership, attachment) = match joined {
         Ok(joined) => joined,
-        Err(refused) => {
-            let message = refused.to_string();
-            tracing::debug!(%peer, %topic, %message, "client refused by a limit");
-            state.events.emit(
+        Err(limit) => {
+            let why = limit.to_string();
+            return refuse(
                 EventKind::UpgradeFailed,
-                &topic,
-                None,
-                Some(message.clone()),
+                upgrade::refusal(limit.status(), &why),
+                why,
             );
-            return upgrade::refusal(refused.status(), &message);
         }
     };
     let connection = Connection {
@@ -330,6 +340,7 @@ fn respond(
         options: Arc::clone(&state.options),
         shutdown: state.shutdown.clone(),
         events: state.events.clone(),
+        metrics: Arc::clone(&state.metrics),
     };
     let config = match identity.role {
         Role::Publisher => state.websocket,
@@ -384,47 +395,56 @@ async fn serve_client(
     match attachment {
         Attachment::Publisher(publisher) => {
             let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
-            let left = joined(&connection, EventKind::PublisherJoined);
+            joined(&connection, Role::Publisher);
             let ending = run_publisher(&mut ws, &connection, &publisher).await;
             drop(publisher);
-            depart(&connection, membership, left, &ending);
+            depart(&connection, membership, Role::Publisher, &ending);
             connection::finish(&mut ws, &ending, options.close_deadline).await;
         }
         Attachment::Subscriber(mut feed) => {
             let mut socket = SubscriberSocket::new(io, config).await;
-            let left = joined(&connection, EventKind::SubscriberJoined);
+            joined(&connection, Role::Subscriber);
             let ending = run_subscriber(&mut socket, &connection, &mut feed).await;
             drop(feed);
-            depart(&connection, membership, left, &ending);
+            depart(&connection, membership, Role::Subscriber, &ending);
             connection::finish(&mut socket, &ending, options.close_deadline).await;
         }
     }
 }
 
-/// Reports a join; returns the kind of the matching departure.
-fn joined(connection: &Connection, kind: EventKind) -> EventKind {
+/// Counts and reports a join.
+fn joined(connection: &Connection, role: Role) {
     let Connection {
-        id, topic, events, ..
+        id,
+        topic,
+        events,
+        metrics,
+        ..
     } = connection;
+    let kind = EventKind::joined(role);
+    metrics.joined(role);
     events.emit(kind, topic, Some(id), None);
     tracing::debug!(client = %id, %topic, "{kind}");
-    match kind {
-        EventKind::PublisherJoined => EventKind::PublisherLeft,
-        _ => EventKind::SubscriberLeft,
-    }
 }
 
-/// Leaves the topic, then reports it, so that whoever sees the event sees the hub without us.
+/// Leaves the topic, then counts and reports it, so that whoever sees the event sees the hub
+/// without this client.
 fn depart(
     connection: &Connection,
     membership: Membership,
-    kind: EventKind,
+    role: Role,
     ending: &connection::Ending,
 ) {
     drop(membership);
     let Connection {
-        id, topic, events, ..
+        id,
+        topic,
+        events,
+        metrics,
+        ..
     } = connection;
+    let kind = EventKind::left(role);
+    metrics.left(role, ending);
     tracing::debug!(client = %id, %topic, %ending, "{kind}");
     events.emit(kind, topic, Some(id), Some(ending.to_string()));
 }

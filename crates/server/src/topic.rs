@@ -108,6 +108,17 @@ impl TopicPublisher {
     }
 }
 
+/// What one [`TopicFeed::next_batch`] took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Batch {
+    /// Whether more is pending after it.
+    pub(crate) more_pending: bool,
+    /// Messages in it.
+    pub(crate) messages: u64,
+    /// When its oldest message was encoded, if it has any.
+    pub(crate) oldest: Option<std::time::Instant>,
+}
+
 /// A subscriber's position in its topic's backlog; dropping it leaves the backlog, releasing
 /// the messages only this subscriber was still to read.
 #[derive(Debug)]
@@ -121,15 +132,20 @@ pub(crate) struct TopicFeed {
 
 impl TopicFeed {
     /// Queues (by reference) the next pending frames, about `batch_bytes` of them, into
-    /// `out`; says whether more are pending after them.
+    /// `out`, and says what it took.
     pub(crate) fn next_batch(
         &mut self,
         out: &mut FrameQueue,
         batch_bytes: usize,
-    ) -> Result<bool, Lagged> {
+    ) -> Result<Batch, Lagged> {
         let backlog = self.updates.borrow_and_update();
-        self.cursor = backlog.read_from(self.cursor, out, batch_bytes)?;
-        Ok(self.cursor != backlog.head())
+        let read = backlog.read_from(self.cursor, out, batch_bytes)?;
+        self.cursor = read.next;
+        Ok(Batch {
+            more_pending: self.cursor != backlog.head(),
+            messages: read.messages,
+            oldest: read.oldest,
+        })
     }
 
     /// Waits until the topic has appended messages since the last [`Self::next_batch`].
@@ -158,7 +174,10 @@ mod tests {
     async fn read_frames(feed: &mut TopicFeed, wanted: usize) -> Vec<u8> {
         let mut out = FrameQueue::default();
         while out.remaining() < wanted {
-            if !feed.next_batch(&mut out, usize::MAX).expect("not lagged")
+            if !feed
+                .next_batch(&mut out, usize::MAX)
+                .expect("not lagged")
+                .more_pending
                 && out.remaining() < wanted
             {
                 feed.changed().await.expect("topic alive");

@@ -56,6 +56,21 @@ impl Ending {
         }
     }
 
+    /// A short label for metrics.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Ending::PeerClosed(_) => "peer_closed",
+            Ending::Shutdown => "shutdown",
+            Ending::TextFromPublisher => "text_frame",
+            Ending::TooBig => "too_big",
+            Ending::ProtocolError(_) => "protocol_error",
+            Ending::SlowSubscriber(_) => "slow_subscriber",
+            Ending::PongTimeout => "pong_timeout",
+            Ending::ConnectionLost(_) => "connection_lost",
+            Ending::Internal(_) => "internal_error",
+        }
+    }
+
     /// Whether the peer started the closing handshake.
     pub(crate) fn peer_closed(&self) -> bool {
         matches!(self, Ending::PeerClosed(_))

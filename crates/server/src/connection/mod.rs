@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCl
 use tokio_util::sync::CancellationToken;
 
 use crate::event::EventSink;
+use crate::metrics::Metrics;
 use crate::options::Options;
 
 pub(crate) use ending::Ending;
@@ -41,6 +42,8 @@ pub(crate) struct Connection {
     pub(crate) shutdown: CancellationToken,
     /// Where joins and departures are reported.
     pub(crate) events: EventSink,
+    /// Where traffic is counted.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Ends a connection the way `ending` says: with a close frame and a bounded wait for the

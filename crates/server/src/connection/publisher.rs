@@ -32,6 +32,7 @@ where
             incoming = ws.next() => match Incoming::from(incoming) {
                 Incoming::Binary(message) => {
                     liveness.heard();
+                    connection.metrics.received(message.len());
                     tokio::select! {
                         biased;
                         () = connection.shutdown.cancelled() => return Ending::Shutdown,

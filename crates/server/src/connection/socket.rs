@@ -82,6 +82,11 @@ where
         &mut self.pending
     }
 
+    /// Bytes of data frames waiting to be written.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        bytes::Buf::remaining(&self.pending)
+    }
+
     /// Whether data or control frames wait to be written.
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty() || !self.ws.get_ref().outbox.is_empty()

@@ -28,18 +28,23 @@ where
     let options = &connection.options;
     let mut liveness = Liveness::new(options.pong_deadline);
     loop {
-        let more_pending = match feed.next_batch(socket.pending(), BATCH_BYTES) {
-            Ok(more_pending) => more_pending,
+        let batch = match feed.next_batch(socket.pending(), BATCH_BYTES) {
+            Ok(batch) => batch,
             Err(lagged) => {
                 return Ending::SlowSubscriber(SlowReason::QueueOverflow {
                     missed: lagged.missed,
                 });
             }
         };
+        let more_pending = batch.more_pending;
         if socket.has_pending() {
+            let bytes = socket.pending_bytes();
             if let Err(failure) = write::timed(options.write_timeout, socket.flush()).await {
                 return slow_or_lost(failure);
             }
+            connection
+                .metrics
+                .delivered(batch.messages, bytes, batch.oldest);
         }
         // Between batches, always look at the peer and the timers, so that a busy topic
         // cannot starve pongs, pings or shutdown.

@@ -1,9 +1,13 @@
-//! Health checks on the main listener, and the drain that shutdown starts.
+//! The plain-HTTP endpoints on the main listener (health, readiness, metrics), and the drain
+//! that shutdown starts.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wspubsub_server::EventKind;
 use wspubsub_server::Options;
 use wspubsub_server::protocol::Role;
-use wspubsub_testkit::{TIMEOUT, TestServer, connect, try_connect, within};
+use wspubsub_testkit::{
+    TIMEOUT, TestServer, connect, next_binary, send, try_connect, wait_for_event, within,
+};
 
 /// Sends a plain GET and returns the status line and body.
 async fn get(server: &TestServer, path: &str) -> (String, String) {
@@ -79,4 +83,66 @@ async fn draining_says_not_ready_refuses_new_clients_and_ends_when_clients_are_g
     // Once the last client is gone the drain ends, long before the 30 s close deadline.
     drop(stuck);
     within(TIMEOUT / 2, server.stop()).await;
+}
+
+/// The value of the metric line that starts with `name` (labels included), if present.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_workload() {
+    let server = TestServer::start(Options::default()).await;
+    let mut events = server.handle().events();
+    let mut subscribers = vec![
+        connect(&server.url("/m"), Role::Subscriber, None).await,
+        connect(&server.url("/m"), Role::Subscriber, None).await,
+    ];
+    let mut publisher = connect(&server.url("/m"), Role::Publisher, None).await;
+    for _ in 0..3 {
+        send(&mut publisher, vec![7u8; 10]).await;
+    }
+    for subscriber in &mut subscribers {
+        for _ in 0..3 {
+            assert_eq!(next_binary(subscriber).await.len(), 10);
+        }
+    }
+    let (status, _) = get(&server, "/no-such-endpoint").await;
+    assert!(status.contains("400"));
+    publisher.close(None).await.expect("close");
+    wait_for_event(&mut events, |e| e.kind == EventKind::PublisherLeft).await;
+
+    // Deliveries are counted right after each write returns: poll until the last one is in.
+    let text = within(TIMEOUT, async {
+        loop {
+            let (_, text) = get(&server, "/metrics").await;
+            if metric(&text, "wspubsub_messages_delivered_total") == Some(6.0) {
+                return text;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    for (name, value) in [
+        ("wspubsub_connections{role=\"subscriber\"}", 2.0),
+        ("wspubsub_connections{role=\"publisher\"}", 0.0),
+        ("wspubsub_topics", 1.0),
+        ("wspubsub_messages_received_total", 3.0),
+        ("wspubsub_bytes_received_total", 30.0),
+        ("wspubsub_messages_delivered_total", 6.0),
+        ("wspubsub_bytes_delivered_total", 72.0),
+        ("wspubsub_closes_total{reason=\"peer_closed\"}", 1.0),
+        ("wspubsub_handshake_rejections_total{status=\"400\"}", 1.0),
+    ] {
+        assert_eq!(metric(&text, name), Some(value), "{name} in\n{text}");
+    }
+    assert!(
+        metric(&text, "wspubsub_publish_to_write_seconds_count").is_some_and(|count| count >= 2.0)
+    );
 }

@@ -1,0 +1,213 @@
+//! Prometheus metrics, served as OpenMetrics text at `GET /metrics`.
+//!
+//! Counters are plain atomics on the hot path; gauges that the server already knows (topics)
+//! are read when scraped.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use wspubsub_protocol::Role;
+
+use crate::connection::Ending;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabel {
+    role: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: &'static str,
+}
+
+/// Every metric of one server.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    connections: Family<RoleLabel, Gauge>,
+    topics: Gauge,
+    messages_in: Counter,
+    bytes_in: Counter,
+    messages_out: Counter,
+    bytes_out: Counter,
+    closes: Family<ReasonLabel, Counter>,
+    rejections: Family<StatusLabel, Counter>,
+    publish_to_write: Histogram,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("wspubsub");
+        let metrics = Metrics {
+            connections: Family::default(),
+            topics: Gauge::default(),
+            messages_in: Counter::default(),
+            bytes_in: Counter::default(),
+            messages_out: Counter::default(),
+            bytes_out: Counter::default(),
+            closes: Family::default(),
+            rejections: Family::default(),
+            // 50 us to about 3.3 s.
+            publish_to_write: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Connected clients, by role",
+            metrics.connections.clone(),
+        );
+        registry.register("topics", "Live topics", metrics.topics.clone());
+        registry.register(
+            "messages_received",
+            "Messages received from publishers",
+            metrics.messages_in.clone(),
+        );
+        registry.register(
+            "bytes_received",
+            "Payload bytes received from publishers",
+            metrics.bytes_in.clone(),
+        );
+        registry.register(
+            "messages_delivered",
+            "Messages written to subscribers",
+            metrics.messages_out.clone(),
+        );
+        registry.register(
+            "bytes_delivered",
+            "Frame bytes written to subscribers",
+            metrics.bytes_out.clone(),
+        );
+        registry.register(
+            "closes",
+            "Connections ended, by reason",
+            metrics.closes.clone(),
+        );
+        registry.register(
+            "handshake_rejections",
+            "Requests refused before the upgrade, by HTTP status",
+            metrics.rejections.clone(),
+        );
+        registry.register(
+            "publish_to_write_seconds",
+            "Time from a message's arrival to its write to a subscriber (oldest of each batch)",
+            metrics.publish_to_write.clone(),
+        );
+        let build = Family::<BuildLabel, Gauge>::default();
+        build
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "Build information", build);
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// A client joined.
+    pub(crate) fn joined(&self, role: Role) {
+        self.connections
+            .get_or_create(&RoleLabel {
+                role: role.as_str(),
+            })
+            .inc();
+    }
+
+    /// A client left, for `ending`.
+    pub(crate) fn left(&self, role: Role, ending: &Ending) {
+        self.connections
+            .get_or_create(&RoleLabel {
+                role: role.as_str(),
+            })
+            .dec();
+        self.closes
+            .get_or_create(&ReasonLabel {
+                reason: ending.reason(),
+            })
+            .inc();
+    }
+
+    /// A publisher's message arrived.
+    pub(crate) fn received(&self, bytes: usize) {
+        self.messages_in.inc();
+        self.bytes_in.inc_by(bytes as u64);
+    }
+
+    /// A batch went out to one subscriber.
+    pub(crate) fn delivered(&self, messages: u64, bytes: usize, oldest: Option<Instant>) {
+        self.messages_out.inc_by(messages);
+        self.bytes_out.inc_by(bytes as u64);
+        if let Some(oldest) = oldest {
+            self.publish_to_write
+                .observe(oldest.elapsed().as_secs_f64());
+        }
+    }
+
+    /// A request was refused with `status`.
+    pub(crate) fn rejected(&self, status: u16) {
+        self.rejections.get_or_create(&StatusLabel { status }).inc();
+    }
+
+    /// The text exposition, with the topic count as of now.
+    pub(crate) fn encode(&self, topics: usize) -> String {
+        self.topics.set(i64::try_from(topics).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            // Writing into a String cannot fail; say so in the output if it ever does.
+            let _ = writeln!(text, "# encoding failed");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_show_in_the_exposition() {
+        let metrics = Metrics::new();
+        metrics.joined(Role::Subscriber);
+        metrics.joined(Role::Publisher);
+        metrics.left(Role::Publisher, &Ending::Shutdown);
+        metrics.received(10);
+        metrics.delivered(3, 40, Some(Instant::now()));
+        metrics.rejected(400);
+        let text = metrics.encode(2);
+        for line in [
+            "wspubsub_connections{role=\"subscriber\"} 1",
+            "wspubsub_connections{role=\"publisher\"} 0",
+            "wspubsub_topics 2",
+            "wspubsub_messages_received_total 1",
+            "wspubsub_bytes_received_total 10",
+            "wspubsub_messages_delivered_total 3",
+            "wspubsub_bytes_delivered_total 40",
+            "wspubsub_closes_total{reason=\"shutdown\"} 1",
+            "wspubsub_handshake_rejections_total{status=\"400\"} 1",
+            "wspubsub_publish_to_write_seconds_count 1",
+            "wspubsub_build_info{version=\"",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
