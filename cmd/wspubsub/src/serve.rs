@@ -51,6 +51,11 @@ pub(crate) struct ServeArgs {
     /// Most subscribers of one topic (0: no limit); past it new subscribers get 503.
     #[arg(long, env = "PUBSUB_MAX_SUBSCRIBERS_PER_TOPIC", default_value_t = 0)]
     max_subscribers_per_topic: usize,
+    /// Browser origins allowed to connect, comma-separated: exact origins
+    /// (`https://app.example.com`) or `*.example.com`; none given allows all. Requests
+    /// without an `Origin` header (non-browser clients) always pass.
+    #[arg(long, env = "PUBSUB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
 }
 
 impl ServeArgs {
@@ -80,6 +85,7 @@ impl ServeArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             max_topics: self.max_topics,
             max_subscribers_per_topic: self.max_subscribers_per_topic,
+            allowed_origins: self.allowed_origins.clone(),
         })
     }
 }

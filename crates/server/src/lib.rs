@@ -44,6 +44,7 @@ mod hub;
 mod limits;
 mod metrics;
 mod options;
+mod origin;
 mod server;
 mod topic;
 mod upgrade;

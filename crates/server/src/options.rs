@@ -51,6 +51,9 @@ pub struct Options {
     pub max_topics: usize,
     /// Most subscribers of one topic (0: no limit); past it new subscribers get 503.
     pub max_subscribers_per_topic: usize,
+    /// Browser origins allowed to connect: exact origins or `*.domain` wildcards; empty allows
+    /// all. Requests without an `Origin` header (non-browser clients) always pass.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             max_connections_per_ip: 0,
             max_topics: 0,
             max_subscribers_per_topic: 0,
+            allowed_origins: Vec::new(),
         }
     }
 }

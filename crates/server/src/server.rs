@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming as IncomingBody;
+use hyper::header::ORIGIN;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
@@ -34,6 +35,7 @@ use crate::hub::{Hub, Membership};
 use crate::limits::{Admission, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::options::{InvalidOption, Options};
+use crate::origin::OriginPolicy;
 use crate::topic::{TopicFeed, TopicPublisher};
 use crate::upgrade::{self, Body};
 
@@ -91,6 +93,8 @@ struct State {
     limits: Arc<ConnectionLimits>,
     /// Prometheus metrics.
     metrics: Arc<Metrics>,
+    /// Which browser origins may connect.
+    origins: OriginPolicy,
     websocket: WebSocketConfig,
 }
 
@@ -116,6 +120,7 @@ impl Server {
             .max_message_size(Some(options.max_message_size))
             .max_frame_size(Some(options.max_message_size));
         let options_limits = (options.max_connections, options.max_connections_per_ip);
+        let origins = OriginPolicy::new(&options.allowed_origins);
         let options = Arc::new(options);
         let clients = TaskTracker::new();
         let state = State {
@@ -128,6 +133,7 @@ impl Server {
             connections: TaskTracker::new(),
             limits: ConnectionLimits::new(options_limits.0, options_limits.1),
             metrics: Arc::new(Metrics::new()),
+            origins,
             websocket,
         };
         Server {
@@ -286,6 +292,19 @@ fn respond(
         let why = "server is shutting down; connect again to another instance";
         let response = upgrade::refusal(StatusCode::SERVICE_UNAVAILABLE, why);
         return refuse(EventKind::UpgradeFailed, response, why.into());
+    }
+    if let Some(origin) = request.headers().get(ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| state.origins.allows(origin));
+        if !allowed {
+            let why = "origin not allowed";
+            return refuse(
+                EventKind::UpgradeFailed,
+                upgrade::refusal(StatusCode::FORBIDDEN, why),
+                why.into(),
+            );
+        }
     }
     let identity = match upgrade::identify(&request) {
         Ok(identity) => identity,

@@ -77,3 +77,37 @@ async fn topic_and_subscriber_limits_refuse_with_503() {
     );
     assert_eq!(server.handle().topic_count(), 1);
 }
+
+#[tokio::test]
+async fn browser_origins_outside_the_allowed_list_get_403() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let options = Options {
+        allowed_origins: vec!["https://app.example.com".into(), "*.trusted.org".into()],
+        ..Options::default()
+    };
+    let server = TestServer::start(options).await;
+    let with_origin = |origin: &'static str| {
+        let mut request = server.url("/t").into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("pubsub", HeaderValue::from_static("subscriber"));
+        request
+            .headers_mut()
+            .insert("origin", HeaderValue::from_static(origin));
+        tokio_tungstenite::connect_async(request)
+    };
+    assert!(with_origin("https://app.example.com").await.is_ok());
+    assert!(with_origin("https://chat.trusted.org").await.is_ok());
+    match with_origin("https://evil.example.net").await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    assert!(
+        try_connect(&server.url("/t"), Role::Subscriber, None)
+            .await
+            .is_ok(),
+        "no Origin: not a browser, allowed"
+    );
+}
