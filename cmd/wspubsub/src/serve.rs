@@ -51,6 +51,9 @@ pub(crate) struct ServeArgs {
     /// Most subscribers of one topic (0: no limit); past it new subscribers get 503.
     #[arg(long, env = "PUBSUB_MAX_SUBSCRIBERS_PER_TOPIC", default_value_t = 0)]
     max_subscribers_per_topic: usize,
+    /// Largest HTTP request head accepted (at least 8KiB); larger ones get 431.
+    #[arg(long, env = "PUBSUB_MAX_HEADER_SIZE", default_value = "16KiB")]
+    max_header_size: ByteSize,
     /// Browser origins allowed to connect, comma-separated: exact origins
     /// (`https://app.example.com`) or `*.example.com`; none given allows all. Requests
     /// without an `Origin` header (non-browser clients) always pass.
@@ -86,6 +89,7 @@ impl ServeArgs {
             max_topics: self.max_topics,
             max_subscribers_per_topic: self.max_subscribers_per_topic,
             allowed_origins: self.allowed_origins.clone(),
+            max_header_size: bytes(self.max_header_size, "max-header-size")?,
         })
     }
 }

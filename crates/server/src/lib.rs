@@ -51,8 +51,9 @@ mod upgrade;
 
 pub use event::{Event, EventKind};
 pub use options::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
-    DEFAULT_TOPIC_QUEUE, DEFAULT_WRITE_TIMEOUT, InvalidOption, Options,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES,
+    DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE, DEFAULT_WRITE_TIMEOUT, InvalidOption,
+    MIN_MAX_HEADER_SIZE, Options,
 };
 pub use server::{Server, ServerError, ServerHandle};
 pub use wspubsub_protocol as protocol;

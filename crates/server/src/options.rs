@@ -20,6 +20,13 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a client has to send its complete HTTP upgrade request.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default cap on an HTTP request head (16 KiB: browsers send a few hundred bytes to a few
+/// KiB, cookies included).
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 << 10;
+
+/// The smallest request-head cap the HTTP layer (hyper) supports.
+pub const MIN_MAX_HEADER_SIZE: usize = 8192;
+
 /// How the server treats its connections. `Options::default()` is what `wspubsub serve` runs
 /// with when no flag is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +58,9 @@ pub struct Options {
     pub max_topics: usize,
     /// Most subscribers of one topic (0: no limit); past it new subscribers get 503.
     pub max_subscribers_per_topic: usize,
+    /// Largest HTTP request head (request line and headers) accepted, in bytes; larger ones get
+    /// 431. At least 8192.
+    pub max_header_size: usize,
     /// Browser origins allowed to connect: exact origins or `*.domain` wildcards; empty allows
     /// all. Requests without an `Origin` header (non-browser clients) always pass.
     pub allowed_origins: Vec<String>,
@@ -72,6 +82,7 @@ impl Default for Options {
             max_topics: 0,
             max_subscribers_per_topic: 0,
             allowed_origins: Vec::new(),
+            max_header_size: DEFAULT_MAX_HEADER_SIZE,
         }
     }
 }
@@ -116,6 +127,12 @@ impl Options {
         at_least_one("max-message-size", self.max_message_size)?;
         at_least_one("subscriber-queue", self.subscriber_queue_messages)?;
         at_least_one("topic-queue", self.topic_queue)?;
+        if self.max_header_size < MIN_MAX_HEADER_SIZE {
+            return Err(InvalidOption {
+                name: "max-header-size",
+                problem: "must be at least 8192 bytes",
+            });
+        }
         if self.subscriber_queue_bytes < self.max_message_size {
             return Err(InvalidOption {
                 name: "subscriber-queue-bytes",

@@ -234,6 +234,7 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
     let stopped = state.stopped.clone();
     let handshake_timeout = state.options.handshake_timeout;
+    let max_header_size = state.options.max_header_size;
     let service = service_fn(move |request| {
         let response = respond(&state, peer, request);
         async move { Ok::<_, Infallible>(response) }
@@ -241,6 +242,7 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(handshake_timeout)
+        .max_buf_size(max_header_size)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);

@@ -111,3 +111,43 @@ async fn browser_origins_outside_the_allowed_list_get_403() {
         "no Origin: not a browser, allowed"
     );
 }
+
+#[tokio::test]
+async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let options = Options {
+        handshake_timeout: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let server = TestServer::start(options).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let huge = "x".repeat(20_000);
+    let request = format!("GET /t HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    let _ = wspubsub_testkit::within(wspubsub_testkit::TIMEOUT, stream.read_to_end(&mut response))
+        .await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+
+    // Slowloris: connect, send half a request line, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /t HT").await.expect("write");
+    let mut rest = Vec::new();
+    // `within` fails the test if the server keeps the silent connection open; a reset counts
+    // as ended too.
+    let _ended =
+        wspubsub_testkit::within(wspubsub_testkit::TIMEOUT, slow.read_to_end(&mut rest)).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
+        "{rest}"
+    );
+}
