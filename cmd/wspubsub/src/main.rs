@@ -29,6 +29,15 @@ struct Cli {
     /// `serve`'s flags, for when no subcommand is given.
     #[command(flatten)]
     serve: serve::ServeArgs,
+    /// Log line format.
+    #[arg(
+        long,
+        global = true,
+        env = "PUBSUB_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,7 +55,7 @@ const CLIENT_FAILURE: u8 = 2;
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init();
+    logging::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

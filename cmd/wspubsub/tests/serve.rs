@@ -64,3 +64,15 @@ fn invalid_configuration_is_one_clear_error() {
         "names the bad option: {stderr}"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let process = Process::serve(&[
+        ("PUBSUB_ADDR", "127.0.0.1:0"),
+        ("PUBSUB_LOG_FORMAT", "json"),
+    ]);
+    let line = process.wait_for_line("listening");
+    assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+    assert!(line.contains("\"message\":\"wspubsub listening"), "{line}");
+    assert!(line.contains("\"addr\":\"127.0.0.1:"), "{line}");
+}
