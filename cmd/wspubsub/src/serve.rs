@@ -1,13 +1,23 @@
 //! `wspubsub serve`: flags and environment to [`Options`], the server's life from bind to
 //! graceful stop, and one info log line per event.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytesize::ByteSize;
 use clap::Args;
 use tokio::sync::broadcast::error::RecvError;
-use wspubsub_server::{Event, Options, Server, ServerHandle};
+use wspubsub_server::{AuthKey, Event, Options, Server, ServerHandle};
+
+/// Signature algorithms for a public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PublicKeyAlgorithm {
+    /// RSA with SHA-256.
+    Rs256,
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+}
 
 /// Flags of `wspubsub serve`; each falls back to the environment variable it names.
 #[derive(Debug, Clone, Args)]
@@ -54,6 +64,26 @@ pub(crate) struct ServeArgs {
     /// Largest HTTP request head accepted (at least 8KiB); larger ones get 431.
     #[arg(long, env = "PUBSUB_MAX_HEADER_SIZE", default_value = "16KiB")]
     max_header_size: ByteSize,
+    /// Token auth with HS256: the shared secret (prefer the environment variable: command lines
+    /// are visible to other users).
+    #[arg(
+        long,
+        env = "PUBSUB_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
+    jwt_secret: Option<String>,
+    /// Token auth with a public key: a PEM file, used with --jwt-algorithm.
+    #[arg(long, env = "PUBSUB_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// Algorithm of --jwt-public-key.
+    #[arg(
+        long,
+        env = "PUBSUB_JWT_ALGORITHM",
+        value_enum,
+        default_value = "rs256"
+    )]
+    jwt_algorithm: PublicKeyAlgorithm,
     /// Browser origins allowed to connect, comma-separated: exact origins
     /// (`https://app.example.com`) or `*.example.com`; none given allows all. Requests
     /// without an `Origin` header (non-browser clients) always pass.
@@ -90,7 +120,25 @@ impl ServeArgs {
             max_subscribers_per_topic: self.max_subscribers_per_topic,
             allowed_origins: self.allowed_origins.clone(),
             max_header_size: bytes(self.max_header_size, "max-header-size")?,
+            auth: self.auth_key()?,
         })
+    }
+
+    /// The token key, if auth is configured.
+    fn auth_key(&self) -> anyhow::Result<Option<AuthKey>> {
+        if let Some(secret) = &self.jwt_secret {
+            anyhow::ensure!(!secret.is_empty(), "--jwt-secret must not be empty");
+            return Ok(Some(AuthKey::Hs256(secret.clone().into_bytes())));
+        }
+        let Some(path) = &self.jwt_public_key else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read --jwt-public-key {}", path.display()))?;
+        Ok(Some(match self.jwt_algorithm {
+            PublicKeyAlgorithm::Rs256 => AuthKey::Rs256(pem),
+            PublicKeyAlgorithm::Es256 => AuthKey::Es256(pem),
+        }))
     }
 }
 
@@ -193,6 +241,34 @@ mod tests {
         let options = args.options().expect("valid");
         assert_eq!(options.pong_deadline, Duration::from_millis(250));
         assert_eq!(options.max_message_size, 64 * 1024);
+    }
+
+    #[test]
+    fn auth_flags_choose_the_key() {
+        let parse = |args: &[&str]| Wrapper::try_parse_from([&["wspubsub"], args].concat());
+        let secret = parse(&["--jwt-secret", "s3cret"]).expect("parse").serve;
+        assert_eq!(
+            secret.options().expect("valid").auth,
+            Some(AuthKey::Hs256(b"s3cret".to_vec()))
+        );
+        assert_eq!(
+            parse(&[])
+                .expect("parse")
+                .serve
+                .options()
+                .expect("valid")
+                .auth,
+            None
+        );
+        assert!(
+            parse(&["--jwt-secret", "a", "--jwt-public-key", "k.pem"]).is_err(),
+            "one key at a time"
+        );
+        let missing = parse(&["--jwt-public-key", "/nonexistent/key.pem"])
+            .expect("parse")
+            .serve;
+        let error = missing.options().expect_err("unreadable key").to_string();
+        assert!(error.contains("--jwt-public-key"), "{error}");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum ClientError {
     /// The URL cannot be used: unparsable, or a scheme this client does not speak.
     #[error("invalid URL: {0}")]
     InvalidUrl(String),
+    /// An option cannot be sent (a name or token that is not a valid header value).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
     /// TCP connect or the WebSocket handshake failed.
     #[error("cannot connect: {0}")]
     Connect(#[source] Arc<tokio_tungstenite::tungstenite::Error>),

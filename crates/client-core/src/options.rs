@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_INCOMING_MESSAGE: usize = 64 << 20;
 pub struct ClientOptions {
     pub(crate) name: Option<String>,
     pub(crate) headers: HeaderMap,
+    pub(crate) token: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) pong_deadline: Duration,
     pub(crate) close_deadline: Duration,
@@ -27,6 +28,7 @@ impl Default for ClientOptions {
         ClientOptions {
             name: None,
             headers: HeaderMap::new(),
+            token: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pong_deadline: DEFAULT_PONG_DEADLINE,
             close_deadline: DEFAULT_CLOSE_DEADLINE,
@@ -45,6 +47,12 @@ impl ClientOptions {
     /// Adds a request header to the handshake (a token, a trace id, ...).
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.append(name, value);
+        self
+    }
+
+    /// Sends `token` as `Authorization: Bearer <token>`, for servers with token auth.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 

@@ -51,9 +51,15 @@ pub async fn connect(
         headers.append(name, value.clone());
     }
     headers.insert(ROLE_HEADER, HeaderValue::from_static(role.as_str()));
+    if let Some(token) = &options.token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ClientError::InvalidOption("the token is not a valid header value".into())
+        })?;
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
     if let Some(name) = &options.name {
         let value = HeaderValue::from_str(name).map_err(|_| {
-            ClientError::InvalidUrl(format!("client name {name:?} is not a valid header value"))
+            ClientError::InvalidOption(format!("client name {name:?} is not a valid header value"))
         })?;
         headers.insert(CLIENT_NAME_HEADER, value);
     }

@@ -161,3 +161,45 @@ async fn vanished_server_is_a_lost_connection() {
         "{ended:?}"
     );
 }
+
+#[tokio::test]
+async fn a_token_opens_a_server_with_auth_and_its_absence_is_a_401() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use wspubsub_server::AuthKey;
+
+    let secret = b"client test secret";
+    let options = Options {
+        auth: Some(AuthKey::Hs256(secret.to_vec())),
+        ..Options::default()
+    };
+    let server = TestServer::start(options).await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    let claims = serde_json::json!({ "exp": exp, "publish": ["/p"] });
+    let token = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("encode");
+
+    let refused = Publisher::connect(&server.url("/p"), ClientOptions::default()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::HandshakeRejected { status: 401, .. })
+        ),
+        "{refused:?}"
+    );
+    let publisher = Publisher::connect(&server.url("/p"), ClientOptions::default().token(token))
+        .await
+        .expect("admitted with the token");
+    publisher
+        .publish(&b"authorised"[..])
+        .await
+        .expect("publish");
+    publisher.close().await.expect("clean close");
+}

@@ -18,7 +18,9 @@
 //!   deadline and close a silent peer.
 //! - `endpoints`: plain `GET /healthz`, `/readyz` and `/metrics` (Prometheus, from
 //!   `metrics`) on the same listener (topics are WebSocket requests, so they never collide);
-//!   `limits` refuse clients past the connection and topic limits before the upgrade.
+//!   `limits` refuse clients past the connection and topic limits, `origin` browsers from
+//!   other sites, and `auth` requests without a valid token for their topic, all before the
+//!   upgrade.
 //! - [`ServerHandle::shutdown`] starts a drain: `/readyz` says 503, new clients are refused
 //!   with 503, every client is closed with 1001; [`Server::run`] returns when all are done or
 //!   the close deadline has passed.
@@ -37,6 +39,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod connection;
 mod endpoints;
 mod event;
@@ -49,6 +52,7 @@ mod server;
 mod topic;
 mod upgrade;
 
+pub use auth::{AuthKey, BadKey};
 pub use event::{Event, EventKind};
 pub use options::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES,

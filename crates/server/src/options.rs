@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::AuthKey;
 use wspubsub_protocol::{DEFAULT_CLOSE_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_DEADLINE};
 
 /// Default bound on a subscriber's pending messages (as in NATS: generous, so that only a
@@ -61,6 +62,8 @@ pub struct Options {
     /// Largest HTTP request head (request line and headers) accepted, in bytes; larger ones get
     /// 431. At least 8192.
     pub max_header_size: usize,
+    /// Token auth: the key JWTs are verified with; `None` (the default) turns auth off.
+    pub auth: Option<AuthKey>,
     /// Browser origins allowed to connect: exact origins or `*.domain` wildcards; empty allows
     /// all. Requests without an `Origin` header (non-browser clients) always pass.
     pub allowed_origins: Vec<String>,
@@ -82,6 +85,7 @@ impl Default for Options {
             max_topics: 0,
             max_subscribers_per_topic: 0,
             allowed_origins: Vec::new(),
+            auth: None,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
         }
     }

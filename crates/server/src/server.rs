@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wspubsub_protocol::{Role, client_id};
 
+use crate::auth::{Authenticator, BadKey};
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::endpoints;
 use crate::event::{Event, EventKind, EventSink};
@@ -63,6 +64,9 @@ pub enum ServerError {
     /// An option value is unusable.
     #[error(transparent)]
     InvalidOption(#[from] InvalidOption),
+    /// The token key cannot be used.
+    #[error(transparent)]
+    Auth(#[from] BadKey),
     /// The listen address could not be bound.
     #[error("cannot listen: {0}")]
     Bind(#[source] io::Error),
@@ -95,6 +99,8 @@ struct State {
     metrics: Arc<Metrics>,
     /// Which browser origins may connect.
     origins: OriginPolicy,
+    /// Token auth, when configured.
+    auth: Option<Authenticator>,
     websocket: WebSocketConfig,
 }
 
@@ -109,10 +115,10 @@ impl Server {
     pub async fn bind(addr: impl ToSocketAddrs, options: Options) -> Result<Server, ServerError> {
         options.validate()?;
         let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
-        Ok(Server::with_listener(listener, options))
+        Server::with_listener(listener, options)
     }
 
-    fn with_listener(listener: TcpListener, options: Options) -> Server {
+    fn with_listener(listener: TcpListener, options: Options) -> Result<Server, ServerError> {
         let websocket = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_SIZE)
             .write_buffer_size(WRITE_BUFFER_SIZE)
@@ -121,6 +127,7 @@ impl Server {
             .max_frame_size(Some(options.max_message_size));
         let options_limits = (options.max_connections, options.max_connections_per_ip);
         let origins = OriginPolicy::new(&options.allowed_origins);
+        let auth = options.auth.as_ref().map(Authenticator::new).transpose()?;
         let options = Arc::new(options);
         let clients = TaskTracker::new();
         let state = State {
@@ -134,12 +141,13 @@ impl Server {
             limits: ConnectionLimits::new(options_limits.0, options_limits.1),
             metrics: Arc::new(Metrics::new()),
             origins,
+            auth,
             websocket,
         };
-        Server {
+        Ok(Server {
             listener,
             state: Arc::new(state),
-        }
+        })
     }
 
     /// The address the server listens on.
@@ -319,6 +327,20 @@ fn respond(
             );
         }
     };
+    let token_expires = match &state.auth {
+        None => None,
+        Some(auth) => match auth.authorize(&request, identity.role, &topic) {
+            Ok(valid_for) => Some(tokio::time::Instant::now() + valid_for),
+            Err(denied) => {
+                let why = denied.to_string();
+                return refuse(
+                    EventKind::UpgradeFailed,
+                    upgrade::refusal(denied.status(), &why),
+                    why,
+                );
+            }
+        },
+    };
     let (response, websocket) = match upgrade::accept(&mut request) {
         Ok(accepted) => accepted,
         Err(bad) => {
@@ -362,6 +384,7 @@ fn respond(
         shutdown: state.shutdown.clone(),
         events: state.events.clone(),
         metrics: Arc::clone(&state.metrics),
+        token_expires,
     };
     let config = match identity.role {
         Role::Publisher => state.websocket,

@@ -24,6 +24,8 @@ pub(crate) enum Ending {
     PongTimeout,
     /// The connection broke (reset, EOF without close, write failure): no close possible.
     ConnectionLost(String),
+    /// The client's token expired.
+    TokenExpired,
     /// Something in the server went wrong (a topic ended under a live client).
     Internal(&'static str),
 }
@@ -53,6 +55,7 @@ impl Ending {
             Ending::SlowSubscriber(_) => Some(CloseCode::SlowSubscriber),
             Ending::PongTimeout => Some(CloseCode::PongTimeout),
             Ending::Internal(_) => Some(CloseCode::InternalError),
+            Ending::TokenExpired => Some(CloseCode::PolicyViolation),
         }
     }
 
@@ -68,6 +71,7 @@ impl Ending {
             Ending::PongTimeout => "pong_timeout",
             Ending::ConnectionLost(_) => "connection_lost",
             Ending::Internal(_) => "internal_error",
+            Ending::TokenExpired => "token_expired",
         }
     }
 
@@ -121,6 +125,11 @@ impl fmt::Display for Ending {
             Ending::Internal(why) => {
                 write!(f, "closed with {}: {why}", CloseCode::InternalError.code())
             }
+            Ending::TokenExpired => write!(
+                f,
+                "closed with {}: token expired",
+                CloseCode::PolicyViolation.code()
+            ),
             Ending::Shutdown | Ending::TextFromPublisher | Ending::TooBig | Ending::PongTimeout => {
                 match self.close_code() {
                     Some(code) => write!(f, "closed with {code}"),

@@ -12,9 +12,11 @@ mod socket;
 mod subscriber;
 mod write;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +46,24 @@ pub(crate) struct Connection {
     pub(crate) events: EventSink,
     /// Where traffic is counted.
     pub(crate) metrics: Arc<Metrics>,
+    /// When the client's token expires (auth on), closing it with 1008.
+    pub(crate) token_expires: Option<tokio::time::Instant>,
+}
+
+impl Connection {
+    /// A timer for the client's token expiry; none (and no timer entry) without auth.
+    pub(crate) fn token_expiry(&self) -> Option<Pin<Box<Sleep>>> {
+        self.token_expires
+            .map(|at| Box::pin(tokio::time::sleep_until(at)))
+    }
+}
+
+/// Completes when `expiry` fires; never without one.
+pub(crate) async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Ends a connection the way `ending` says: with a close frame and a bounded wait for the

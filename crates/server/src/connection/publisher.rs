@@ -9,7 +9,7 @@ use wspubsub_protocol::{Liveness, Tick};
 
 use super::incoming::Incoming;
 use super::write::{self, WriteFailure};
-use super::{Connection, Ending};
+use super::{Connection, Ending, expired};
 use crate::topic::TopicPublisher;
 
 /// Serves one publisher until it leaves or must be closed, and says why it ended.
@@ -25,10 +25,12 @@ where
 {
     let options = &connection.options;
     let mut liveness = Liveness::new(options.pong_deadline);
+    let mut token_expiry = connection.token_expiry();
     loop {
         tokio::select! {
             biased;
             () = connection.shutdown.cancelled() => return Ending::Shutdown,
+            () = expired(&mut token_expiry) => return Ending::TokenExpired,
             incoming = ws.next() => match Incoming::from(incoming) {
                 Incoming::Binary(message) => {
                     liveness.heard();

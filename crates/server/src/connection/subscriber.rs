@@ -6,7 +6,7 @@ use wspubsub_protocol::{Liveness, Tick};
 use super::ending::SlowReason;
 use super::incoming::Incoming;
 use super::write::{self, WriteFailure};
-use super::{Connection, Ending, SubscriberSocket};
+use super::{Connection, Ending, SubscriberSocket, expired};
 use crate::topic::TopicFeed;
 
 /// About how many bytes of frames one batch carries: enough that one `writev` moves many
@@ -27,6 +27,7 @@ where
 {
     let options = &connection.options;
     let mut liveness = Liveness::new(options.pong_deadline);
+    let mut token_expiry = connection.token_expiry();
     loop {
         let batch = match feed.next_batch(socket.pending(), BATCH_BYTES) {
             Ok(batch) => batch,
@@ -51,6 +52,7 @@ where
         tokio::select! {
             biased;
             () = connection.shutdown.cancelled() => return Ending::Shutdown,
+            () = expired(&mut token_expiry) => return Ending::TokenExpired,
             incoming = socket.next() => match Incoming::from(incoming) {
                 Incoming::End(ending) => return ending,
                 Incoming::Control => {

@@ -1,0 +1,215 @@
+//! Token auth (off unless configured): a JWT from `Authorization: Bearer` or `?token=`, checked
+//! before the upgrade. Its `exp` is required and ends the connection (1008) when it passes;
+//! its `publish` and `subscribe` claims list the topic patterns the bearer may use, where `*`
+//! matches one path segment and `**` the rest.
+//!
+//! Nothing here logs or echoes a token: refusals say what was wrong, never what was sent.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::header::AUTHORIZATION;
+use hyper::{Request, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use wspubsub_protocol::Role;
+
+/// The key tokens are verified with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AuthKey {
+    /// HMAC-SHA256 with this shared secret.
+    Hs256(Vec<u8>),
+    /// RSA-SHA256 with this PEM public key.
+    Rs256(Vec<u8>),
+    /// ECDSA P-256 SHA-256 with this PEM public key.
+    Es256(Vec<u8>),
+}
+
+impl fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material (secrets above all).
+        match self {
+            AuthKey::Hs256(_) => f.write_str("Hs256(<secret>)"),
+            AuthKey::Rs256(_) => f.write_str("Rs256(<public key>)"),
+            AuthKey::Es256(_) => f.write_str("Es256(<public key>)"),
+        }
+    }
+}
+
+/// A key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("unusable token key: {0}")]
+pub struct BadKey(String);
+
+/// Verifies tokens and what they allow.
+pub(crate) struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request was refused by auth.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Denied {
+    #[error("missing token: send `Authorization: Bearer <token>` or `?token=`")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+    #[error("the token does not allow this topic for this role")]
+    Forbidden,
+}
+
+impl Denied {
+    /// 401 for no or a bad token, 403 for a good token that does not cover the request.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Denied::Missing | Denied::Invalid(_) => StatusCode::UNAUTHORIZED,
+            Denied::Forbidden => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Claims {
+    exp: u64,
+    #[serde(default)]
+    publish: Vec<String>,
+    #[serde(default)]
+    subscribe: Vec<String>,
+}
+
+impl Authenticator {
+    /// An authenticator for `key`.
+    pub(crate) fn new(key: &AuthKey) -> Result<Self, BadKey> {
+        let (key, algorithm) = match key {
+            AuthKey::Hs256(secret) => (DecodingKey::from_secret(secret), Algorithm::HS256),
+            AuthKey::Rs256(pem) => (
+                DecodingKey::from_rsa_pem(pem).map_err(|e| BadKey(e.to_string()))?,
+                Algorithm::RS256,
+            ),
+            AuthKey::Es256(pem) => (
+                DecodingKey::from_ec_pem(pem).map_err(|e| BadKey(e.to_string()))?,
+                Algorithm::ES256,
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        Ok(Authenticator { key, validation })
+    }
+
+    /// Checks the request's token for `role` on `topic`; returns how long it stays valid.
+    pub(crate) fn authorize<B>(
+        &self,
+        request: &Request<B>,
+        role: Role,
+        topic: &str,
+    ) -> Result<Duration, Denied> {
+        let token = token_of(request).ok_or(Denied::Missing)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|error| Denied::Invalid(describe(error.kind())))?
+            .claims;
+        let patterns = match role {
+            Role::Publisher => &claims.publish,
+            Role::Subscriber => &claims.subscribe,
+        };
+        if !patterns.iter().any(|pattern| matches(pattern, topic)) {
+            return Err(Denied::Forbidden);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(Duration::from_secs(claims.exp).saturating_sub(now))
+    }
+}
+
+/// What went wrong with a token, without its contents.
+fn describe(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::MissingRequiredClaim(_) => "missing a required claim (exp)",
+        ErrorKind::InvalidAlgorithm => "wrong algorithm",
+        ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => "malformed claims",
+        _ => "malformed token",
+    }
+}
+
+/// The token of a request: `Authorization: Bearer`, else the `token` query parameter.
+fn token_of<B>(request: &Request<B>) -> Option<&str> {
+    if let Some(value) = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return value.strip_prefix("Bearer ").map(str::trim);
+    }
+    let query = request.uri().query()?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// Whether `topic` matches `pattern`: segments compared one by one, `*` matching any one
+/// segment and `**` everything from there on.
+pub(crate) fn matches(pattern: &str, topic: &str) -> bool {
+    let mut topic = topic.split('/');
+    for expected in pattern.split('/') {
+        if expected == "**" {
+            return true;
+        }
+        match topic.next() {
+            Some(segment) if expected == "*" || expected == segment => {}
+            _ => return false,
+        }
+    }
+    topic.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_segments() {
+        assert!(matches("/chat/room1", "/chat/room1"));
+        assert!(!matches("/chat/room1", "/chat/room2"));
+        assert!(matches("/chat/*", "/chat/room1"));
+        assert!(!matches("/chat/*", "/chat/room1/history"));
+        assert!(!matches("/chat/*", "/chat"));
+        assert!(matches("/chat/**", "/chat/room1/history"));
+        assert!(matches("/chat/**", "/chat/"));
+        assert!(matches("/**", "/anything/at/all"));
+        assert!(matches("/*/status", "/sensor-1/status"));
+        assert!(!matches("/*/status", "/sensor-1/config"));
+    }
+
+    #[test]
+    fn keys_never_print() {
+        let key = AuthKey::Hs256(b"hunter2".to_vec());
+        assert!(!format!("{key:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tokens_come_from_the_header_or_the_query() {
+        let header = Request::get("/t")
+            .header("authorization", "Bearer abc")
+            .body(())
+            .expect("request");
+        assert_eq!(token_of(&header), Some("abc"));
+        let query = Request::get("/t?pubsub=subscriber&token=xyz")
+            .body(())
+            .expect("request");
+        assert_eq!(token_of(&query), Some("xyz"));
+        let basic = Request::get("/t")
+            .header("authorization", "Basic abc")
+            .body(())
+            .expect("request");
+        assert_eq!(token_of(&basic), None);
+    }
+}
