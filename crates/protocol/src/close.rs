@@ -16,7 +16,7 @@ pub enum CloseCode {
     ProtocolError,
     /// 1003: a publisher sent a text frame; wspubsub carries binary frames only.
     UnsupportedData,
-    /// 1008: refused by policy (authorisation, origin).
+    /// 1008: policy: the client's token expired while it was connected.
     PolicyViolation,
     /// 1009: a message exceeded the server's maximum message size.
     MessageTooBig,
@@ -70,7 +70,7 @@ impl CloseCode {
             CloseCode::GoingAway => "server shutting down",
             CloseCode::ProtocolError => "websocket protocol error",
             CloseCode::UnsupportedData => "text frames are not accepted; send binary frames",
-            CloseCode::PolicyViolation => "policy violation",
+            CloseCode::PolicyViolation => "policy violation: token expired",
             CloseCode::MessageTooBig => "message exceeds the server's maximum message size",
             CloseCode::InternalError => "internal server error",
             CloseCode::SlowSubscriber => "slow subscriber: fell too far behind",

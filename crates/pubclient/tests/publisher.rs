@@ -2,9 +2,17 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
-use wspubsub_server::protocol::{CloseCode, Role};
+use wspubsub_server::protocol::{CLIENT_NAME_HEADER, CloseCode, ROLE_HEADER, Role};
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
     TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, silent_server,
@@ -202,4 +210,168 @@ async fn a_token_opens_a_server_with_auth_and_its_absence_is_a_401() {
         .await
         .expect("publish");
     publisher.close().await.expect("clean close");
+}
+
+/// Accepts a WebSocket handshake on `stream`, keeping the request's headers.
+// The callback's `Result` type (with its large error response) is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
+async fn accept_keeping_headers(stream: TcpStream) -> (WebSocketStream<TcpStream>, HeaderMap) {
+    let mut headers = HeaderMap::new();
+    let socket =
+        tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
+            headers = request.headers().clone();
+            Ok(response)
+        })
+        .await
+        .expect("handshake");
+    (socket, headers)
+}
+
+/// What a fake server saw of one publisher: its headers, its binary messages, and the code of
+/// its close frame (None when the connection ended without one).
+type Seen = (HeaderMap, Vec<Vec<u8>>, Option<u16>);
+
+/// A fake server that records one publisher until its close frame (or the end of the
+/// connection) and reports what it saw.
+async fn recording_server() -> (std::net::SocketAddr, oneshot::Receiver<Seen>) {
+    let (report, seen) = oneshot::channel();
+    let addr = fake_server(|stream| async move {
+        let (mut socket, headers) = accept_keeping_headers(stream).await;
+        let mut messages = Vec::new();
+        let close = loop {
+            match socket.next().await {
+                Some(Ok(Message::Binary(message))) => messages.push(message.to_vec()),
+                Some(Ok(Message::Close(frame))) => break frame.map(|frame| u16::from(frame.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break None,
+            }
+        };
+        // Reading on sends the echo of the close.
+        while let Some(Ok(_)) = socket.next().await {}
+        let _ = report.send((headers, messages, close));
+    })
+    .await;
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn close_writes_every_message_before_the_close_frame_and_sends_the_headers() {
+    let (addr, seen) = recording_server().await;
+    let options = ClientOptions::default().name("pub-test").header(
+        HeaderName::from_static("x-trace"),
+        HeaderValue::from_static("t-1"),
+    );
+    let publisher = Publisher::connect(&format!("ws://{addr}/topic"), options)
+        .await
+        .expect("connect");
+    // Sizes from tiny to larger than a socket buffer, so that writes back up on the way.
+    let sent: Vec<Vec<u8>> = (0..600u32)
+        .map(|n| {
+            let mut message = n.to_be_bytes().to_vec();
+            message.resize(4 + (n as usize % 7) * 3000, n as u8);
+            message
+        })
+        .collect();
+    for message in &sent {
+        publisher.publish(message.clone()).await.expect("publish");
+    }
+    within(TIMEOUT, publisher.close())
+        .await
+        .expect("clean close");
+    let (headers, received, close) = within(TIMEOUT, seen).await.expect("a report");
+    assert_eq!(
+        headers.get(ROLE_HEADER).map(HeaderValue::as_bytes),
+        Some(&b"publisher"[..])
+    );
+    assert_eq!(
+        headers.get(CLIENT_NAME_HEADER).map(HeaderValue::as_bytes),
+        Some(&b"pub-test"[..])
+    );
+    assert_eq!(
+        headers.get("x-trace").map(HeaderValue::as_bytes),
+        Some(&b"t-1"[..])
+    );
+    assert_eq!(
+        received.len(),
+        sent.len(),
+        "every message before the close frame"
+    );
+    assert!(received == sent, "same messages, same order");
+    assert_eq!(close, Some(CloseCode::Normal.code()));
+    assert!(matches!(publisher.done().await, Ok(())));
+}
+
+#[tokio::test]
+async fn dropping_every_clone_closes_after_what_was_published() {
+    let (addr, seen) = recording_server().await;
+    let publisher = Publisher::connect(&format!("ws://{addr}/topic"), ClientOptions::default())
+        .await
+        .expect("connect");
+    let clone = publisher.clone();
+    publisher.publish(&b"one"[..]).await.expect("publish");
+    clone.publish(&b"two"[..]).await.expect("publish");
+    drop(publisher);
+    clone.publish(&b"three"[..]).await.expect("publish");
+    drop(clone);
+    let (_, received, close) = within(TIMEOUT, seen).await.expect("a report");
+    assert_eq!(received, [&b"one"[..], b"two", b"three"]);
+    assert_eq!(close, Some(CloseCode::Normal.code()));
+}
+
+#[tokio::test]
+async fn close_reports_a_server_that_closed_for_its_own_reason() {
+    let addr = fake_server(|stream| async move {
+        let (mut socket, _) = accept_keeping_headers(stream).await;
+        // Take the one message, refuse it as too big, and finish the closing handshake.
+        while !matches!(socket.next().await, Some(Ok(Message::Binary(_))) | None) {}
+        let frame = CloseFrame {
+            code: CloseCode::MessageTooBig.code().into(),
+            reason: CloseCode::MessageTooBig.reason().into(),
+        };
+        let _ = socket.close(Some(frame)).await;
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+    let publisher = Publisher::connect(&format!("ws://{addr}/topic"), ClientOptions::default())
+        .await
+        .expect("connect");
+    publisher.publish(vec![7u8; 100]).await.expect("queued");
+    let closed = within(TIMEOUT, publisher.close()).await;
+    match closed {
+        Err(ref error @ ClientError::ServerClosed { code, .. }) => {
+            assert_eq!(code, 1009);
+            assert_eq!(error.close_code(), Some(CloseCode::MessageTooBig));
+        }
+        other => panic!("expected the server's 1009, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_backed_up_publisher_still_notices_a_silent_server() {
+    // The server never reads: our writes back up and `publish` waits, yet the silence must
+    // still end the connection instead of blocking forever.
+    let addr = silent_server().await;
+    let options = ClientOptions::default().pong_deadline(Duration::from_millis(500));
+    let publisher = Publisher::connect(&format!("ws://{addr}/p"), options)
+        .await
+        .expect("connect");
+    let flooding = publisher.clone();
+    let flood = tokio::spawn(async move {
+        let message = bytes::Bytes::from(vec![0u8; 64 << 10]);
+        loop {
+            if let Err(error) = flooding.publish(message.clone()).await {
+                return error;
+            }
+        }
+    });
+    let ended = within(TIMEOUT, publisher.done()).await;
+    assert!(
+        matches!(ended, Err(ClientError::PongTimeout(_))),
+        "{ended:?}"
+    );
+    let refused = within(TIMEOUT, flood).await.expect("flood task");
+    assert!(
+        matches!(refused, ClientError::PongTimeout(_)),
+        "{refused:?}"
+    );
 }
