@@ -12,37 +12,18 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_INCOMING_MESSAGE: usize = 64 << 20;
 
 /// How a client connects and keeps its connection honest.
-///
-/// ```
-/// use std::time::Duration;
-/// use wspubsub_client_core::ClientOptions;
-///
-/// let options = ClientOptions::default()
-///     .name("sensor-7")
-///     .pong_deadline(Duration::from_secs(10));
-/// # let _ = options;
-/// ```
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Sent as the client-name header; the server prefixes the client's id with it.
     pub(crate) name: Option<String>,
-    /// Extra request headers for the handshake (trace ids, ...).
     pub(crate) headers: HeaderMap,
-    /// Sent as `Authorization: Bearer <token>`, for servers with token auth.
     pub(crate) token: Option<String>,
-    /// Bound on TCP connect plus the handshake.
     pub(crate) connect_timeout: Duration,
-    /// Longest silence from the server before the client gives up on it.
     pub(crate) pong_deadline: Duration,
-    /// Bound on a closing handshake.
     pub(crate) close_deadline: Duration,
-    /// Largest message (and frame) accepted from the server.
     pub(crate) max_message_size: usize,
 }
 
 impl Default for ClientOptions {
-    /// No name, no extra headers, no token, a 10 s connect timeout, the protocol's default
-    /// pong and close deadlines, and messages from the server up to 64 MiB.
     fn default() -> Self {
         ClientOptions {
             name: None,
@@ -57,15 +38,13 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
-    /// Names the client (the `pubsub-client-name` header); the server logs it as the prefix
-    /// of the client's id.
+    /// Names the client; the server logs it as the prefix of the client's id.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// Adds a request header to the handshake (a trace id, ...). The role, name and
-    /// authorization headers are the client's own and replace any given here.
+    /// Adds a request header to the handshake (a token, a trace id, ...).
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.append(name, value);
         self
@@ -83,23 +62,32 @@ impl ClientOptions {
         self
     }
 
-    /// Ends the connection when nothing at all is heard from the server within this time;
-    /// the client pings the server at [`wspubsub_protocol::ping_interval`] of it.
+    /// Ends the connection when nothing is heard from the server within this time; the
+    /// client pings the server at 0.7x it.
     pub fn pong_deadline(mut self, deadline: Duration) -> Self {
         self.pong_deadline = deadline;
         self
     }
 
-    /// Bounds a closing handshake: flushing what is still queued, our close frame, and the
-    /// server's echo.
+    /// Bounds the closing handshake.
     pub fn close_deadline(mut self, deadline: Duration) -> Self {
         self.close_deadline = deadline;
         self
     }
 
-    /// Largest message accepted from the server; a bigger one ends the connection.
+    /// Largest message accepted from the server.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
+    }
+
+    /// The pong deadline (clients use it to run their [`wspubsub_protocol::Liveness`]).
+    pub fn get_pong_deadline(&self) -> Duration {
+        self.pong_deadline
+    }
+
+    /// The close deadline.
+    pub fn get_close_deadline(&self) -> Duration {
+        self.close_deadline
     }
 }

@@ -15,10 +15,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Publisher::connect(&url, ClientOptions::default().name("example-publisher")).await?;
     publisher.publish(&b"message"[..]).await?;
 
-    // Close: the message goes out first, then the closing handshake. Then done() says how
-    // the connection ended (the Go client's Done() and Error() in one): Ok for a clean close.
-    let _ = publisher.close().await;
-    match publisher.done().await {
+    // Close: the message goes out first, then the close handshake. The result is how the
+    // connection ended (the Go client's Done() and Error() in one).
+    match publisher.close().await {
         Ok(()) => println!("published one message to {url}"),
         Err(error) => eprintln!("the publisher ended with an error: {error}"),
     }

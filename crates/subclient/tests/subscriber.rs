@@ -8,10 +8,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use wspubsub_pubclient::Publisher;
 use wspubsub_server::protocol::CloseCode;
 use wspubsub_server::{EventKind, Options};
-use wspubsub_subclient::{ClientError, ClientOptions, MESSAGE_QUEUE, Subscriber};
-use wspubsub_testkit::{
-    TIMEOUT, TestServer, fake_server, silent_server, vanishing_server, wait_for_event, within,
-};
+use wspubsub_subclient::{ClientError, ClientOptions, Subscriber};
+use wspubsub_testkit::{TIMEOUT, TestServer, fake_server, silent_server, wait_for_event, within};
 
 #[tokio::test]
 async fn receives_every_message_in_order_from_the_publisher_sdk() {
@@ -158,107 +156,4 @@ async fn a_server_that_answers_pings_keeps_the_subscriber_past_its_deadline() {
         );
     }
     assert!(subscriber.error().is_none());
-}
-
-#[tokio::test]
-async fn vanished_server_ends_the_stream_as_a_lost_connection() {
-    let addr = vanishing_server().await;
-    let mut subscriber = Subscriber::connect(&format!("ws://{addr}/s"), ClientOptions::default())
-        .await
-        .expect("connect");
-    assert_eq!(within(TIMEOUT, subscriber.next()).await, None);
-    // The stream ends only once the ending is known.
-    assert!(
-        matches!(subscriber.error(), Some(ClientError::ConnectionLost(_))),
-        "{:?}",
-        subscriber.error()
-    );
-}
-
-#[tokio::test]
-async fn text_frames_are_skipped_and_binary_ones_delivered() {
-    let addr = fake_server(|stream| async move {
-        let mut socket = tokio_tungstenite::accept_async(stream)
-            .await
-            .expect("handshake");
-        for message in [Message::text("not for us"), Message::binary(&b"for us"[..])] {
-            socket.send(message).await.expect("send");
-        }
-        socket.close(None).await.expect("close");
-        while let Some(Ok(_)) = socket.next().await {}
-    })
-    .await;
-    let mut subscriber = Subscriber::connect(&format!("ws://{addr}/s"), ClientOptions::default())
-        .await
-        .expect("connect");
-    assert_eq!(
-        within(TIMEOUT, subscriber.next()).await.as_deref(),
-        Some(&b"for us"[..])
-    );
-    assert_eq!(within(TIMEOUT, subscriber.next()).await, None);
-}
-
-#[tokio::test]
-async fn pings_from_the_server_are_answered_at_once() {
-    let (report, pong) = tokio::sync::oneshot::channel();
-    let addr = fake_server(|stream| async move {
-        let mut socket = tokio_tungstenite::accept_async(stream)
-            .await
-            .expect("handshake");
-        socket
-            .send(Message::Ping(bytes::Bytes::from_static(b"are you there")))
-            .await
-            .expect("ping");
-        while let Some(Ok(frame)) = socket.next().await {
-            if let Message::Pong(payload) = frame {
-                let _ = report.send(payload);
-                break;
-            }
-        }
-        std::future::pending::<()>().await;
-    })
-    .await;
-    // A long deadline: the client's own pings come too late to be mistaken for the answer.
-    let options = ClientOptions::default().pong_deadline(Duration::from_secs(600));
-    let _subscriber = Subscriber::connect(&format!("ws://{addr}/s"), options)
-        .await
-        .expect("connect");
-    let payload = within(TIMEOUT, pong).await.expect("a pong");
-    assert_eq!(payload.as_ref(), b"are you there");
-}
-
-#[tokio::test]
-async fn a_reader_that_pauses_is_not_taken_for_a_silent_server() {
-    // The server fills the subscriber's queue exactly, then only answers pings: while the
-    // stream is not read the task stops reading, and that pause must not count as the
-    // server's silence once reading resumes.
-    let addr = fake_server(|stream| async move {
-        let mut socket = tokio_tungstenite::accept_async(stream)
-            .await
-            .expect("handshake");
-        for n in 0..MESSAGE_QUEUE as u32 {
-            socket
-                .feed(Message::binary(n.to_be_bytes().to_vec()))
-                .await
-                .expect("feed");
-        }
-        socket.flush().await.expect("flush");
-        while let Some(Ok(_)) = socket.next().await {}
-    })
-    .await;
-    let deadline = Duration::from_millis(400);
-    let options = ClientOptions::default().pong_deadline(deadline);
-    let mut subscriber = Subscriber::connect(&format!("ws://{addr}/s"), options)
-        .await
-        .expect("connect");
-    // Not reading for three deadlines (the stimulus, not a synchronisation): the queue fills
-    // and the task pauses.
-    tokio::time::sleep(deadline * 3).await;
-    for n in 0..MESSAGE_QUEUE as u32 {
-        let message = within(TIMEOUT, subscriber.next()).await;
-        assert_eq!(message.as_deref(), Some(&n.to_be_bytes()[..]));
-    }
-    // Reading again, with a server that answers pings: alive across more deadlines.
-    tokio::time::sleep(deadline * 2).await;
-    assert!(subscriber.error().is_none(), "{:?}", subscriber.error());
 }
