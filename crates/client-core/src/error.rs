@@ -44,6 +44,9 @@ pub enum ClientError {
     /// Nothing was heard from the server within the pong deadline.
     #[error("no pong from the server within {0:?}")]
     PongTimeout(Duration),
+    /// The server took none of our writes within this time (the pong deadline).
+    #[error("the server took no data for {0:?}")]
+    WriteTimeout(Duration),
     /// The client has already ended.
     #[error("the client is closed")]
     Closed,

@@ -53,10 +53,10 @@ impl Publisher {
     /// Publishes one binary message. Waits while the connection is backed up; fails with the
     /// reason the connection ended if it has. Messages go out in the order they were published.
     pub async fn publish(&self, message: impl Into<Bytes>) -> Result<(), ClientError> {
-        self.commands
-            .send(Command::Publish(message.into()))
-            .await
-            .map_err(|_| self.ended())
+        match self.commands.send(Command::Publish(message.into())).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.ended().await),
+        }
     }
 
     /// Closes the connection (1000) after every message published before, waits for the end,
@@ -78,7 +78,13 @@ impl Publisher {
         self.ending.error()
     }
 
-    fn ended(&self) -> ClientError {
-        self.ending.error().unwrap_or(ClientError::Closed)
+    /// Why the connection no longer takes messages. The task stops taking commands just
+    /// before it records its ending, so this waits for that record.
+    async fn ended(&self) -> ClientError {
+        self.ending
+            .wait()
+            .await
+            .err()
+            .unwrap_or(ClientError::Closed)
     }
 }

@@ -34,7 +34,15 @@ pub(crate) async fn run(
             biased;
             command = commands.recv() => {
                 let close = match command {
-                    Some(Command::Publish(message)) => write_burst(&mut socket, message, &mut commands).await?,
+                    Some(Command::Publish(message)) => {
+                        // A server that takes none of our bytes for a whole pong deadline is as
+                        // good as gone; without this bound a blocked write would hang the task.
+                        let burst = write_burst(&mut socket, message, &mut commands);
+                        match tokio::time::timeout(options.get_pong_deadline(), burst).await {
+                            Ok(close) => close?,
+                            Err(_) => return Err(ClientError::WriteTimeout(options.get_pong_deadline())),
+                        }
+                    }
                     // `Close`, or every handle dropped.
                     Some(Command::Close) | None => true,
                 };

@@ -203,3 +203,32 @@ async fn a_token_opens_a_server_with_auth_and_its_absence_is_a_401() {
         .expect("publish");
     publisher.close().await.expect("clean close");
 }
+
+#[tokio::test]
+async fn a_server_that_stops_reading_ends_a_busy_publisher_instead_of_hanging_it() {
+    let addr = silent_server().await;
+    let options = ClientOptions::default().pong_deadline(Duration::from_millis(300));
+    let publisher = Publisher::connect(&format!("ws://{addr}/p"), options)
+        .await
+        .expect("connect");
+    // Publish until the socket buffers are full and writes block; the publisher must end.
+    let ended = within(TIMEOUT, async {
+        loop {
+            if let Err(error) = publisher.publish(vec![0u8; 1 << 20]).await {
+                return error;
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(
+            ended,
+            ClientError::WriteTimeout(_) | ClientError::PongTimeout(_)
+        ),
+        "{ended:?}"
+    );
+    assert!(
+        publisher.error().is_some(),
+        "the ending is recorded when publish reports it"
+    );
+}
