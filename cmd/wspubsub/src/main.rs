@@ -6,6 +6,7 @@
 //! `wspubsub pub` and `wspubsub sub` are built on the client crates; their errors are one line
 //! on stderr and exit code 2.
 
+mod config;
 mod logging;
 mod publish;
 mod serve;
@@ -13,7 +14,7 @@ mod subscribe;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// An in-memory WebSocket publish/subscribe server: every URL path is a topic.
 #[derive(Debug, Parser)]
@@ -54,7 +55,8 @@ enum Command {
 const CLIENT_FAILURE: u8 = 2;
 
 fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let matches = config::matches(Cli::command)?;
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     logging::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -89,9 +89,55 @@ pub(crate) struct ServeArgs {
     /// without an `Origin` header (non-browser clients) always pass.
     #[arg(long, env = "PUBSUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Read settings from this TOML file (keys are flag names: `max-topics = 100`); flags
+    /// and the environment override it.
+    #[arg(long, env = "PUBSUB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (flags, environment, file, defaults) and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 impl ServeArgs {
+    /// The effective settings as a TOML file would hold them (secrets redacted).
+    fn render(&self) -> String {
+        let duration = |d: Duration| format!("{:?}", humantime::format_duration(d).to_string());
+        let mut lines = vec![
+            format!("addr = {:?}", self.addr),
+            format!("pong-deadline = {}", duration(self.pong_deadline)),
+            format!("write-timeout = {}", duration(self.write_timeout)),
+            format!("close-deadline = {}", duration(self.close_deadline)),
+            format!("handshake-timeout = {}", duration(self.handshake_timeout)),
+            format!("max-message-size = {}", self.max_message_size.as_u64()),
+            format!("max-header-size = {}", self.max_header_size.as_u64()),
+            format!("subscriber-queue = {}", self.subscriber_queue),
+            format!(
+                "subscriber-queue-bytes = {}",
+                self.subscriber_queue_bytes.as_u64()
+            ),
+            format!("topic-queue = {}", self.topic_queue),
+            format!("max-connections = {}", self.max_connections),
+            format!("max-connections-per-ip = {}", self.max_connections_per_ip),
+            format!("max-topics = {}", self.max_topics),
+            format!(
+                "max-subscribers-per-topic = {}",
+                self.max_subscribers_per_topic
+            ),
+            format!("allowed-origins = {:?}", self.allowed_origins),
+        ];
+        if self.jwt_secret.is_some() {
+            lines.push("jwt-secret = \"<redacted>\"".to_owned());
+        }
+        if let Some(path) = &self.jwt_public_key {
+            lines.push(format!("jwt-public-key = {:?}", path.display().to_string()));
+            lines.push(format!(
+                "jwt-algorithm = {:?}",
+                format!("{:?}", self.jwt_algorithm).to_lowercase()
+            ));
+        }
+        lines.join("\n") + "\n"
+    }
+
     /// The listen address, with Go's `:port` shorthand expanded.
     fn listen_addr(&self) -> String {
         match self.addr.strip_prefix(':') {
@@ -145,6 +191,10 @@ impl ServeArgs {
 /// Runs the server until SIGINT or SIGTERM, then stops it gracefully.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.options()?;
+    if args.print_config {
+        print!("{}", args.render());
+        return Ok(());
+    }
     let addr = args.listen_addr();
     let server = Server::bind(addr.as_str(), options)
         .await

@@ -76,3 +76,61 @@ fn json_logs_are_one_object_per_line() {
     assert!(line.contains("\"message\":\"wspubsub listening"), "{line}");
     assert!(line.contains("\"addr\":\"127.0.0.1:"), "{line}");
 }
+
+#[test]
+fn config_file_sits_between_the_environment_and_the_defaults() {
+    let dir = std::env::temp_dir().join(format!("wspubsub-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("wspubsub.toml");
+    std::fs::write(
+        &file,
+        "max-topics = 7\npong-deadline = \"2s\"\nmax-connections = 50\n",
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_wspubsub"))
+        .args([
+            "serve",
+            "--print-config",
+            "--max-connections",
+            "60",
+            "--config",
+        ])
+        .arg(&file)
+        .env("PUBSUB_PONG_DEADLINE", "3s")
+        .output()
+        .expect("run wspubsub");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("max-topics = 7\n"),
+        "file beats default: {printed}"
+    );
+    assert!(
+        printed.contains("pong-deadline = \"3s\"\n"),
+        "environment beats file: {printed}"
+    );
+    assert!(
+        printed.contains("max-connections = 60\n"),
+        "flag beats file: {printed}"
+    );
+    assert!(
+        printed.contains("topic-queue = 1024\n"),
+        "default where nothing is set: {printed}"
+    );
+
+    std::fs::write(&file, "no-such-setting = 1\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_wspubsub"))
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run wspubsub");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unknown setting \"no-such-setting\"")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
