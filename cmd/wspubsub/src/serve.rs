@@ -89,6 +89,9 @@ pub(crate) struct ServeArgs {
     /// without an `Origin` header (non-browser clients) always pass.
     #[arg(long, env = "PUBSUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Serve /healthz, /readyz and /metrics on this address instead of the main one.
+    #[arg(long, env = "PUBSUB_ADMIN_ADDR")]
+    admin_addr: Option<std::net::SocketAddr>,
     /// Read settings from this TOML file (keys are flag names: `max-topics = 100`); flags
     /// and the environment override it.
     #[arg(long, env = "PUBSUB_CONFIG")]
@@ -125,6 +128,9 @@ impl ServeArgs {
             ),
             format!("allowed-origins = {:?}", self.allowed_origins),
         ];
+        if let Some(admin) = self.admin_addr {
+            lines.push(format!("admin-addr = \"{admin}\""));
+        }
         if self.jwt_secret.is_some() {
             lines.push("jwt-secret = \"<redacted>\"".to_owned());
         }
@@ -167,6 +173,7 @@ impl ServeArgs {
             allowed_origins: self.allowed_origins.clone(),
             max_header_size: bytes(self.max_header_size, "max-header-size")?,
             auth: self.auth_key()?,
+            admin_addr: self.admin_addr,
         })
     }
 
@@ -204,6 +211,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(log_events(handle.clone()));
     tokio::spawn(stop_on_signal(handle));
     tracing::info!(addr = %local, "wspubsub listening; every URL path is a topic");
+    if let Some(admin) = server.admin_addr().transpose().context("admin address")? {
+        tracing::info!(addr = %admin, "health and metrics endpoints listening");
+    }
     server.run().await;
     tracing::info!("wspubsub stopped");
     Ok(())

@@ -62,6 +62,9 @@ pub struct Options {
     /// Largest HTTP request head (request line and headers) accepted, in bytes; larger ones get
     /// 431. At least 8192.
     pub max_header_size: usize,
+    /// A separate listen address for `/healthz`, `/readyz` and `/metrics`; when set, the main
+    /// listener no longer answers them (so they need not be exposed with the topics).
+    pub admin_addr: Option<std::net::SocketAddr>,
     /// Token auth: the key JWTs are verified with; `None` (the default) turns auth off.
     pub auth: Option<AuthKey>,
     /// Browser origins allowed to connect: exact origins or `*.domain` wildcards; empty allows
@@ -86,6 +89,7 @@ impl Default for Options {
             max_subscribers_per_topic: 0,
             allowed_origins: Vec::new(),
             auth: None,
+            admin_addr: None,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
         }
     }

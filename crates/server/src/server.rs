@@ -76,6 +76,8 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// The listener of the endpoints, when they have their own address.
+    admin: Option<TcpListener>,
     state: Arc<State>,
 }
 
@@ -115,7 +117,13 @@ impl Server {
     pub async fn bind(addr: impl ToSocketAddrs, options: Options) -> Result<Server, ServerError> {
         options.validate()?;
         let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
-        Server::with_listener(listener, options)
+        let admin = match options.admin_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(ServerError::Bind)?),
+            None => None,
+        };
+        let mut server = Server::with_listener(listener, options)?;
+        server.admin = admin;
+        Ok(server)
     }
 
     fn with_listener(listener: TcpListener, options: Options) -> Result<Server, ServerError> {
@@ -146,6 +154,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            admin: None,
             state: Arc::new(state),
         })
     }
@@ -153,6 +162,11 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the endpoints' own listener, when `admin_addr` was set.
+    pub fn admin_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.admin.as_ref().map(TcpListener::local_addr)
     }
 
     /// A handle for shutting the server down and watching it.
@@ -166,7 +180,11 @@ impl Server {
     /// (answering health checks meanwhile) and returns once all of them are done or the close
     /// deadline has passed.
     pub async fn run(self) {
-        let Server { listener, state } = self;
+        let Server {
+            listener,
+            admin,
+            state,
+        } = self;
         let mut backoff = AcceptBackoff::default();
         let clients_gone = async {
             state.shutdown.cancelled().await;
@@ -189,10 +207,10 @@ impl Server {
                     );
                     break;
                 }
-                accepted = listener.accept() => match accepted {
+                Some((accepted, kind)) = accept(&listener, admin.as_ref()) => match accepted {
                     Ok((stream, peer)) => {
                         backoff.reset();
-                        state.connections.spawn(serve_http(stream, peer, Arc::clone(&state)));
+                        state.connections.spawn(serve_http(stream, peer, kind, Arc::clone(&state)));
                     }
                     Err(error) => {
                         // Running out of file descriptors must not end the server: wait and retry.
@@ -203,7 +221,7 @@ impl Server {
                 },
             }
         }
-        drop(listener);
+        drop((listener, admin));
         state.stopped.cancel();
         state.connections.close();
         // Idle HTTP connections close at once; one still sending its request gets a moment.
@@ -235,7 +253,33 @@ impl ServerHandle {
 }
 
 /// Serves one TCP connection's HTTP requests until it is upgraded, closed or shut down.
-async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// Topics (and the endpoints, without an admin address).
+    Main,
+    /// The endpoints only.
+    Admin,
+}
+
+/// The next connection on either listener.
+async fn accept(
+    main: &TcpListener,
+    admin: Option<&TcpListener>,
+) -> Option<(io::Result<(TcpStream, SocketAddr)>, Listener)> {
+    let admin = async {
+        match admin {
+            Some(admin) => admin.accept().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        accepted = main.accept() => Some((accepted, Listener::Main)),
+        accepted = admin => Some((accepted, Listener::Admin)),
+    }
+}
+
+async fn serve_http(stream: TcpStream, peer: SocketAddr, listener: Listener, state: Arc<State>) {
     // Frames are flushed in batches already; Nagle would only add latency.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
@@ -244,7 +288,10 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     let handshake_timeout = state.options.handshake_timeout;
     let max_header_size = state.options.max_header_size;
     let service = service_fn(move |request| {
-        let response = respond(&state, peer, request);
+        let response = match listener {
+            Listener::Main => respond(&state, peer, request),
+            Listener::Admin => respond_admin(&state, &request),
+        };
         async move { Ok::<_, Infallible>(response) }
     });
     let connection = http1::Builder::new()
@@ -282,15 +329,13 @@ fn respond(
         state.events.emit(kind, &topic, None, Some(why));
         response
     };
-    if !upgrade::is_websocket_request(&request) {
-        let status = endpoints::Status {
-            draining,
-            metrics: &state.metrics,
-            topics: state.hub.topic_count(),
-        };
-        if let Some(response) = endpoints::respond(&request, status) {
+    let endpoints_here = state.options.admin_addr.is_none();
+    if !upgrade::is_websocket_request(&request) && endpoints_here {
+        if let Some(response) = endpoints::respond(&request, endpoint_status(state)) {
             return response;
         }
+    }
+    if !upgrade::is_websocket_request(&request) {
         let response = upgrade::refusal(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
         return refuse(
             EventKind::UpgradeFailed,
@@ -401,6 +446,25 @@ fn respond(
     );
     state.clients.spawn(client);
     response
+}
+
+/// Answers a request on the admin listener: an endpoint, or 404.
+fn respond_admin<B>(state: &State, request: &Request<B>) -> Response<Body> {
+    endpoints::respond(request, endpoint_status(state)).unwrap_or_else(|| {
+        upgrade::refusal(
+            StatusCode::NOT_FOUND,
+            "this listener serves /healthz, /readyz and /metrics",
+        )
+    })
+}
+
+/// What the endpoints report on, now.
+fn endpoint_status(state: &State) -> endpoints::Status<'_> {
+    endpoints::Status {
+        draining: state.shutdown.is_cancelled(),
+        metrics: &state.metrics,
+        topics: state.hub.topic_count(),
+    }
 }
 
 /// A client's link to its topic, by role.

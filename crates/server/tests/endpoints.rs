@@ -11,9 +11,12 @@ use wspubsub_testkit::{
 
 /// Sends a plain GET and returns the status line and body.
 async fn get(server: &TestServer, path: &str) -> (String, String) {
-    let mut stream = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("connect");
+    get_from(server.addr(), path).await
+}
+
+/// Sends a plain GET to `addr` and returns the status line and body.
+async fn get_from(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
@@ -145,4 +148,54 @@ async fn metrics_count_a_known_workload() {
     assert!(
         metric(&text, "wspubsub_publish_to_write_seconds_count").is_some_and(|count| count >= 2.0)
     );
+}
+
+#[tokio::test]
+async fn with_an_admin_address_the_endpoints_move_there() {
+    let admin_addr = Some("127.0.0.1:0".parse().expect("address"));
+    let server = wspubsub_server::Server::bind(
+        "127.0.0.1:0",
+        Options {
+            admin_addr,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("bind");
+    let main = server.local_addr().expect("main address");
+    let admin = server
+        .admin_addr()
+        .expect("admin listener")
+        .expect("admin address");
+    let handle = server.handle();
+    let run = tokio::spawn(server.run());
+
+    assert_eq!(get_from(admin, "/healthz").await.1, "ok");
+    assert!(
+        get_from(admin, "/metrics")
+            .await
+            .1
+            .contains("wspubsub_topics")
+    );
+    assert!(
+        get_from(admin, "/topic")
+            .await
+            .0
+            .starts_with("HTTP/1.1 404")
+    );
+    assert!(
+        get_from(main, "/healthz")
+            .await
+            .0
+            .starts_with("HTTP/1.1 400"),
+        "not on the topic listener"
+    );
+    let url = format!("ws://{main}/t");
+    assert!(
+        try_connect(&url, Role::Subscriber, None).await.is_ok(),
+        "topics stay on the main listener"
+    );
+
+    handle.shutdown();
+    within(TIMEOUT, run).await.expect("server task");
 }
