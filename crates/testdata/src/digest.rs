@@ -8,7 +8,10 @@ use sha2::{Digest as _, Sha256};
 /// SHA-256 over a multiset of messages: sorted bytewise, then each hashed as its length
 /// (`u64`, little endian) followed by its bytes. Sorting makes the digest independent of
 /// arrival order; the length prefix makes it unambiguous (without it, `["ab", "c"]` and
-/// `["a", "bc"]` would hash alike).
+/// `["a", "bc"]` would hash alike, and so would a lost empty message). The prefix is a `u64`,
+/// not the file's `u32`, so the definition does not depend on the file format's limits.
+///
+/// Displays as 64 lowercase hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Digest([u8; 32]);
 

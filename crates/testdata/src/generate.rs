@@ -7,12 +7,13 @@ use rand_chacha::ChaCha8Rng;
 /// The seed used when none is given, so that every default run sees the same data.
 pub const DEFAULT_SEED: u64 = 0x5753_5055_4253_5542; // "WSPUBSUB"
 
-/// What to generate.
+/// What to generate. The same spec gives the same messages, byte for byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GenerateSpec {
     /// Number of messages.
     pub count: usize,
-    /// Largest message length; each length is uniform in `1..=max_message_size`.
+    /// Largest message length; each length is uniform in `1..=max_message_size` (0 counts as
+    /// 1). A file holds messages of at most [`crate::format::MAX_MESSAGE_LEN`] bytes.
     pub max_message_size: usize,
     /// Seed of the ChaCha8 generator.
     pub seed: u64,

@@ -1,14 +1,45 @@
 //! Test data for wspubsub's load test: a seeded, reproducible set of binary messages, its file
 //! format, and the digest that proves a subscriber received exactly the published messages.
 //!
-//! - [`DataSet::generate`] makes `count` messages of random length (1 to `max_message_size`
-//!   bytes) and random content from a ChaCha8 generator seeded with a `u64`: the same
-//!   [`GenerateSpec`] gives the same messages, byte for byte, everywhere.
-//! - The file format ([`mod@format`]) is a small header and length-prefixed messages; reading a
-//!   corrupt or truncated file gives a [`DataError`], never a panic or a huge allocation.
-//! - [`Digest::of_messages`] sorts messages and hashes them with SHA-256, so the order in
-//!   which a subscriber received them does not matter, but any loss, duplicate or altered
-//!   byte does. [`DataSet::expected_digest`] is what a subscriber of P publishers must reach.
+//! # Components
+//!
+//! - **Generator** ([`DataSet::generate`], [`GenerateSpec`]): `count` messages, each of a
+//!   length drawn uniformly from `1..=max_message_size` and then filled with random bytes, all
+//!   from one ChaCha8 stream (`rand_chacha::ChaCha8Rng::seed_from_u64(seed)`). ChaCha8's output
+//!   is fixed by its seed on every platform, so the same [`GenerateSpec`] gives the same
+//!   messages, byte for byte; a golden test pins the output of [`GenerateSpec::default`].
+//! - **File format** ([`mod@format`]), all integers little endian: the 8-byte magic
+//!   `WSPSDATA`, a `u32` version (1), a `u64` seed (informational, 0 when the set was not
+//!   generated), a `u32` message count, then per message a `u32` length and that many bytes;
+//!   nothing after. Reading a corrupt, truncated or foreign file gives a specific
+//!   [`DataError`], never a panic or an allocation larger than the bytes really present
+//!   (message lengths are capped at [`format::MAX_MESSAGE_LEN`]).
+//! - **Digest** ([`Digest`]): SHA-256 over the messages sorted bytewise, each hashed as its
+//!   length (`u64`, little endian) followed by its bytes. Sorting makes it independent of the
+//!   order in which a subscriber received the messages; the length prefix keeps message
+//!   boundaries in it, so any loss, duplicate, altered byte or re-split message changes it.
+//!
+//! # Use in the load test
+//!
+//! P publishers each send every message of the set once; a subscriber must end up with the
+//! multiset of P copies of the set. [`DataSet::expected_digest`]`(P)` is the digest of that
+//! multiset, and each subscriber computes [`Digest::of_messages`] over what it received: equal
+//! digests prove it got exactly the published messages.
+//!
+//! ```
+//! use wspubsub_testdata::{DataSet, Digest, GenerateSpec};
+//!
+//! let set = DataSet::generate(GenerateSpec { count: 10, max_message_size: 64, seed: 7 });
+//! let mut file = Vec::new();
+//! set.write_to(&mut file)?;
+//! let read = DataSet::read_from(file.as_slice())?;
+//!
+//! // Two publishers; a subscriber receives their messages interleaved, in any order.
+//! let mut received: Vec<_> = read.messages().iter().rev().cloned().collect();
+//! received.extend(read.messages().iter().cloned());
+//! assert_eq!(Digest::of_messages(received), set.expected_digest(2));
+//! # Ok::<(), wspubsub_testdata::DataError>(())
+//! ```
 
 mod digest;
 pub mod format;
@@ -30,7 +61,7 @@ pub struct DataSet {
 }
 
 impl DataSet {
-    /// Generates the data set `spec` describes; deterministic in `spec`.
+    /// Generates the data set `spec` describes; deterministic in `spec` (see [`GenerateSpec`]).
     pub fn generate(spec: GenerateSpec) -> DataSet {
         DataSet {
             messages: generate::messages(&spec),
@@ -71,12 +102,13 @@ impl DataSet {
             .sum()
     }
 
-    /// Writes the set in the file format.
+    /// Writes the set in the file format (pass a buffered writer for a file). Checks every
+    /// message length before writing anything.
     pub fn write_to(&self, writer: impl std::io::Write) -> Result<(), DataError> {
         format::write(self, writer)
     }
 
-    /// Reads a set in the file format.
+    /// Reads a set in the file format; the input must end right after the last message.
     pub fn read_from(reader: impl std::io::Read) -> Result<DataSet, DataError> {
         format::read(reader)
     }
@@ -92,7 +124,8 @@ impl DataSet {
         format::load(path)
     }
 
-    /// The digest a subscriber must reach when `publishers` publishers each send the set once.
+    /// The digest a subscriber must reach when `publishers` publishers each send the set once:
+    /// [`Digest::of_messages`] over `publishers` copies of the set.
     pub fn expected_digest(&self, publishers: usize) -> Digest {
         let copies = (0..publishers)
             .flat_map(|_| self.messages.iter().cloned())
