@@ -37,12 +37,12 @@ pub(crate) fn respond<B>(request: &Request<B>, status: Status<'_>) -> Option<Res
         return None;
     }
     match request.uri().path() {
-        HEALTHZ => Some(upgrade::refusal(StatusCode::OK, "ok")),
-        READYZ if status.draining => Some(upgrade::refusal(
+        HEALTHZ => Some(upgrade::plain_text(StatusCode::OK, "ok")),
+        READYZ if status.draining => Some(upgrade::plain_text(
             StatusCode::SERVICE_UNAVAILABLE,
             "draining",
         )),
-        READYZ => Some(upgrade::refusal(StatusCode::OK, "ready")),
+        READYZ => Some(upgrade::plain_text(StatusCode::OK, "ready")),
         METRICS => {
             let mut response =
                 Response::new(Body::new(Bytes::from(status.metrics.encode(status.topics))));

@@ -31,6 +31,8 @@ struct HubInner {
 
 #[derive(Debug)]
 struct Entry {
+    /// The map's key, kept here so members can share it.
+    name: Arc<str>,
     topic: Topic,
     members: usize,
     subscribers: usize,
@@ -86,7 +88,8 @@ impl Hub {
             None => {
                 let name: Arc<str> = Arc::from(name);
                 let topic = Topic::spawn(Arc::clone(&name), options, &self.inner.tracker);
-                topics.entry(name).or_insert(Entry {
+                topics.entry(Arc::clone(&name)).or_insert(Entry {
+                    name,
                     topic,
                     members: 0,
                     subscribers: 0,
@@ -101,10 +104,7 @@ impl Hub {
         entry.members += 1;
         entry.subscribers += usize::from(subscriber);
         let attached = attach(&entry.topic);
-        let topic = topics
-            .get_key_value(name)
-            .map(|(key, _)| Arc::clone(key))
-            .unwrap_or_else(|| Arc::from(name));
+        let topic = Arc::clone(&entry.name);
         Ok((
             Membership {
                 hub: self.clone(),

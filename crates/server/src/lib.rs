@@ -17,7 +17,8 @@
 //!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
 //!   deadline and close a silent peer.
 //! - `endpoints`: plain `GET /healthz`, `/readyz` and `/metrics` (Prometheus, from
-//!   `metrics`) on the same listener (topics are WebSocket requests, so they never collide);
+//!   `metrics`) on the main listener, or on their own with `admin_addr` (topics are WebSocket
+//!   requests, so they never collide);
 //!   `limits` refuse clients past the connection and topic limits, `origin` browsers from
 //!   other sites, and `auth` requests without a valid token for their topic, all before the
 //!   upgrade.

@@ -336,7 +336,7 @@ fn respond(
         }
     }
     if !upgrade::is_websocket_request(&request) {
-        let response = upgrade::refusal(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
+        let response = upgrade::plain_text(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
         return refuse(
             EventKind::UpgradeFailed,
             response,
@@ -345,7 +345,7 @@ fn respond(
     }
     if draining {
         let why = "server is shutting down; connect again to another instance";
-        let response = upgrade::refusal(StatusCode::SERVICE_UNAVAILABLE, why);
+        let response = upgrade::plain_text(StatusCode::SERVICE_UNAVAILABLE, why);
         return refuse(EventKind::UpgradeFailed, response, why.into());
     }
     if let Some(origin) = request.headers().get(ORIGIN) {
@@ -356,7 +356,7 @@ fn respond(
             let why = "origin not allowed";
             return refuse(
                 EventKind::UpgradeFailed,
-                upgrade::refusal(StatusCode::FORBIDDEN, why),
+                upgrade::plain_text(StatusCode::FORBIDDEN, why),
                 why.into(),
             );
         }
@@ -367,7 +367,7 @@ fn respond(
             let why = bad.to_string();
             return refuse(
                 EventKind::BadHeaders,
-                upgrade::refusal(StatusCode::BAD_REQUEST, &why),
+                upgrade::plain_text(StatusCode::BAD_REQUEST, &why),
                 why,
             );
         }
@@ -380,7 +380,7 @@ fn respond(
                 let why = denied.to_string();
                 return refuse(
                     EventKind::UpgradeFailed,
-                    upgrade::refusal(denied.status(), &why),
+                    upgrade::plain_text(denied.status(), &why),
                     why,
                 );
             }
@@ -417,7 +417,7 @@ fn respond(
             let why = limit.to_string();
             return refuse(
                 EventKind::UpgradeFailed,
-                upgrade::refusal(limit.status(), &why),
+                upgrade::plain_text(limit.status(), &why),
                 why,
             );
         }
@@ -451,7 +451,7 @@ fn respond(
 /// Answers a request on the admin listener: an endpoint, or 404.
 fn respond_admin<B>(state: &State, request: &Request<B>) -> Response<Body> {
     endpoints::respond(request, endpoint_status(state)).unwrap_or_else(|| {
-        upgrade::refusal(
+        upgrade::plain_text(
             StatusCode::NOT_FOUND,
             "this listener serves /healthz, /readyz and /metrics",
         )

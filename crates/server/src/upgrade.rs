@@ -81,8 +81,8 @@ fn query_value(query: &str, key: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// A refusal with a one-line plain-text body.
-pub(crate) fn refusal(status: StatusCode, message: &str) -> Response<Body> {
+/// A response with a one-line plain-text body: every refusal, and the health endpoints.
+pub(crate) fn plain_text(status: StatusCode, message: &str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -155,13 +155,13 @@ pub(crate) fn accept<B>(
 pub(crate) fn handshake_refusal(error: &BadHandshake) -> Response<Body> {
     match error {
         BadHandshake::UnsupportedVersion => {
-            let mut response = refusal(StatusCode::UPGRADE_REQUIRED, &error.to_string());
+            let mut response = plain_text(StatusCode::UPGRADE_REQUIRED, &error.to_string());
             response
                 .headers_mut()
                 .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
             response
         }
-        other => refusal(
+        other => plain_text(
             StatusCode::BAD_REQUEST,
             &format!("invalid WebSocket handshake: {other}"),
         ),
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn refusals_are_one_line() {
-        let response = refusal(StatusCode::BAD_REQUEST, "nope");
+        let response = plain_text(StatusCode::BAD_REQUEST, "nope");
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert!(NOT_A_WEBSOCKET.lines().count() == 1);
     }

@@ -1,7 +1,6 @@
 //! The plain-HTTP endpoints on the main listener (health, readiness, metrics), and the drain
 //! that shutdown starts.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wspubsub_server::EventKind;
 use wspubsub_server::Options;
 use wspubsub_server::protocol::Role;
@@ -16,13 +15,8 @@ async fn get(server: &TestServer, path: &str) -> (String, String) {
 
 /// Sends a plain GET to `addr` and returns the status line and body.
 async fn get_from(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    within(TIMEOUT, stream.read_to_string(&mut response))
-        .await
-        .expect("read");
+    let response = wspubsub_testkit::raw_http(addr, request.as_bytes()).await;
     let status = response.lines().next().unwrap_or_default().to_owned();
     let body = response
         .split("\r\n\r\n")

@@ -123,16 +123,9 @@ async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
         ..Options::default()
     };
     let server = TestServer::start(options).await;
-    let mut stream = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("connect");
     let huge = "x".repeat(20_000);
     let request = format!("GET /t HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    let _ = wspubsub_testkit::within(wspubsub_testkit::TIMEOUT, stream.read_to_end(&mut response))
-        .await;
-    let response = String::from_utf8_lossy(&response);
+    let response = wspubsub_testkit::raw_http(server.addr(), request.as_bytes()).await;
     assert!(response.starts_with("HTTP/1.1 431"), "{response}");
 
     // Slowloris: connect, send half a request line, then nothing.

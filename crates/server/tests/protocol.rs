@@ -1,11 +1,10 @@
 //! The wire protocol, end to end against a real server on a loopback port: roles, refusals,
 //! close codes and liveness.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{EventKind, Options};
@@ -16,18 +15,7 @@ use wspubsub_testkit::{
 
 /// Sends a raw HTTP request and returns the whole response as text.
 async fn raw_http(server: &TestServer, request: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("connect");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
-    let mut response = Vec::new();
-    within(TIMEOUT, stream.read_to_end(&mut response))
-        .await
-        .expect("read response");
-    String::from_utf8_lossy(&response).into_owned()
+    wspubsub_testkit::raw_http(server.addr(), request.as_bytes()).await
 }
 
 fn upgrade_request(path: &str, extra_headers: &str) -> String {
@@ -171,10 +159,14 @@ async fn oversize_message_is_closed_with_1009_and_not_delivered() {
 async fn peer_close_is_echoed_with_its_code() {
     let server = TestServer::start(Options::default()).await;
     let mut subscriber = connect(&server.url("/t"), Role::Subscriber, None).await;
-    subscriber.close(None).await.expect("send close");
+    let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 4321.into(),
+        reason: "bye".into(),
+    };
+    subscriber.close(Some(frame)).await.expect("send close");
     let echoed = within(TIMEOUT, futures_util::StreamExt::next(&mut subscriber)).await;
     match echoed {
-        Some(Ok(Message::Close(_))) | None => {}
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 4321),
         other => panic!("expected the close echo, got {other:?}"),
     }
 }
@@ -229,21 +221,10 @@ async fn garbage_bytes_leave_the_server_serving_others() {
     let mut subscriber = connect(&server.url("/t"), Role::Subscriber, None).await;
 
     // Garbage instead of HTTP: refused, connection closed.
-    let addr = server.addr();
-    let refused = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-        stream
-            .write_all(&[
-                0x00, 0xff, 0x13, 0x37, b'\r', b'\n', 0xfe, b'\r', b'\n', b'\r', b'\n',
-            ])
-            .expect("write");
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
-        String::from_utf8_lossy(&response).into_owned()
-    })
-    .await
-    .expect("blocking task");
+    let garbage = [
+        0x00, 0xff, 0x13, 0x37, b'\r', b'\n', 0xfe, b'\r', b'\n', b'\r', b'\n',
+    ];
+    let refused = wspubsub_testkit::raw_http(server.addr(), &garbage).await;
     assert!(
         refused.is_empty() || refused.starts_with("HTTP/1.1 400"),
         "{refused}"

@@ -238,3 +238,16 @@ pub async fn vanishing_server() -> SocketAddr {
     })
     .await
 }
+
+/// Sends raw `request` bytes to `addr` and returns everything the server answers until it
+/// closes the connection (lossily as text).
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write the request");
+    let mut response = Vec::new();
+    // A reset after the answer still leaves the answer in `response`.
+    let _ended = within(TIMEOUT, stream.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
