@@ -66,6 +66,15 @@ pub(crate) enum Denied {
 }
 
 impl Denied {
+    /// What was wrong, as the metrics label the refusal.
+    pub(crate) fn rule(&self) -> &'static str {
+        match self {
+            Denied::Missing => "token_missing",
+            Denied::Invalid(_) => "token_invalid",
+            Denied::Forbidden => "token_forbids_topic",
+        }
+    }
+
     /// 401 for no or a bad token, 403 for a good token that does not cover the request.
     pub(crate) fn status(&self) -> StatusCode {
         match self {

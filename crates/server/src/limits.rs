@@ -21,6 +21,16 @@ pub(crate) enum LimitReached {
 }
 
 impl LimitReached {
+    /// The option that set the limit, as the metrics label the refusal.
+    pub(crate) fn rule(self) -> &'static str {
+        match self {
+            LimitReached::Connections(_) => "max_connections",
+            LimitReached::ConnectionsPerAddress(_) => "max_connections_per_ip",
+            LimitReached::Topics(_) => "max_topics",
+            LimitReached::SubscribersPerTopic(_) => "max_subscribers_per_topic",
+        }
+    }
+
     /// The HTTP status that says it: 429 for a client's own excess, 503 for the server's.
     pub(crate) fn status(self) -> StatusCode {
         match self {

@@ -30,8 +30,9 @@ struct ReasonLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabel {
+struct RejectionLabel {
     status: u16,
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -50,7 +51,8 @@ pub(crate) struct Metrics {
     messages_out: Counter,
     bytes_out: Counter,
     closes: Family<ReasonLabel, Counter>,
-    rejections: Family<StatusLabel, Counter>,
+    rejections: Family<RejectionLabel, Counter>,
+    handshake_timeouts: Counter,
     publish_to_write: Histogram,
 }
 
@@ -66,6 +68,7 @@ impl Metrics {
             bytes_out: Counter::default(),
             closes: Family::default(),
             rejections: Family::default(),
+            handshake_timeouts: Counter::default(),
             // 50 us to about 3.3 s.
             publish_to_write: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
             registry: Registry::default(),
@@ -103,8 +106,13 @@ impl Metrics {
         );
         registry.register(
             "handshake_rejections",
-            "Requests refused before the upgrade, by HTTP status",
+            "Requests refused before the upgrade, by HTTP status and the rule that refused them",
             metrics.rejections.clone(),
+        );
+        registry.register(
+            "handshake_timeouts",
+            "Connections dropped for not sending a complete request within the handshake timeout",
+            metrics.handshake_timeouts.clone(),
         );
         registry.register(
             "publish_to_write_seconds",
@@ -163,9 +171,16 @@ impl Metrics {
         }
     }
 
-    /// A request was refused with `status`.
-    pub(crate) fn rejected(&self, status: u16) {
-        self.rejections.get_or_create(&StatusLabel { status }).inc();
+    /// A request was refused with `status`, by the rule named `reason`.
+    pub(crate) fn rejected(&self, status: u16, reason: &'static str) {
+        self.rejections
+            .get_or_create(&RejectionLabel { status, reason })
+            .inc();
+    }
+
+    /// A connection sent no complete request within the handshake timeout.
+    pub(crate) fn handshake_timed_out(&self) {
+        self.handshake_timeouts.inc();
     }
 
     /// The text exposition, with the topic count as of now.
@@ -192,7 +207,8 @@ mod tests {
         metrics.left(Role::Publisher, &Ending::Shutdown);
         metrics.received(10);
         metrics.delivered(3, 40, Some(Instant::now()));
-        metrics.rejected(400);
+        metrics.rejected(400, "not_websocket");
+        metrics.handshake_timed_out();
         let text = metrics.encode(2);
         for line in [
             "wspubsub_connections{role=\"subscriber\"} 1",
@@ -203,7 +219,8 @@ mod tests {
             "wspubsub_messages_delivered_total 3",
             "wspubsub_bytes_delivered_total 40",
             "wspubsub_closes_total{reason=\"shutdown\"} 1",
-            "wspubsub_handshake_rejections_total{status=\"400\"} 1",
+            "wspubsub_handshake_rejections_total{status=\"400\",reason=\"not_websocket\"} 1",
+            "wspubsub_handshake_timeouts_total 1",
             "wspubsub_publish_to_write_seconds_count 1",
             "wspubsub_build_info{version=\"",
         ] {

@@ -285,6 +285,7 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, listener: Listener, sta
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
     let stopped = state.stopped.clone();
+    let metrics = Arc::clone(&state.metrics);
     let handshake_timeout = state.options.handshake_timeout;
     let max_header_size = state.options.max_header_size;
     let service = service_fn(move |request| {
@@ -304,6 +305,7 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, listener: Listener, sta
     tokio::select! {
         served = connection.as_mut() => {
             if let Err(error) = served {
+                count_http_error(&metrics, &error);
                 tracing::debug!(%peer, %error, "HTTP connection ended with an error");
             }
         }
@@ -311,6 +313,21 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, listener: Listener, sta
             connection.as_mut().graceful_shutdown();
             let _unfinished = tokio::time::timeout(HTTP_CLOSE_GRACE, connection).await;
         }
+    }
+}
+
+/// Counts the refusals hyper makes itself: a request head over the size cap (431), bytes that
+/// are not HTTP (400), and a client that sent no complete request in time (dropped).
+fn count_http_error(metrics: &Metrics, error: &hyper::Error) {
+    if error.is_parse_too_large() {
+        metrics.rejected(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.as_u16(),
+            "header_too_large",
+        );
+    } else if error.is_parse() {
+        metrics.rejected(StatusCode::BAD_REQUEST.as_u16(), "malformed_http");
+    } else if error.is_timeout() {
+        metrics.handshake_timed_out();
     }
 }
 
@@ -323,9 +340,10 @@ fn respond(
 ) -> Response<Body> {
     let topic = request.uri().path().to_owned();
     let draining = state.shutdown.is_cancelled();
-    let refuse = |kind: EventKind, response: Response<Body>, why: String| {
-        tracing::debug!(%peer, %topic, status = %response.status(), %why, "request refused");
-        state.metrics.rejected(response.status().as_u16());
+    // `rule` names the check that refused, as the metrics label it.
+    let refuse = |kind: EventKind, rule: &'static str, response: Response<Body>, why: String| {
+        tracing::debug!(%peer, %topic, status = %response.status(), rule, %why, "request refused");
+        state.metrics.rejected(response.status().as_u16(), rule);
         state.events.emit(kind, &topic, None, Some(why));
         response
     };
@@ -339,6 +357,7 @@ fn respond(
         let response = upgrade::plain_text(StatusCode::BAD_REQUEST, upgrade::NOT_A_WEBSOCKET);
         return refuse(
             EventKind::UpgradeFailed,
+            "not_websocket",
             response,
             upgrade::NOT_A_WEBSOCKET.into(),
         );
@@ -346,7 +365,7 @@ fn respond(
     if draining {
         let why = "server is shutting down; connect again to another instance";
         let response = upgrade::plain_text(StatusCode::SERVICE_UNAVAILABLE, why);
-        return refuse(EventKind::UpgradeFailed, response, why.into());
+        return refuse(EventKind::UpgradeFailed, "draining", response, why.into());
     }
     if let Some(origin) = request.headers().get(ORIGIN) {
         let allowed = origin
@@ -356,6 +375,7 @@ fn respond(
             let why = "origin not allowed";
             return refuse(
                 EventKind::UpgradeFailed,
+                "origin",
                 upgrade::plain_text(StatusCode::FORBIDDEN, why),
                 why.into(),
             );
@@ -367,6 +387,7 @@ fn respond(
             let why = bad.to_string();
             return refuse(
                 EventKind::BadHeaders,
+                "bad_headers",
                 upgrade::plain_text(StatusCode::BAD_REQUEST, &why),
                 why,
             );
@@ -380,6 +401,7 @@ fn respond(
                 let why = denied.to_string();
                 return refuse(
                     EventKind::UpgradeFailed,
+                    denied.rule(),
                     upgrade::plain_text(denied.status(), &why),
                     why,
                 );
@@ -391,6 +413,7 @@ fn respond(
         Err(bad) => {
             return refuse(
                 EventKind::UpgradeFailed,
+                "bad_handshake",
                 upgrade::handshake_refusal(&bad),
                 bad.to_string(),
             );
@@ -417,6 +440,7 @@ fn respond(
             let why = limit.to_string();
             return refuse(
                 EventKind::UpgradeFailed,
+                limit.rule(),
                 upgrade::plain_text(limit.status(), &why),
                 why,
             );

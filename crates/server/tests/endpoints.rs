@@ -5,7 +5,7 @@ use wspubsub_server::EventKind;
 use wspubsub_server::Options;
 use wspubsub_server::protocol::Role;
 use wspubsub_testkit::{
-    TIMEOUT, TestServer, connect, next_binary, send, try_connect, wait_for_event, within,
+    TIMEOUT, TestServer, connect, metric, next_binary, send, try_connect, wait_for_event, within,
 };
 
 /// Sends a plain GET and returns the status line and body.
@@ -82,17 +82,6 @@ async fn draining_says_not_ready_refuses_new_clients_and_ends_when_clients_are_g
     within(TIMEOUT / 2, server.stop()).await;
 }
 
-/// The value of the metric line that starts with `name` (labels included), if present.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 #[tokio::test]
 async fn metrics_count_a_known_workload() {
     let server = TestServer::start(Options::default()).await;
@@ -135,7 +124,10 @@ async fn metrics_count_a_known_workload() {
         ("wspubsub_messages_delivered_total", 6.0),
         ("wspubsub_bytes_delivered_total", 72.0),
         ("wspubsub_closes_total{reason=\"peer_closed\"}", 1.0),
-        ("wspubsub_handshake_rejections_total{status=\"400\"}", 1.0),
+        (
+            "wspubsub_handshake_rejections_total{status=\"400\",reason=\"not_websocket\"}",
+            1.0,
+        ),
     ] {
         assert_eq!(metric(&text, name), Some(value), "{name} in\n{text}");
     }

@@ -3,7 +3,15 @@
 use tokio_tungstenite::tungstenite::Error as WsError;
 use wspubsub_server::protocol::Role;
 use wspubsub_server::{EventKind, Options};
-use wspubsub_testkit::{TestServer, connect, try_connect, wait_for_event};
+use wspubsub_testkit::{TestServer, connect, metric, scrape, try_connect, wait_for_event};
+
+/// How many refusals `/metrics` counts with this status and rule.
+async fn refusals(server: &TestServer, status: u16, rule: &str) -> f64 {
+    let text = scrape(server.addr()).await;
+    let name =
+        format!("wspubsub_handshake_rejections_total{{status=\"{status}\",reason=\"{rule}\"}}");
+    metric(&text, &name).unwrap_or(0.0)
+}
 
 /// The HTTP status a refused handshake got.
 fn refused_status(result: Result<wspubsub_testkit::RawClient, WsError>) -> u16 {
@@ -29,6 +37,7 @@ async fn connection_limit_refuses_with_503_until_a_client_leaves() {
         refused_status(try_connect(&server.url("/c"), Role::Subscriber, None).await),
         503
     );
+    assert_eq!(refusals(&server, 503, "max_connections").await, 1.0);
     drop(first);
     wait_for_event(&mut events, |e| e.kind == EventKind::SubscriberLeft).await;
     assert!(
@@ -50,6 +59,7 @@ async fn per_address_limit_refuses_with_429() {
         refused_status(try_connect(&server.url("/a"), Role::Publisher, None).await),
         429
     );
+    assert_eq!(refusals(&server, 429, "max_connections_per_ip").await, 1.0);
 }
 
 #[tokio::test]
@@ -68,6 +78,11 @@ async fn topic_and_subscriber_limits_refuse_with_503() {
     assert_eq!(
         refused_status(try_connect(&server.url("/a"), Role::Subscriber, None).await),
         503
+    );
+    assert_eq!(refusals(&server, 503, "max_topics").await, 1.0);
+    assert_eq!(
+        refusals(&server, 503, "max_subscribers_per_topic").await,
+        1.0
     );
     assert!(
         try_connect(&server.url("/a"), Role::Publisher, None)
@@ -104,6 +119,7 @@ async fn browser_origins_outside_the_allowed_list_get_403() {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
         other => panic!("expected 403, got {other:?}"),
     }
+    assert_eq!(refusals(&server, 403, "origin").await, 1.0);
     assert!(
         try_connect(&server.url("/t"), Role::Subscriber, None)
             .await
@@ -127,6 +143,7 @@ async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
     let request = format!("GET /t HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n");
     let response = wspubsub_testkit::raw_http(server.addr(), request.as_bytes()).await;
     assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    assert_eq!(refusals(&server, 431, "header_too_large").await, 1.0);
 
     // Slowloris: connect, send half a request line, then nothing.
     let mut slow = tokio::net::TcpStream::connect(server.addr())
@@ -143,4 +160,9 @@ async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
         rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
         "{rest}"
     );
+    let timeouts = metric(
+        &scrape(server.addr()).await,
+        "wspubsub_handshake_timeouts_total",
+    );
+    assert_eq!(timeouts, Some(1.0));
 }

@@ -229,6 +229,9 @@ async fn garbage_bytes_leave_the_server_serving_others() {
         refused.is_empty() || refused.starts_with("HTTP/1.1 400"),
         "{refused}"
     );
+    let text = wspubsub_testkit::scrape(server.addr()).await;
+    let name = "wspubsub_handshake_rejections_total{status=\"400\",reason=\"malformed_http\"}";
+    assert_eq!(wspubsub_testkit::metric(&text, name), Some(1.0), "{text}");
 
     // Garbage after the upgrade: a protocol error, closed with 1002.
     let mut broken = connect(&server.url("/t"), Role::Publisher, None).await;

@@ -251,3 +251,22 @@ pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
     let _ended = within(TIMEOUT, stream.read_to_end(&mut response)).await;
     String::from_utf8_lossy(&response).into_owned()
 }
+
+/// Fetches `GET /metrics` from `addr` and returns the exposition text.
+pub async fn scrape(addr: SocketAddr) -> String {
+    let request = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let response = raw_http(addr, request).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of the metric line that starts with `name` (labels included), if present.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
