@@ -7,6 +7,7 @@
 //! on stderr and exit code 2.
 
 mod config;
+mod connect;
 mod logging;
 mod publish;
 mod serve;
@@ -91,14 +92,17 @@ mod tests {
 
     use super::Cli;
 
-    /// The README's tables are the user's reference: they must name every flag, its
-    /// environment variable, and every close code.
+    /// The README's tables are the user's reference: they must name every flag of `serve`,
+    /// `pub` and `sub`, its environment variable, and every close code.
     #[test]
     fn readme_documents_every_flag_and_close_code() {
         let readme = include_str!("../../../README.md");
         let command = Cli::command();
-        let serve = command.find_subcommand("serve").expect("serve subcommand");
-        for arg in serve.get_arguments() {
+        let arguments = ["serve", "pub", "sub"].into_iter().flat_map(|name| {
+            let subcommand = command.find_subcommand(name).expect("a subcommand");
+            subcommand.get_arguments()
+        });
+        for arg in arguments {
             let Some(long) = arg.get_long() else { continue };
             if long == "help" {
                 continue;

@@ -7,12 +7,14 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use tokio::io::AsyncBufReadExt;
-use wspubsub_pubclient::{ClientOptions, Publisher};
+use wspubsub_pubclient::Publisher;
+
+use crate::connect::ConnectArgs;
 
 /// Flags of `wspubsub pub`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct PubArgs {
-    /// Topic URL, `ws://host:port/topic`.
+    /// Topic URL, `ws://host:port/topic` (or `wss://` for TLS).
     url: String,
     /// Files to send, one message each, in order; without files, each stdin line is one
     /// message (without its line ending).
@@ -26,6 +28,8 @@ pub(crate) struct PubArgs {
     /// Client name the server logs.
     #[arg(long, default_value = "wspubsub-pub")]
     name: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// Publishes the input, then closes cleanly.
@@ -41,10 +45,10 @@ pub(crate) async fn run(args: PubArgs) -> anyhow::Result<()> {
         !messages.is_empty() || args.count.is_none(),
         "--count needs at least one input message"
     );
-    let publisher =
-        Publisher::connect(&args.url, ClientOptions::default().name(args.name.as_str()))
-            .await
-            .with_context(|| format!("cannot connect to {}", args.url))?;
+    let options = args.connect.options(&args.name)?;
+    let publisher = Publisher::connect(&args.url, options)
+        .await
+        .with_context(|| format!("cannot connect to {}", args.url))?;
     let total = args.count.unwrap_or(messages.len() as u64);
     let mut pace = args
         .rate

@@ -1,14 +1,14 @@
 //! `wspubsub serve`: flags and environment to [`Options`], the server's life from bind to
 //! graceful stop, and one info log line per event.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use bytesize::ByteSize;
 use clap::Args;
 use tokio::sync::broadcast::error::RecvError;
-use wspubsub_server::{AuthKey, Event, Options, Server, ServerHandle};
+use wspubsub_server::{AuthKey, Event, Options, Server, ServerHandle, TlsIdentity};
 
 /// Signature algorithms for a public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,7 +89,14 @@ pub(crate) struct ServeArgs {
     /// without an `Origin` header (non-browser clients) always pass.
     #[arg(long, env = "PUBSUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
-    /// Serve /healthz, /readyz and /metrics on this address instead of the main one.
+    /// Serve `wss://` (TLS) with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "PUBSUB_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "PUBSUB_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Serve /healthz, /readyz and /metrics on this address instead of the main one (plain
+    /// HTTP, also when the main listener has TLS).
     #[arg(long, env = "PUBSUB_ADMIN_ADDR")]
     admin_addr: Option<std::net::SocketAddr>,
     /// Read settings from this TOML file (keys are flag names: `max-topics = 100`); flags
@@ -130,6 +137,11 @@ impl ServeArgs {
         ];
         if let Some(admin) = self.admin_addr {
             lines.push(format!("admin-addr = \"{admin}\""));
+        }
+        for (key, path) in [("tls-cert", &self.tls_cert), ("tls-key", &self.tls_key)] {
+            if let Some(path) = path {
+                lines.push(format!("{key} = {:?}", path.display().to_string()));
+            }
         }
         if self.jwt_secret.is_some() {
             lines.push("jwt-secret = \"<redacted>\"".to_owned());
@@ -174,7 +186,23 @@ impl ServeArgs {
             max_header_size: bytes(self.max_header_size, "max-header-size")?,
             auth: self.auth_key()?,
             admin_addr: self.admin_addr,
+            tls: self.tls_identity()?,
         })
+    }
+
+    /// The TLS certificate and key, if both are given.
+    fn tls_identity(&self) -> anyhow::Result<Option<TlsIdentity>> {
+        let read = |path: &Path, flag: &str| {
+            std::fs::read(path).with_context(|| format!("cannot read --{flag} {}", path.display()))
+        };
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsIdentity::from_pem(
+                read(cert, "tls-cert")?,
+                read(key, "tls-key")?,
+            ))),
+            _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+        }
     }
 
     /// The token key, if auth is configured.
@@ -210,7 +238,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let handle = server.handle();
     tokio::spawn(log_events(handle.clone()));
     tokio::spawn(stop_on_signal(handle));
-    tracing::info!(addr = %local, "wspubsub listening; every URL path is a topic");
+    let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
+    tracing::info!(addr = %local, scheme, "wspubsub listening; every URL path is a topic");
     if let Some(admin) = server.admin_addr().transpose().context("admin address")? {
         tracing::info!(addr = %admin, "health and metrics endpoints listening");
     }
@@ -329,6 +358,30 @@ mod tests {
             .serve;
         let error = missing.options().expect_err("unreadable key").to_string();
         assert!(error.contains("--jwt-public-key"), "{error}");
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs() {
+        let parse = |args: &[&str]| {
+            Wrapper::try_parse_from([&["wspubsub"], args].concat())
+                .expect("parse")
+                .serve
+                .options()
+        };
+        let error = parse(&["--tls-cert", "cert.pem"]).expect_err("a certificate without a key");
+        assert!(
+            error.to_string().contains("give both or neither"),
+            "{error}"
+        );
+        let error = parse(&[
+            "--tls-cert",
+            "/nonexistent/c.pem",
+            "--tls-key",
+            "/nonexistent/k.pem",
+        ])
+        .expect_err("unreadable files");
+        assert!(error.to_string().contains("--tls-cert"), "{error}");
+        assert_eq!(parse(&[]).expect("no TLS").tls, None);
     }
 
     #[test]

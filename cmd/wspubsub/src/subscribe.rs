@@ -5,12 +5,14 @@ use base64::Engine;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use wspubsub_subclient::{ClientOptions, Subscriber};
+use wspubsub_subclient::Subscriber;
+
+use crate::connect::ConnectArgs;
 
 /// Flags of `wspubsub sub`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SubArgs {
-    /// Topic URL, `ws://host:port/topic`.
+    /// Topic URL, `ws://host:port/topic` (or `wss://` for TLS).
     url: String,
     /// How to print each message.
     #[arg(long, value_enum, default_value = "text")]
@@ -21,6 +23,8 @@ pub(crate) struct SubArgs {
     /// Client name the server logs.
     #[arg(long, default_value = "wspubsub-sub")]
     name: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// How messages are printed.
@@ -50,10 +54,10 @@ impl Format {
 
 /// Prints messages until `--count` or the end of the connection (an error unless we closed).
 pub(crate) async fn run(args: SubArgs) -> anyhow::Result<()> {
-    let mut subscriber =
-        Subscriber::connect(&args.url, ClientOptions::default().name(args.name.as_str()))
-            .await
-            .with_context(|| format!("cannot connect to {}", args.url))?;
+    let options = args.connect.options(&args.name)?;
+    let mut subscriber = Subscriber::connect(&args.url, options)
+        .await
+        .with_context(|| format!("cannot connect to {}", args.url))?;
     eprintln!("subscribed to {}", args.url);
     let mut stdout = tokio::io::stdout();
     let mut printed = 0u64;

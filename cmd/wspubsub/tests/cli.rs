@@ -165,3 +165,51 @@ fn sub_reports_the_servers_close_and_exits_2() {
     );
     assert!(stderr.contains("1001"), "{stderr}");
 }
+
+#[test]
+fn pub_and_sub_speak_tls_and_carry_tokens() {
+    use wspubsub_testkit::{Signer, now};
+
+    let dir = std::env::temp_dir().join(format!("wspubsub-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("generate a certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).expect("write the certificate");
+    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write the key");
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let secret = "cli test secret";
+    let server = Process::serve(&[
+        ("PUBSUB_ADDR", "127.0.0.1:0"),
+        ("PUBSUB_TLS_CERT", &cert),
+        ("PUBSUB_TLS_KEY", &key),
+        ("PUBSUB_JWT_SECRET", secret),
+    ]);
+    let url = format!("wss://{}/secure", server.listen_addr());
+    let token = Signer::hs256(secret.as_bytes()).token(now() + 3600, &["/secure"], &["/secure"]);
+
+    let subscriber = subscribe(&[&url, "--count", "2", "--ca-file", &cert, "--token", &token]);
+    let published = publish(
+        &[&url, "--ca-file", &cert, "--token", &token],
+        b"one\ntwo\n",
+    );
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let printed = finish_sub(subscriber);
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), "one\ntwo\n");
+
+    let untrusted = publish(&[&url, "--token", &token], b"x\n");
+    assert_eq!(
+        untrusted.status.code(),
+        Some(2),
+        "no --ca-file: the system does not trust it"
+    );
+    let no_token = publish(&[&url, "--ca-file", &cert], b"x\n");
+    assert_eq!(no_token.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&no_token.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,10 @@ pub enum ClientError {
     /// An option cannot be sent (a name or token that is not a valid header value).
     #[error("invalid option: {0}")]
     InvalidOption(String),
-    /// TCP connect or the WebSocket handshake failed.
+    /// TLS cannot be set up for a `wss://` URL (no usable root or CA certificate).
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// TCP connect, the TLS handshake or the WebSocket handshake failed.
     #[error("cannot connect: {0}")]
     Connect(#[source] Arc<tokio_tungstenite::tungstenite::Error>),
     /// Connecting took longer than the connect timeout.

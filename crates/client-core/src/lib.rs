@@ -6,7 +6,8 @@
 //! - [`ClientError`]: every way a client can fail or end, cloneable so that every awaiter of a
 //!   client's end gets it.
 //! - [`connect`]: the handshake with the role header, a timeout, and a refused handshake turned
-//!   into its HTTP status and body.
+//!   into its HTTP status and body; `wss://` through rustls, trusting the platform's roots or
+//!   the CA certificates given in [`ClientOptions::ca_certificates_pem`].
 //! - [`Ending`]: the "done / error" pair of the Go clients, the Rust way: await
 //!   [`Ending::wait`] for how the connection ended, or peek with [`Ending::get`].
 //! - [`read`], [`ping`], [`end_with`] and [`close_handshake`]: what both clients' connection
@@ -16,6 +17,7 @@ mod ending;
 mod error;
 mod options;
 mod socket;
+mod tls;
 
 pub use ending::{Ending, EndingSender, ending};
 pub use error::ClientError;

@@ -17,6 +17,7 @@ pub struct ClientOptions {
     pub(crate) name: Option<String>,
     pub(crate) headers: HeaderMap,
     pub(crate) token: Option<String>,
+    pub(crate) ca_certificates: Option<Vec<u8>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) pong_deadline: Duration,
     pub(crate) close_deadline: Duration,
@@ -29,6 +30,7 @@ impl Default for ClientOptions {
             name: None,
             headers: HeaderMap::new(),
             token: None,
+            ca_certificates: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pong_deadline: DEFAULT_PONG_DEADLINE,
             close_deadline: DEFAULT_CLOSE_DEADLINE,
@@ -56,7 +58,14 @@ impl ClientOptions {
         self
     }
 
-    /// Bounds connecting: TCP connect plus the WebSocket handshake.
+    /// For `wss://`: trusts only the CA certificates in this PEM text (a private CA, or the
+    /// server's own self-signed certificate) instead of the platform's root certificates.
+    pub fn ca_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificates = Some(pem.into());
+        self
+    }
+
+    /// Bounds connecting: TCP connect, the TLS handshake and the WebSocket handshake.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -12,10 +12,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use wspubsub_protocol::{CLIENT_NAME_HEADER, CloseCode, ROLE_HEADER, Role};
 
-use crate::{ClientError, ClientOptions};
+use crate::{ClientError, ClientOptions, tls};
 
 /// A connected client socket.
 pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -23,7 +23,7 @@ pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Longest part of a refusal body kept in [`ClientError::HandshakeRejected`].
 const MAX_REFUSAL_BODY: usize = 1024;
 
-/// Connects to `url` (`ws://host:port/topic`) in `role`.
+/// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) in `role`.
 pub async fn connect(
     url: &str,
     role: Role,
@@ -32,20 +32,15 @@ pub async fn connect(
     let mut request = url
         .into_client_request()
         .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
-    match request.uri().scheme_str() {
-        Some("ws") => {}
-        // The seam for TLS: a connector goes here once the clients speak wss://.
-        Some("wss") => {
-            return Err(ClientError::InvalidUrl(
-                "wss:// (TLS) is not supported yet; use ws://".into(),
-            ));
-        }
+    let connector = match request.uri().scheme_str() {
+        Some("ws") => Connector::Plain,
+        Some("wss") => tls::connector(options.ca_certificates.as_deref())?,
         other => {
             return Err(ClientError::InvalidUrl(format!(
-                "unsupported scheme {other:?}; use ws://"
+                "unsupported scheme {other:?}; use ws:// or wss://"
             )));
         }
-    }
+    };
     let headers = request.headers_mut();
     for (name, value) in &options.headers {
         headers.append(name, value.clone());
@@ -66,7 +61,12 @@ pub async fn connect(
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_message_size))
         .max_frame_size(Some(options.max_message_size));
-    let handshake = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let handshake = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(connector),
+    );
     match tokio::time::timeout(options.connect_timeout, handshake).await {
         Err(_elapsed) => Err(ClientError::ConnectTimeout(options.connect_timeout)),
         Ok(Ok((socket, _response))) => Ok(socket),

@@ -3,7 +3,8 @@
 //!
 //! How the pieces fit:
 //!
-//! - [`Server`] binds a listener and serves HTTP/1.1 (hyper). Each request is either refused
+//! - [`Server`] binds a listener and serves HTTP/1.1 (hyper), through TLS (rustls) when
+//!   [`Options::tls`] is set. Each request is either refused
 //!   with a one-line body (`upgrade`: role and name from headers or query) or registered with
 //!   its topic and upgraded to a WebSocket.
 //! - The `hub` maps each path to its topic actor, born with the topic's first client and
@@ -50,6 +51,7 @@ mod metrics;
 mod options;
 mod origin;
 mod server;
+mod tls;
 mod topic;
 mod upgrade;
 
@@ -61,4 +63,5 @@ pub use options::{
     MIN_MAX_HEADER_SIZE, Options,
 };
 pub use server::{Server, ServerError, ServerHandle};
+pub use tls::{BadTls, TlsIdentity};
 pub use wspubsub_protocol as protocol;

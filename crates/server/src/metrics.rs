@@ -53,6 +53,7 @@ pub(crate) struct Metrics {
     closes: Family<ReasonLabel, Counter>,
     rejections: Family<RejectionLabel, Counter>,
     handshake_timeouts: Counter,
+    tls_failures: Counter,
     publish_to_write: Histogram,
 }
 
@@ -69,6 +70,7 @@ impl Metrics {
             closes: Family::default(),
             rejections: Family::default(),
             handshake_timeouts: Counter::default(),
+            tls_failures: Counter::default(),
             // 50 us to about 3.3 s.
             publish_to_write: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
             registry: Registry::default(),
@@ -113,6 +115,11 @@ impl Metrics {
             "handshake_timeouts",
             "Connections dropped for not sending a complete request within the handshake timeout",
             metrics.handshake_timeouts.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed (not TLS, no shared version or cipher, a client that gave up)",
+            metrics.tls_failures.clone(),
         );
         registry.register(
             "publish_to_write_seconds",
@@ -178,6 +185,11 @@ impl Metrics {
             .inc();
     }
 
+    /// A TLS handshake failed.
+    pub(crate) fn tls_failed(&self) {
+        self.tls_failures.inc();
+    }
+
     /// A connection sent no complete request within the handshake timeout.
     pub(crate) fn handshake_timed_out(&self) {
         self.handshake_timeouts.inc();
@@ -209,6 +221,7 @@ mod tests {
         metrics.delivered(3, 40, Some(Instant::now()));
         metrics.rejected(400, "not_websocket");
         metrics.handshake_timed_out();
+        metrics.tls_failed();
         let text = metrics.encode(2);
         for line in [
             "wspubsub_connections{role=\"subscriber\"} 1",
@@ -221,6 +234,7 @@ mod tests {
             "wspubsub_closes_total{reason=\"shutdown\"} 1",
             "wspubsub_handshake_rejections_total{status=\"400\",reason=\"not_websocket\"} 1",
             "wspubsub_handshake_timeouts_total 1",
+            "wspubsub_tls_handshake_failures_total 1",
             "wspubsub_publish_to_write_seconds_count 1",
             "wspubsub_build_info{version=\"",
         ] {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::auth::AuthKey;
+use crate::tls::TlsIdentity;
 use wspubsub_protocol::{DEFAULT_CLOSE_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_DEADLINE};
 
 /// Default bound on a subscriber's pending messages (as in NATS: generous, so that only a
@@ -70,6 +71,9 @@ pub struct Options {
     /// Browser origins allowed to connect: exact origins or `*.domain` wildcards; empty allows
     /// all. Requests without an `Origin` header (non-browser clients) always pass.
     pub allowed_origins: Vec<String>,
+    /// Serve `wss://` with this certificate and key; `None` serves plain `ws://`. The admin
+    /// listener (`admin_addr`) stays plain HTTP.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Options {
@@ -89,6 +93,7 @@ impl Default for Options {
             max_subscribers_per_topic: 0,
             allowed_origins: Vec::new(),
             auth: None,
+            tls: None,
             admin_addr: None,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
         }

@@ -20,8 +20,10 @@ use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::broadcast;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +39,7 @@ use crate::limits::{Admission, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::options::{InvalidOption, Options};
 use crate::origin::OriginPolicy;
+use crate::tls::{self, BadTls};
 use crate::topic::{TopicFeed, TopicPublisher};
 use crate::upgrade::{self, Body};
 
@@ -67,6 +70,9 @@ pub enum ServerError {
     /// The token key cannot be used.
     #[error(transparent)]
     Auth(#[from] BadKey),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] BadTls),
     /// The listen address could not be bound.
     #[error("cannot listen: {0}")]
     Bind(#[source] io::Error),
@@ -103,6 +109,8 @@ struct State {
     origins: OriginPolicy,
     /// Token auth, when configured.
     auth: Option<Authenticator>,
+    /// TLS on the main listener, when configured.
+    tls: Option<Arc<rustls::ServerConfig>>,
     websocket: WebSocketConfig,
 }
 
@@ -136,6 +144,7 @@ impl Server {
         let options_limits = (options.max_connections, options.max_connections_per_ip);
         let origins = OriginPolicy::new(&options.allowed_origins);
         let auth = options.auth.as_ref().map(Authenticator::new).transpose()?;
+        let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
         let options = Arc::new(options);
         let clients = TaskTracker::new();
         let state = State {
@@ -150,6 +159,7 @@ impl Server {
             metrics: Arc::new(Metrics::new()),
             origins,
             auth,
+            tls,
             websocket,
         };
         Ok(Server {
@@ -210,7 +220,7 @@ impl Server {
                 Some((accepted, kind)) = accept(&listener, admin.as_ref()) => match accepted {
                     Ok((stream, peer)) => {
                         backoff.reset();
-                        state.connections.spawn(serve_http(stream, peer, kind, Arc::clone(&state)));
+                        state.connections.spawn(serve_tcp(stream, peer, kind, Arc::clone(&state)));
                     }
                     Err(error) => {
                         // Running out of file descriptors must not end the server: wait and retry.
@@ -252,7 +262,6 @@ impl ServerHandle {
     }
 }
 
-/// Serves one TCP connection's HTTP requests until it is upgraded, closed or shut down.
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Listener {
@@ -279,11 +288,37 @@ async fn accept(
     }
 }
 
-async fn serve_http(stream: TcpStream, peer: SocketAddr, listener: Listener, state: Arc<State>) {
+/// Serves one accepted TCP connection: through TLS first on a TLS main listener (the admin
+/// listener stays plain, for probes and scrapers inside the deployment).
+async fn serve_tcp(stream: TcpStream, peer: SocketAddr, listener: Listener, state: Arc<State>) {
     // Frames are flushed in batches already; Nagle would only add latency.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
+    let tls = match (&state.tls, listener) {
+        (Some(config), Listener::Main) => TlsAcceptor::from(Arc::clone(config)),
+        _ => return serve_http(stream, peer, listener, state).await,
+    };
+    // The handshake timeout bounds the TLS handshake too (slowloris before the request).
+    let handshake = tokio::time::timeout(state.options.handshake_timeout, tls.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => serve_http(stream, peer, listener, state).await,
+        Ok(Err(error)) => {
+            state.metrics.tls_failed();
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+        }
+        Err(_elapsed) => {
+            state.metrics.handshake_timed_out();
+            tracing::debug!(%peer, "no TLS handshake within the handshake timeout");
+        }
+    }
+}
+
+/// Serves one connection's HTTP requests until it is upgraded, closed or shut down.
+async fn serve_http<S>(stream: S, peer: SocketAddr, listener: Listener, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let stopped = state.stopped.clone();
     let metrics = Arc::clone(&state.metrics);
     let handshake_timeout = state.options.handshake_timeout;

@@ -1,40 +1,37 @@
-//! Token auth: the refusal matrix before the upgrade, and the close at expiry.
+//! Token auth: the refusal matrix before the upgrade, the close at expiry, and RS256/ES256
+//! tokens end to end (the matching key admitted, any other key or algorithm refused).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use jsonwebtoken::{EncodingKey, Header, encode};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use wspubsub_server::protocol::{CloseCode, Role};
-use wspubsub_server::{AuthKey, Options};
-use wspubsub_testkit::{RawClient, TestServer, read_until_close, try_connect};
+use wspubsub_server::{AuthKey, Options, Server, ServerError};
+use wspubsub_testkit::{
+    RawClient, Signer, TestServer, next_binary, now, read_until_close, send, try_connect,
+};
 
 const SECRET: &[u8] = b"test secret, not a real one";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
+/// Test-only RSA keys (see fixtures/README.md): a pair, and an unrelated private key.
+const RSA_PRIVATE: &[u8] = include_bytes!("fixtures/rsa-test-private.pem");
+const RSA_PUBLIC: &[u8] = include_bytes!("fixtures/rsa-test-public.pem");
+const RSA_OTHER_PRIVATE: &[u8] = include_bytes!("fixtures/rsa-test-other-private.pem");
+
+/// A fresh P-256 key pair.
+fn p256() -> rcgen::KeyPair {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate a P-256 key")
 }
 
-fn token(secret: &[u8], exp: u64, publish: &[&str], subscribe: &[&str]) -> String {
-    let claims = serde_json::json!({ "exp": exp, "publish": publish, "subscribe": subscribe });
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .expect("encode")
-}
-
-async fn server() -> TestServer {
+async fn server_with(key: AuthKey) -> TestServer {
     TestServer::start(Options {
-        auth: Some(AuthKey::Hs256(SECRET.to_vec())),
+        auth: Some(key),
         ..Options::default()
     })
     .await
+}
+
+async fn server() -> TestServer {
+    server_with(AuthKey::Hs256(SECRET.to_vec())).await
 }
 
 /// Connects with `token` as a bearer token.
@@ -61,22 +58,37 @@ fn status(result: Result<RawClient, WsError>) -> u16 {
     }
 }
 
+/// The status and body of a refused handshake; panics, naming `what`, if it was not refused.
+fn refusal(what: &str, result: Result<RawClient, WsError>) -> (u16, String) {
+    match result {
+        Err(WsError::Http(response)) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                String::from_utf8_lossy(body).into_owned(),
+            )
+        }
+        Ok(_) => panic!("{what}: expected a refusal, got an upgrade"),
+        Err(other) => panic!("{what}: expected a refusal, got {other}"),
+    }
+}
+
 #[tokio::test]
 async fn refusal_matrix() {
     let server = server().await;
-    let good = token(SECRET, now() + 3600, &["/news/*"], &["/news/**"]);
+    let good = Signer::hs256(SECRET).token(now() + 3600, &["/news/*"], &["/news/**"]);
     assert_eq!(
         status(try_connect(&server.url("/news/a"), Role::Subscriber, None).await),
         401,
         "no token"
     );
-    let expired = token(SECRET, now() - 3600, &[], &["/**"]);
+    let expired = Signer::hs256(SECRET).token(now() - 3600, &[], &["/**"]);
     assert_eq!(
         status(connect_with(&server, "/news/a", Role::Subscriber, &expired).await),
         401,
         "expired"
     );
-    let forged = token(b"another secret", now() + 3600, &[], &["/**"]);
+    let forged = Signer::hs256(b"another secret").token(now() + 3600, &[], &["/**"]);
     assert_eq!(
         status(connect_with(&server, "/news/a", Role::Subscriber, &forged).await),
         401,
@@ -112,27 +124,39 @@ async fn refusal_matrix() {
         tokio_tungstenite::connect_async(by_query).await.is_ok(),
         "token in the query (browsers)"
     );
+    let text = wspubsub_testkit::scrape(server.addr()).await;
+    for (status, rule, count) in [
+        (401, "token_missing", 1.0),
+        (401, "token_invalid", 3.0),
+        (403, "token_forbids_topic", 2.0),
+    ] {
+        let name =
+            format!("wspubsub_handshake_rejections_total{{status=\"{status}\",reason=\"{rule}\"}}");
+        assert_eq!(
+            wspubsub_testkit::metric(&text, &name),
+            Some(count),
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn refusals_never_echo_the_token() {
     let server = server().await;
-    let forged = token(b"another secret", now() + 3600, &[], &["/**"]);
-    match connect_with(&server, "/t", Role::Subscriber, &forged).await {
-        Err(WsError::Http(response)) => {
-            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
-                .into_owned();
-            assert!(body.contains("bad signature"), "{body}");
-            assert!(!body.contains(&forged), "{body}");
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let forged = Signer::hs256(b"another secret").token(now() + 3600, &[], &["/**"]);
+    let (code, body) = refusal(
+        "a forged token",
+        connect_with(&server, "/t", Role::Subscriber, &forged).await,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("bad signature"), "{body}");
+    assert!(!body.contains(&forged), "{body}");
 }
 
 #[tokio::test]
 async fn a_token_that_expires_while_connected_closes_the_client_with_1008() {
     let server = server().await;
-    let short = token(SECRET, now() + 2, &[], &["/t"]);
+    let short = Signer::hs256(SECRET).token(now() + 2, &[], &["/t"]);
     let mut client = connect_with(&server, "/t", Role::Subscriber, &short)
         .await
         .expect("admitted");
@@ -141,4 +165,126 @@ async fn a_token_that_expires_while_connected_closes_the_client_with_1008() {
         close.map(|(code, _)| code),
         Some(CloseCode::PolicyViolation.code())
     );
+}
+
+/// An asymmetric algorithm under test.
+struct Asymmetric {
+    /// What the server verifies with: the public half of `signer`'s key.
+    key: AuthKey,
+    /// That public key as PEM, which anyone may know.
+    public_pem: Vec<u8>,
+    /// Signs with the matching private key.
+    signer: Signer,
+    /// Signs with an unrelated key of the same kind.
+    stranger: Signer,
+    /// Signs with a key of the other asymmetric algorithm.
+    other_algorithm: Signer,
+}
+
+/// The RS256 case, from the committed test keys.
+fn rs256() -> Asymmetric {
+    Asymmetric {
+        key: AuthKey::Rs256(RSA_PUBLIC.to_vec()),
+        public_pem: RSA_PUBLIC.to_vec(),
+        signer: Signer::rs256(RSA_PRIVATE),
+        stranger: Signer::rs256(RSA_OTHER_PRIVATE),
+        other_algorithm: Signer::es256(p256().serialize_pem().as_bytes()),
+    }
+}
+
+/// The ES256 case, from P-256 keys made now.
+fn es256() -> Asymmetric {
+    let pair = p256();
+    let public_pem = pair.public_key_pem().into_bytes();
+    Asymmetric {
+        key: AuthKey::Es256(public_pem.clone()),
+        public_pem,
+        signer: Signer::es256(pair.serialize_pem().as_bytes()),
+        stranger: Signer::es256(p256().serialize_pem().as_bytes()),
+        other_algorithm: Signer::rs256(RSA_PRIVATE),
+    }
+}
+
+/// A server verifying with `case.key` carries a message between a publisher and a subscriber
+/// whose tokens the matching private key signed, and refuses with 401 the same claims signed
+/// by another key, by the other asymmetric algorithm, or with HS256 keyed by the public key
+/// (the algorithm confusion attack).
+async fn only_the_matching_key_is_admitted(case: Asymmetric) {
+    let server = server_with(case.key).await;
+    let exp = now() + 3600;
+    let claims = |signer: &Signer| signer.token(exp, &["/signed"], &["/signed"]);
+    let good = claims(&case.signer);
+    let mut subscriber = connect_with(&server, "/signed", Role::Subscriber, &good)
+        .await
+        .expect("a subscriber with a token from the matching key is admitted");
+    let mut publisher = connect_with(&server, "/signed", Role::Publisher, &good)
+        .await
+        .expect("a publisher with a token from the matching key is admitted");
+    send(&mut publisher, &b"verified"[..]).await;
+    assert_eq!(next_binary(&mut subscriber).await, &b"verified"[..]);
+
+    let refused = [
+        ("another key", claims(&case.stranger), "bad signature"),
+        (
+            "the other algorithm",
+            claims(&case.other_algorithm),
+            "wrong algorithm",
+        ),
+        (
+            "HS256 keyed by the public PEM",
+            claims(&Signer::hs256(&case.public_pem)),
+            "wrong algorithm",
+        ),
+    ];
+    for (what, token, why) in refused {
+        for role in [Role::Subscriber, Role::Publisher] {
+            let what = format!("{what} ({role:?})");
+            let (code, body) = refusal(&what, connect_with(&server, "/signed", role, &token).await);
+            assert_eq!(code, 401, "{what}: {body}");
+            assert!(body.contains(why), "{what}: {body}");
+        }
+    }
+}
+
+/// RS256: the matching key's tokens work end to end; another RSA key's, an ES256 key's and
+/// HS256 keyed by the public PEM are refused.
+#[tokio::test]
+async fn rs256_admits_only_its_key() {
+    only_the_matching_key_is_admitted(rs256()).await;
+}
+
+/// ES256: the matching key's tokens work end to end; another P-256 key's, an RSA key's and
+/// HS256 keyed by the public PEM are refused.
+#[tokio::test]
+async fn es256_admits_only_its_key() {
+    only_the_matching_key_is_admitted(es256()).await;
+}
+
+/// A key that cannot verify its algorithm's tokens stops `Server::bind` with
+/// `ServerError::Auth`, instead of a server that refuses every client.
+#[tokio::test]
+async fn an_unusable_key_fails_bind() {
+    let ec_public = p256().public_key_pem().into_bytes();
+    let unusable = [
+        (AuthKey::Es256(b"not a pem".to_vec()), "ES256 with no PEM"),
+        (AuthKey::Rs256(b"not a pem".to_vec()), "RS256 with no PEM"),
+        (AuthKey::Es256(RSA_PUBLIC.to_vec()), "ES256 with an RSA key"),
+        (AuthKey::Rs256(ec_public), "RS256 with an EC key"),
+    ];
+    for (key, what) in unusable {
+        let options = Options {
+            auth: Some(key),
+            ..Options::default()
+        };
+        match Server::bind("127.0.0.1:0", options).await {
+            Err(ServerError::Auth(error)) => {
+                assert!(
+                    error.to_string().contains("unusable token key"),
+                    "{what}: {error}"
+                );
+            }
+            Err(other) => panic!("{what}: expected an auth error, got {other}"),
+            Ok(_) => panic!("{what}: the server started"),
+        }
+    }
 }

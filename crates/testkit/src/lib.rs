@@ -1,9 +1,14 @@
 //! Test helpers shared by the workspace's integration tests: a real server on a free
 //! loopback port ([`TestServer`]), raw protocol clients built on tokio-tungstenite (so tests
-//! see exactly what goes over the wire), and waits that are always bounded by [`TIMEOUT`].
+//! see exactly what goes over the wire), waits that are always bounded by [`TIMEOUT`], and
+//! token [`Signer`]s for auth tests.
 //!
 //! Every helper panics with a clear message when its expectation fails: they are for tests.
 #![allow(clippy::panic, clippy::expect_used)]
+
+mod token;
+
+pub use token::{Signer, now};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +38,7 @@ pub type RawClient = WebSocketStream<MaybeTlsStream<TcpStream>>;
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     handle: ServerHandle,
     run: Option<JoinHandle<()>>,
 }
@@ -44,10 +50,14 @@ impl TestServer {
             .await
             .expect("bind a test server");
         let addr = server.local_addr().expect("test server address");
+        let admin_addr = server
+            .admin_addr()
+            .map(|bound| bound.expect("admin listener address"));
         let handle = server.handle();
         let run = tokio::spawn(server.run());
         TestServer {
             addr,
+            admin_addr,
             handle,
             run: Some(run),
         }
@@ -56,6 +66,11 @@ impl TestServer {
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the endpoints' own listener, when the options set `admin_addr`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The `ws://` URL of `path` on this server.

@@ -1,0 +1,100 @@
+//! `wss://` end to end: a server with a generated self-signed certificate, and the publisher
+//! and subscriber SDKs trusting it (or not).
+
+use futures_util::StreamExt;
+use wspubsub_pubclient::Publisher;
+use wspubsub_server::{Options, TlsIdentity};
+use wspubsub_subclient::{ClientError, ClientOptions, Subscriber};
+use wspubsub_testkit::{TIMEOUT, TestServer, metric, scrape, within};
+
+/// A self-signed certificate for the loopback address, and a TLS server presenting it (with
+/// its endpoints on `admin_addr`, when given).
+async fn tls_server(admin_addr: Option<&str>) -> (TestServer, String) {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("generate a certificate");
+    let certificate = generated.cert.pem();
+    let options = Options {
+        tls: Some(TlsIdentity::from_pem(
+            certificate.clone(),
+            generated.signing_key.serialize_pem(),
+        )),
+        admin_addr: admin_addr.map(|addr| addr.parse().expect("an admin address")),
+        ..Options::default()
+    };
+    (TestServer::start(options).await, certificate)
+}
+
+#[tokio::test]
+async fn messages_cross_tls_to_clients_that_trust_the_certificate() {
+    let (server, certificate) = tls_server(None).await;
+    let url = format!("wss://{}/secure", server.addr());
+    let options = ClientOptions::default().ca_certificates_pem(certificate);
+    let mut subscriber = Subscriber::connect(&url, options.clone())
+        .await
+        .expect("subscribe over TLS");
+    let publisher = Publisher::connect(&url, options)
+        .await
+        .expect("publish over TLS");
+    for n in 0..100u32 {
+        publisher
+            .publish(n.to_le_bytes().repeat(64))
+            .await
+            .expect("publish");
+    }
+    publisher.close().await.expect("close");
+    for n in 0..100u32 {
+        let message = within(TIMEOUT, subscriber.next()).await.expect("a message");
+        assert_eq!(message.as_ref(), n.to_le_bytes().repeat(64));
+    }
+}
+
+#[tokio::test]
+async fn clients_refuse_a_certificate_they_do_not_trust() {
+    let (server, _certificate) = tls_server(None).await;
+    let url = format!("wss://{}/secure", server.addr());
+    let (_other_server, other_certificate) = tls_server(None).await;
+    let wrong_ca = ClientOptions::default().ca_certificates_pem(other_certificate);
+    let refused = Subscriber::connect(&url, wrong_ca).await;
+    assert!(
+        matches!(refused, Err(ClientError::Connect(_))),
+        "{:?}",
+        refused.err()
+    );
+    // The platform's roots do not include a self-signed test certificate (and a machine
+    // without any roots says so instead).
+    let platform = Publisher::connect(&url, ClientOptions::default()).await;
+    assert!(
+        matches!(platform, Err(ClientError::Connect(_) | ClientError::Tls(_))),
+        "{:?}",
+        platform.err()
+    );
+}
+
+#[tokio::test]
+async fn plain_websocket_clients_of_a_tls_server_fail_and_are_counted() {
+    let (server, _certificate) = tls_server(Some("127.0.0.1:0")).await;
+    let plain = Subscriber::connect(
+        &format!("ws://{}/secure", server.addr()),
+        ClientOptions::default(),
+    )
+    .await;
+    assert!(
+        matches!(plain, Err(ClientError::Connect(_))),
+        "{:?}",
+        plain.err()
+    );
+    // The failed handshake is counted; the admin listener stays plain HTTP.
+    let admin = server.admin_addr().expect("an admin listener");
+    let failures = within(TIMEOUT, async {
+        loop {
+            let text = scrape(admin).await;
+            match metric(&text, "wspubsub_tls_handshake_failures_total") {
+                Some(count) if count >= 1.0 => return count,
+                _ => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(failures, 1.0);
+}
