@@ -10,6 +10,15 @@ use wspubsub_testkit::{TIMEOUT, TestServer, metric, scrape, within};
 /// A self-signed certificate for the loopback address, and a TLS server presenting it (with
 /// its endpoints on `admin_addr`, when given).
 async fn tls_server(admin_addr: Option<&str>) -> (TestServer, String) {
+    tls_server_with(Options {
+        admin_addr: admin_addr.map(|addr| addr.parse().expect("an admin address")),
+        ..Options::default()
+    })
+    .await
+}
+
+/// A TLS server with `options` and a fresh self-signed certificate, and that certificate.
+async fn tls_server_with(options: Options) -> (TestServer, String) {
     let generated =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
             .expect("generate a certificate");
@@ -19,8 +28,7 @@ async fn tls_server(admin_addr: Option<&str>) -> (TestServer, String) {
             certificate.clone(),
             generated.signing_key.serialize_pem(),
         )),
-        admin_addr: admin_addr.map(|addr| addr.parse().expect("an admin address")),
-        ..Options::default()
+        ..options
     };
     (TestServer::start(options).await, certificate)
 }
@@ -85,16 +93,45 @@ async fn plain_websocket_clients_of_a_tls_server_fail_and_are_counted() {
         plain.err()
     );
     // The failed handshake is counted; the admin listener stays plain HTTP.
+    let failures = counted(&server, "wspubsub_tls_handshake_failures_total").await;
+    assert_eq!(failures, 1.0);
+}
+
+/// The value of `name` on the server's admin listener, once it is at least 1: the server
+/// counts a dropped handshake just after the connection closes.
+async fn counted(server: &TestServer, name: &str) -> f64 {
     let admin = server.admin_addr().expect("an admin listener");
-    let failures = within(TIMEOUT, async {
+    within(TIMEOUT, async {
         loop {
-            let text = scrape(admin).await;
-            match metric(&text, "wspubsub_tls_handshake_failures_total") {
+            match metric(&scrape(admin).await, name) {
                 Some(count) if count >= 1.0 => return count,
                 _ => tokio::task::yield_now().await,
             }
         }
     })
+    .await
+}
+
+#[tokio::test]
+async fn connections_that_never_finish_the_tls_handshake_are_dropped() {
+    use tokio::io::AsyncReadExt;
+
+    let (server, _certificate) = tls_server_with(Options {
+        handshake_timeout: std::time::Duration::from_millis(300),
+        admin_addr: Some("127.0.0.1:0".parse().expect("an admin address")),
+        ..Options::default()
+    })
     .await;
-    assert_eq!(failures, 1.0);
+    let mut silent = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let mut rest = Vec::new();
+    // `within` fails the test if the server keeps the silent connection open.
+    let _ended = within(TIMEOUT, silent.read_to_end(&mut rest)).await;
+    assert!(
+        rest.is_empty(),
+        "nothing is sent to a client that never said hello"
+    );
+    let timeouts = counted(&server, "wspubsub_handshake_timeouts_total").await;
+    assert_eq!(timeouts, 1.0);
 }
