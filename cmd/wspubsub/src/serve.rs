@@ -1,6 +1,7 @@
 //! `wspubsub serve`: flags and environment to [`Options`], the server's life from bind to
 //! graceful stop, and one info log line per event.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 use bytesize::ByteSize;
 use clap::Args;
 use tokio::sync::broadcast::error::RecvError;
-use wspubsub_server::{AuthKey, Event, Options, Server, ServerHandle, TlsIdentity};
+use wspubsub_server::{AuthKey, Event, IpNet, Options, Server, ServerHandle, TlsIdentity};
 
 /// Signature algorithms for a public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,6 +90,10 @@ pub(crate) struct ServeArgs {
     /// without an `Origin` header (non-browser clients) always pass.
     #[arg(long, env = "PUBSUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client, comma-separated addresses or networks
+    /// (`10.0.0.0/8`): the per-IP limit and the logs then see the client, not the proxy.
+    #[arg(long, env = "PUBSUB_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    trusted_proxies: Vec<IpNet>,
     /// Serve `wss://` (TLS) with this PEM certificate chain (leaf first); needs --tls-key.
     #[arg(long, env = "PUBSUB_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -134,6 +139,13 @@ impl ServeArgs {
                 self.max_subscribers_per_topic
             ),
             format!("allowed-origins = {:?}", self.allowed_origins),
+            format!(
+                "trusted-proxies = {:?}",
+                self.trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
         ];
         if let Some(admin) = self.admin_addr {
             lines.push(format!("admin-addr = \"{admin}\""));
@@ -187,6 +199,7 @@ impl ServeArgs {
             auth: self.auth_key()?,
             admin_addr: self.admin_addr,
             tls: self.tls_identity()?,
+            trusted_proxies: self.trusted_proxies.clone(),
         })
     }
 
@@ -221,6 +234,14 @@ impl ServeArgs {
             PublicKeyAlgorithm::Es256 => AuthKey::Es256(pem),
         }))
     }
+}
+
+/// A network (`10.0.0.0/8`) or a single address (`10.0.0.1`, meaning `/32` or `/128`).
+fn parse_network(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an IP address nor a network like 10.0.0.0/8"))
 }
 
 /// Runs the server until SIGINT or SIGTERM, then stops it gracefully.
@@ -358,6 +379,26 @@ mod tests {
             .serve;
         let error = missing.options().expect_err("unreadable key").to_string();
         assert!(error.contains("--jwt-public-key"), "{error}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let args = Wrapper::try_parse_from([
+            "wspubsub",
+            "--trusted-proxies",
+            "10.0.0.0/8, 192.168.1.7,fd00::/8",
+        ])
+        .expect("parse")
+        .serve;
+        let proxies: Vec<String> = args
+            .options()
+            .expect("valid")
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]);
+        assert!(Wrapper::try_parse_from(["wspubsub", "--trusted-proxies", "lb.internal"]).is_err());
     }
 
     #[test]

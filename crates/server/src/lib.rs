@@ -45,6 +45,7 @@ mod auth;
 mod connection;
 mod endpoints;
 mod event;
+mod forwarded;
 mod hub;
 mod limits;
 mod metrics;
@@ -57,6 +58,8 @@ mod upgrade;
 
 pub use auth::{AuthKey, BadKey};
 pub use event::{Event, EventKind};
+/// Networks of trusted proxies ([`Options::trusted_proxies`]).
+pub use ipnet::IpNet;
 pub use options::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES,
     DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE, DEFAULT_WRITE_TIMEOUT, InvalidOption,

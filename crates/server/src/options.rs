@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use crate::auth::AuthKey;
 use crate::tls::TlsIdentity;
 use wspubsub_protocol::{DEFAULT_CLOSE_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_DEADLINE};
@@ -74,6 +76,10 @@ pub struct Options {
     /// Serve `wss://` with this certificate and key; `None` serves plain `ws://`. The admin
     /// listener (`admin_addr`) stays plain HTTP.
     pub tls: Option<TlsIdentity>,
+    /// Proxies (load balancers) whose `X-Forwarded-For` names the client: the address the
+    /// per-address limit counts and the logs show. Empty (the default) trusts no one, so a
+    /// client cannot claim another address.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for Options {
@@ -94,6 +100,7 @@ impl Default for Options {
             allowed_origins: Vec::new(),
             auth: None,
             tls: None,
+            trusted_proxies: Vec::new(),
             admin_addr: None,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
         }

@@ -34,6 +34,7 @@ use crate::auth::{Authenticator, BadKey};
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::endpoints;
 use crate::event::{Event, EventKind, EventSink};
+use crate::forwarded::TrustedProxies;
 use crate::hub::{Hub, Membership};
 use crate::limits::{Admission, ConnectionLimits};
 use crate::metrics::Metrics;
@@ -107,6 +108,8 @@ struct State {
     metrics: Arc<Metrics>,
     /// Which browser origins may connect.
     origins: OriginPolicy,
+    /// Whose `X-Forwarded-For` names the client.
+    proxies: TrustedProxies,
     /// Token auth, when configured.
     auth: Option<Authenticator>,
     /// TLS on the main listener, when configured.
@@ -143,6 +146,7 @@ impl Server {
             .max_frame_size(Some(options.max_message_size));
         let options_limits = (options.max_connections, options.max_connections_per_ip);
         let origins = OriginPolicy::new(&options.allowed_origins);
+        let proxies = TrustedProxies::new(&options.trusted_proxies);
         let auth = options.auth.as_ref().map(Authenticator::new).transpose()?;
         let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
         let options = Arc::new(options);
@@ -158,6 +162,7 @@ impl Server {
             limits: ConnectionLimits::new(options_limits.0, options_limits.1),
             metrics: Arc::new(Metrics::new()),
             origins,
+            proxies,
             auth,
             tls,
             websocket,
@@ -375,9 +380,10 @@ fn respond(
 ) -> Response<Body> {
     let topic = request.uri().path().to_owned();
     let draining = state.shutdown.is_cancelled();
+    let client = state.proxies.client_address(peer.ip(), request.headers());
     // `rule` names the check that refused, as the metrics label it.
     let refuse = |kind: EventKind, rule: &'static str, response: Response<Body>, why: String| {
-        tracing::debug!(%peer, %topic, status = %response.status(), rule, %why, "request refused");
+        tracing::debug!(%peer, %client, %topic, status = %response.status(), rule, %why, "request refused");
         state.metrics.rejected(response.status().as_u16(), rule);
         state.events.emit(kind, &topic, None, Some(why));
         response
@@ -456,7 +462,7 @@ fn respond(
     };
     // Register before answering 101: whatever is published after the client sees the answer
     // reaches it.
-    let joined = state.limits.admit(peer.ip()).and_then(|admission| {
+    let joined = state.limits.admit(client).and_then(|admission| {
         let (membership, attachment) = match identity.role {
             Role::Publisher => {
                 let (membership, publisher) = state.hub.join_publisher(&topic)?;

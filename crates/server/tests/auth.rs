@@ -2,12 +2,11 @@
 //! tokens end to end (the matching key admitted, any other key or algorithm refused).
 
 use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{AuthKey, Options, Server, ServerError};
 use wspubsub_testkit::{
     RawClient, Signer, TestServer, next_binary, now, read_until_close, send, try_connect,
+    try_connect_with,
 };
 
 const SECRET: &[u8] = b"test secret, not a real one";
@@ -41,13 +40,8 @@ async fn connect_with(
     role: Role,
     token: &str,
 ) -> Result<RawClient, WsError> {
-    let mut request = server.url(path).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("pubsub", HeaderValue::from_static(role.as_str()));
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
-    request.headers_mut().insert("authorization", bearer);
-    Ok(tokio_tungstenite::connect_async(request).await?.0)
+    let bearer = format!("Bearer {token}");
+    try_connect_with(&server.url(path), role, &[("authorization", &bearer)]).await
 }
 
 fn status(result: Result<RawClient, WsError>) -> u16 {

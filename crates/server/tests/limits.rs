@@ -3,7 +3,9 @@
 use tokio_tungstenite::tungstenite::Error as WsError;
 use wspubsub_server::protocol::Role;
 use wspubsub_server::{EventKind, Options};
-use wspubsub_testkit::{TestServer, connect, metric, scrape, try_connect, wait_for_event};
+use wspubsub_testkit::{
+    TestServer, connect, metric, scrape, try_connect, try_connect_with, wait_for_event,
+};
 
 /// How many refusals `/metrics` counts with this status and rule.
 async fn refusals(server: &TestServer, status: u16, rule: &str) -> f64 {
@@ -63,6 +65,46 @@ async fn per_address_limit_refuses_with_429() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_address_is_limited() {
+    let server = TestServer::start(Options {
+        max_connections_per_ip: 1,
+        trusted_proxies: vec!["127.0.0.0/8".parse().expect("a network")],
+        ..Options::default()
+    })
+    .await;
+    let url = server.url("/a");
+    let from = async |client: &str| {
+        try_connect_with(&url, Role::Subscriber, &[("x-forwarded-for", client)]).await
+    };
+    let _first = from("203.0.113.1").await.expect("one client");
+    let _second = from("203.0.113.2")
+        .await
+        .expect("another client behind the same proxy");
+    assert_eq!(refused_status(from("203.0.113.1").await), 429);
+    // The client's own claims left of the proxy's hop are not believed.
+    assert_eq!(refused_status(from("198.51.100.7, 203.0.113.2").await), 429);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
+    let server = TestServer::start(Options {
+        max_connections_per_ip: 1,
+        ..Options::default()
+    })
+    .await;
+    let url = server.url("/a");
+    let from = async |client: &str| {
+        try_connect_with(&url, Role::Subscriber, &[("x-forwarded-for", client)]).await
+    };
+    let _first = from("203.0.113.1").await.expect("one client");
+    assert_eq!(
+        refused_status(from("203.0.113.2").await),
+        429,
+        "a claimed address does not make a second client"
+    );
+}
+
+#[tokio::test]
 async fn topic_and_subscriber_limits_refuse_with_503() {
     let options = Options {
         max_topics: 1,
@@ -95,24 +137,14 @@ async fn topic_and_subscriber_limits_refuse_with_503() {
 
 #[tokio::test]
 async fn browser_origins_outside_the_allowed_list_get_403() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::http::HeaderValue;
-
     let options = Options {
         allowed_origins: vec!["https://app.example.com".into(), "*.trusted.org".into()],
         ..Options::default()
     };
     let server = TestServer::start(options).await;
-    let with_origin = |origin: &'static str| {
-        let mut request = server.url("/t").into_client_request().expect("request");
-        request
-            .headers_mut()
-            .insert("pubsub", HeaderValue::from_static("subscriber"));
-        request
-            .headers_mut()
-            .insert("origin", HeaderValue::from_static(origin));
-        tokio_tungstenite::connect_async(request)
-    };
+    let url = server.url("/t");
+    let with_origin =
+        async |origin: &str| try_connect_with(&url, Role::Subscriber, &[("origin", origin)]).await;
     assert!(with_origin("https://app.example.com").await.is_ok());
     assert!(with_origin("https://chat.trusted.org").await.is_ok());
     match with_origin("https://evil.example.net").await {

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wspubsub_protocol::{CLIENT_NAME_HEADER, ROLE_HEADER, Role};
@@ -107,14 +107,24 @@ pub async fn connect(url: &str, role: Role, name: Option<&str>) -> RawClient {
 
 /// Like [`connect`], but returns the handshake error instead of panicking.
 pub async fn try_connect(url: &str, role: Role, name: Option<&str>) -> Result<RawClient, WsError> {
+    let name = name.map(|name| (CLIENT_NAME_HEADER, name));
+    try_connect_with(url, role, name.as_slice()).await
+}
+
+/// Connects a raw client to `url` in `role`, with these extra request headers (an `Origin`,
+/// an `Authorization`, an `X-Forwarded-For`, ...); returns the handshake error if refused.
+pub async fn try_connect_with(
+    url: &str,
+    role: Role,
+    headers: &[(&str, &str)],
+) -> Result<RawClient, WsError> {
     let mut request = url.into_client_request()?;
-    let headers = request.headers_mut();
-    headers.insert(ROLE_HEADER, HeaderValue::from_static(role.as_str()));
-    if let Some(name) = name {
-        headers.insert(
-            CLIENT_NAME_HEADER,
-            HeaderValue::from_str(name).expect("ASCII name"),
-        );
+    let request_headers = request.headers_mut();
+    request_headers.insert(ROLE_HEADER, HeaderValue::from_static(role.as_str()));
+    for &(name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+        let value = HeaderValue::from_str(value).expect("a visible-ASCII header value");
+        request_headers.append(name, value);
     }
     let (client, _response) = within(TIMEOUT, tokio_tungstenite::connect_async(request)).await?;
     Ok(client)
