@@ -1,8 +1,8 @@
 //! What the wspubsub clients (`wspubsub-pubclient`, `wspubsub-subclient`) share, so that it
 //! has one home:
 //!
-//! - [`ClientOptions`]: client name, extra request headers, connect timeout, pong deadline,
-//!   close deadline, largest incoming message.
+//! - [`ClientOptions`]: client name, extra request headers, token, CA certificates for
+//!   `wss://`, connect timeout, pong deadline, close deadline, largest incoming message.
 //! - [`ClientError`]: every way a client can fail or end, cloneable so that every awaiter of a
 //!   client's end gets it.
 //! - [`connect`]: the handshake with the role header, a timeout, and a refused handshake turned

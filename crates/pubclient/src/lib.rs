@@ -41,7 +41,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Connects to `url` (`ws://host:port/topic`) as a publisher.
+    /// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) as a publisher.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Publisher, ClientError> {
         let socket = connect(url, Role::Publisher, &options).await?;
         let (commands, queue) = mpsc::channel(COMMAND_QUEUE);

@@ -46,7 +46,7 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Connects to `url` (`ws://host:port/topic`) as a subscriber. Once this returns, every
+    /// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) as a subscriber. Once this returns, every
     /// message published to the topic reaches this subscriber.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Subscriber, ClientError> {
         let socket = connect(url, Role::Subscriber, &options).await?;
