@@ -109,9 +109,10 @@ pub(crate) async fn run(
         let host = first_host.wrapping_add((index / PER_SOURCE) as u8);
         let source = IpAddr::V4(Ipv4Addr::new(127, network, host, 1));
         let connecting = Arc::clone(&connecting);
+        let access = server.access().clone();
         connects.spawn(async move {
             let _permit = connecting.acquire_owned().await?;
-            connect(addr, "/idle", "subscriber", Some(source)).await
+            connect(addr, &access, "/idle", "subscriber", Some(source)).await
         });
     }
     let mut readers = JoinSet::new();
@@ -142,7 +143,7 @@ pub(crate) async fn run(
     // Every subscriber is registered with its topic once its handshake was answered.
     let rss_after = server.rss_bytes()?;
 
-    let mut publisher = connect(addr, "/idle", "publisher", None).await?;
+    let mut publisher = connect(addr, server.access(), "/idle", "publisher", None).await?;
     let started = Instant::now();
     publisher
         .send(Message::Binary(Bytes::from_static(b"wake up")))

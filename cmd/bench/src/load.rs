@@ -18,12 +18,13 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::access::Access;
 use crate::process::ServerProcess;
 
 /// Sequence number of the end marker.
@@ -34,6 +35,9 @@ pub(crate) const HEADER: usize = 16;
 
 /// Most messages a publisher writes per flush.
 const BURST: u64 = 64;
+
+/// How long a publisher waits for the server to answer its close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the drain after a run may take before it counts as a failure.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,6 +61,9 @@ pub(crate) struct LoadSpec {
     pub(crate) rate: Option<f64>,
 }
 
+/// A client's WebSocket, over TLS or not.
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// What one run measured.
 #[derive(Debug)]
 pub(crate) struct Measurement {
@@ -72,6 +79,10 @@ pub(crate) struct Measurement {
     pub(crate) latency: Histogram<u64>,
     /// Correctness failures (lost, reordered or duplicated messages, early ends).
     pub(crate) errors: Vec<String>,
+    /// Time to connect all subscribers, one after another (TCP, TLS, WebSocket handshake).
+    pub(crate) connect_seconds: f64,
+    /// Server CPU seconds meanwhile.
+    pub(crate) connect_server_cpu: f64,
 }
 
 /// State shared by a run's tasks.
@@ -95,7 +106,7 @@ struct Progress {
 
 /// Runs `spec` against `server` and measures it.
 pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Result<Measurement> {
-    let addr = server.addr();
+    let (addr, access) = (server.addr(), server.access());
     let run = Arc::new(Run {
         start: Instant::now(),
         measuring: AtomicU8::new(WARMUP),
@@ -104,18 +115,22 @@ pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Resu
     });
     let mut progress = Vec::with_capacity(spec.topics);
     let mut subscribers = JoinSet::new();
+    let (connecting, connect_cpu_0) = (Instant::now(), server.cpu_seconds()?);
     for topic in 0..spec.topics {
         let topic_progress = Arc::new(Progress::default());
         for _ in 0..spec.subscribers_per_topic {
-            let ws = connect(addr, &format!("/bench/{topic}"), "subscriber", None).await?;
+            let path = format!("/bench/{topic}");
+            let ws = connect(addr, access, &path, "subscriber", None).await?;
             let (run, topic_progress) = (Arc::clone(&run), Arc::clone(&topic_progress));
             subscribers.spawn(async move { (topic, subscribe(ws, &run, &topic_progress).await) });
         }
         progress.push(topic_progress);
     }
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+    let connect_server_cpu = server.cpu_seconds()? - connect_cpu_0;
     let mut publishers = JoinSet::new();
     for (topic, topic_progress) in progress.iter().enumerate() {
-        let ws = connect(addr, &format!("/bench/{topic}"), "publisher", None).await?;
+        let ws = connect(addr, access, &format!("/bench/{topic}"), "publisher", None).await?;
         let (run, topic_progress, spec) =
             (Arc::clone(&run), Arc::clone(topic_progress), spec.clone());
         publishers.spawn(async move { (topic, publish(ws, &run, &topic_progress, &spec).await) });
@@ -187,6 +202,8 @@ pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Resu
         server_cpu: cpu_1 - cpu_0,
         latency,
         errors,
+        connect_seconds,
+        connect_server_cpu,
     })
 }
 
@@ -195,13 +212,15 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("constant, valid bounds")
 }
 
-/// Connects a raw WebSocket client to `path` in `role`, from `source` if given.
+/// Connects a raw WebSocket client to `path` in `role`, from `source` if given, with what
+/// `access` says the server needs (TLS, a token).
 pub(crate) async fn connect(
     addr: SocketAddr,
+    access: &Access,
     path: &str,
     role: &'static str,
     source: Option<IpAddr>,
-) -> anyhow::Result<WebSocketStream<TcpStream>> {
+) -> anyhow::Result<Socket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -217,21 +236,27 @@ pub(crate) async fn connect(
         .await
         .with_context(|| format!("connect to {addr}"))?;
     stream.set_nodelay(true)?;
-    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    let mut request = format!("{}://{addr}{path}", access.scheme()).into_client_request()?;
     request
         .headers_mut()
         .insert("pubsub", HeaderValue::from_static(role));
+    access.authorize(&mut request);
     // Small read buffers: thousands of these live in this one process.
     let config = WebSocketConfig::default().read_buffer_size(16 << 10);
-    let (ws, _) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
+        request,
+        stream,
+        Some(config),
+        Some(access.connector()),
+    )
+    .await?;
     Ok(ws)
 }
 
 /// Publishes numbered, timestamped messages until told to stop, then the end marker;
 /// returns how many it sent.
 async fn publish(
-    mut ws: WebSocketStream<TcpStream>,
+    mut ws: Socket,
     run: &Run,
     progress: &Progress,
     spec: &LoadSpec,
@@ -269,6 +294,13 @@ async fn publish(
     ws.send(Message::Binary(Bytes::copy_from_slice(&payload)))
         .await?;
     let _ = ws.close(None).await;
+    // Read until the server's close answer: a socket dropped with unread data (the server's
+    // pings, which arrive every few seconds) is reset, and the reset discards whatever the
+    // server has not read yet, the end marker included.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
     Ok(sent)
 }
 
@@ -279,7 +311,7 @@ fn stamp(payload: &mut [u8], sequence: u64, sent_at: u64) {
 
 /// Reads until the end marker, checking order; returns the count and the latencies.
 async fn subscribe(
-    mut ws: WebSocketStream<TcpStream>,
+    mut ws: Socket,
     run: &Run,
     progress: &Progress,
 ) -> anyhow::Result<(u64, Histogram<u64>)> {

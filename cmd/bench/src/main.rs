@@ -9,13 +9,18 @@
 //!   machine and this client).
 //! - `many`: many topics, 1 publisher and 1 subscriber each (actor and scheduling overhead).
 //! - `idle`: many idle subscribers: server memory per connection, time to reach all of them.
+//! - `secure` (only when asked for): the fan-out load against wspubsub plain, with token auth,
+//!   with TLS, and with both, side by side: what TLS and auth cost.
 
+mod access;
 mod baseline;
 mod idle;
 mod load;
 mod process;
 mod report;
 mod scenarios;
+mod secure;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -41,6 +46,9 @@ enum Command {
         /// Which server.
         #[arg(long, value_enum)]
         kind: ServerKind,
+        /// TLS and token auth (wspubsub only).
+        #[command(flatten)]
+        flags: access::ServeFlags,
     },
 }
 
@@ -60,8 +68,8 @@ fn main() -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        Some(Command::Serve { kind }) => {
-            runtime.block_on(process::serve_child(kind))?;
+        Some(Command::Serve { kind, flags }) => {
+            runtime.block_on(process::serve_child(kind, &flags))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Run(args)) => runtime.block_on(scenarios::run(*args)),

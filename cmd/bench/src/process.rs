@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
 use tokio::io::AsyncReadExt;
-use wspubsub_server::{Options, Server};
+use wspubsub_server::Server;
 
 use crate::ServerKind;
+use crate::access::{Access, Security, ServeFlags};
 use crate::baseline;
 
 /// A server under test; a child of ours is killed when this is dropped.
@@ -19,6 +20,8 @@ pub(crate) struct ServerProcess {
     child: Option<Child>,
     addr: SocketAddr,
     pid: Option<i32>,
+    /// What clients need to get in.
+    access: Access,
 }
 
 impl ServerProcess {
@@ -37,11 +40,12 @@ impl ServerProcess {
             child: None,
             addr,
             pid,
+            access: Access::default(),
         })
     }
 
-    /// Starts a server of `kind` and waits for its address.
-    pub(crate) fn spawn(kind: ServerKind) -> anyhow::Result<ServerProcess> {
+    /// Starts a server of `kind`, secured as `security` says, and waits for its address.
+    pub(crate) fn spawn(kind: ServerKind, security: &Security) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("path of the bench binary")?;
         let kind_arg = match kind {
             ServerKind::Wspubsub => "wspubsub",
@@ -49,6 +53,7 @@ impl ServerProcess {
         };
         let mut child = Command::new(exe)
             .args(["serve", "--kind", kind_arg])
+            .args(&security.serve_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -68,12 +73,18 @@ impl ServerProcess {
             child: Some(child),
             addr,
             pid,
+            access: security.access.clone(),
         })
     }
 
     /// Where the server listens.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What clients need to get in (TLS, a token).
+    pub(crate) fn access(&self) -> &Access {
+        &self.access
     }
 
     /// CPU seconds (user + system) the server has used so far; NaN when its process is not
@@ -105,8 +116,9 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The child side: serve until stdin closes (the parent is done or gone).
-pub(crate) async fn serve_child(kind: ServerKind) -> anyhow::Result<()> {
+/// The child side: serve, secured as `flags` say, until stdin closes (the parent is done or
+/// gone).
+pub(crate) async fn serve_child(kind: ServerKind, flags: &ServeFlags) -> anyhow::Result<()> {
     let stop = async {
         let mut sink = [0u8; 64];
         let mut stdin = tokio::io::stdin();
@@ -114,7 +126,7 @@ pub(crate) async fn serve_child(kind: ServerKind) -> anyhow::Result<()> {
     };
     match kind {
         ServerKind::Wspubsub => {
-            let server = Server::bind("127.0.0.1:0", Options::default()).await?;
+            let server = Server::bind("127.0.0.1:0", flags.options()?).await?;
             println!("ADDR {}", server.local_addr()?);
             let handle = server.handle();
             tokio::select! {
@@ -123,6 +135,10 @@ pub(crate) async fn serve_child(kind: ServerKind) -> anyhow::Result<()> {
             }
         }
         ServerKind::Baseline => {
+            anyhow::ensure!(
+                flags.is_plain(),
+                "the baseline serves plain ws:// only, without auth"
+            );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             println!("ADDR {}", listener.local_addr()?);
             tokio::select! {

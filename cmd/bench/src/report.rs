@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::access::Variant;
 use crate::load::Measurement;
 
 /// Latency percentiles, in microseconds.
@@ -106,11 +107,47 @@ pub(crate) struct ManyRow {
     pub(crate) errors: Vec<String>,
 }
 
+/// One variant of a `secure` configuration: medians over its runs, and ratios to plain.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SecureFigures {
+    /// Which variant: plain, auth, tls or tls+auth.
+    pub(crate) variant: Variant,
+    /// The load's figures (medians).
+    pub(crate) wspubsub: Figures,
+    /// Time to connect all subscribers, one after another, in milliseconds.
+    pub(crate) connect_ms: f64,
+    /// Server CPU meanwhile, in milliseconds.
+    pub(crate) connect_server_cpu_ms: f64,
+    /// This variant's delivered rate over plain's.
+    pub(crate) rate_ratio: f64,
+    /// This variant's CPU per million deliveries over plain's.
+    pub(crate) cpu_ratio: f64,
+    /// This variant's connect time over plain's.
+    pub(crate) connect_ratio: f64,
+}
+
+/// One fan-out configuration against wspubsub plain, with token auth, with TLS, with both.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SecureRow {
+    /// Subscribers of the one topic.
+    pub(crate) subscribers: usize,
+    /// Bytes per message.
+    pub(crate) payload: usize,
+    /// Runs of each variant.
+    pub(crate) runs: usize,
+    /// Each variant's figures, plain first.
+    pub(crate) variants: Vec<SecureFigures>,
+    /// Correctness failures, with the variant they happened in.
+    pub(crate) errors: Vec<String>,
+}
+
 /// Everything one benchmark run found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Report {
     pub(crate) machine: String,
     pub(crate) fanout: Vec<FanoutRow>,
+    /// The `secure` scenario's configurations.
+    pub(crate) secure: Vec<SecureRow>,
     pub(crate) many: Vec<ManyRow>,
     pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
 }
@@ -123,6 +160,11 @@ impl Report {
                 .iter()
                 .map(move |e| format!("fanout N={} {} B: {e}", row.subscribers, row.payload))
         });
+        let secure = self.secure.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("secure N={} {} B: {e}", row.subscribers, row.payload))
+        });
         let many = self.many.iter().flat_map(|row| {
             row.errors
                 .iter()
@@ -133,7 +175,7 @@ impl Report {
                 .iter()
                 .map(move |e| format!("idle {}: {e}", row.connections))
         });
-        fanout.chain(many).chain(idle).collect()
+        fanout.chain(secure).chain(many).chain(idle).collect()
     }
 }
 
@@ -169,6 +211,36 @@ pub(crate) fn fanout_lines(row: &FanoutRow) -> String {
     )
 }
 
+/// A secure row as table lines, one per variant.
+pub(crate) fn secure_lines(row: &SecureRow) -> String {
+    let lines: Vec<String> = row
+        .variants
+        .iter()
+        .map(|v| {
+            let w = &v.wspubsub;
+            format!(
+                "secure N={:<5} {:>5} B {:<8} | {:>10.0} deliveries/s {:>6.3} CPU-s/M | \
+                 rate {:>4.0}% of plain, CPU {:.2}x | connect {} subscribers {:.0} ms ({:.2}x), \
+                 server CPU {:.0} ms | latency p50/p99 {:.0}/{:.0} us",
+                row.subscribers,
+                row.payload,
+                v.variant.name(),
+                w.delivered_per_s,
+                w.cpu_s_per_million,
+                v.rate_ratio * 100.0,
+                v.cpu_ratio,
+                row.subscribers,
+                v.connect_ms,
+                v.connect_ratio,
+                v.connect_server_cpu_ms,
+                w.latency.p50_us,
+                w.latency.p99_us,
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +263,8 @@ mod tests {
             server_cpu: 0.5,
             latency,
             errors: Vec::new(),
+            connect_seconds: 0.1,
+            connect_server_cpu: 0.05,
         };
         let figures = Figures::of(&measurement, 100);
         assert_eq!(figures.delivered_per_s, 1_000_000.0);

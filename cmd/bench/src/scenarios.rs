@@ -1,6 +1,7 @@
 //! Which scenarios run, how often, and in what order: every fan-out configuration runs against
-//! the baseline and wspubsub alternately, run after run, so that their figures come from the
-//! same minutes of this shared machine; the table shows medians.
+//! the baseline and wspubsub alternately (and, in `secure`, against wspubsub's variants with
+//! TLS and token auth), run after run, so that their figures come from the same minutes of this
+//! shared machine; the table shows medians.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,10 +11,11 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::ServerKind;
-use crate::idle;
+use crate::access::{Credentials, Security};
 use crate::load::{self, LoadSpec};
 use crate::process::ServerProcess;
 use crate::report::{self, FanoutRow, Figures, ManyRow, Report};
+use crate::{idle, secure};
 
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,6 +26,9 @@ pub(crate) enum Scenario {
     Many,
     /// Many idle subscribers: memory per connection, time to reach them all.
     Idle,
+    /// The fan-out configurations against wspubsub plain, with token auth, with TLS, with both
+    /// (not run unless asked for).
+    Secure,
 }
 
 /// Options of a benchmark run.
@@ -77,13 +82,14 @@ impl RunArgs {
     fn server(&self, kind: ServerKind) -> anyhow::Result<ServerProcess> {
         match (&self.url, kind) {
             (Some(url), ServerKind::Wspubsub) => ServerProcess::external(url, self.server_pid),
-            _ => ServerProcess::spawn(kind),
+            _ => ServerProcess::spawn(kind, &Security::default()),
         }
     }
 }
 
 impl RunArgs {
-    /// The smoke configuration: every scenario, tiny, once.
+    /// The smoke configuration: every scenario, tiny, once (`secure` with the first payload
+    /// only, since it runs four servers per configuration).
     fn smoke(mut self) -> Self {
         self.subscribers = vec![10];
         self.topics = 20;
@@ -104,6 +110,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "payloads must be at least {} bytes",
         load::HEADER
     );
+    anyhow::ensure!(
+        args.url.is_none() || !args.scenarios.contains(&Scenario::Secure),
+        "the secure scenario starts its own servers (with and without TLS and auth); \
+         it cannot run against --url"
+    );
     let mut report = Report {
         machine: machine(),
         ..Report::default()
@@ -115,6 +126,19 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let row = fanout(&args, subscribers, payload).await?;
                 println!("{}", report::fanout_lines(&row));
                 report.fanout.push(row);
+            }
+        }
+    }
+    if args.scenarios.contains(&Scenario::Secure) {
+        // One certificate and secret for the whole scenario; their files go with `credentials`.
+        let credentials = Credentials::create()?;
+        let payloads = if args.smoke { 1 } else { args.payloads.len() };
+        for &subscribers in &args.subscribers {
+            for &payload in args.payloads.iter().take(payloads) {
+                let spec = spec(&args, 1, subscribers, payload);
+                let row = secure::configuration(&credentials, &spec, args.runs).await?;
+                println!("{}", report::secure_lines(&row));
+                report.secure.push(row);
             }
         }
     }
@@ -160,7 +184,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("FAIL {error}");
     }
     let skipped = report.idle.iter().filter(|r| r.skipped.is_some()).count();
-    let checks = report.fanout.len() + report.many.len() + report.idle.len() - skipped;
+    let checks =
+        report.fanout.len() + report.secure.len() + report.many.len() + report.idle.len() - skipped;
     let failed = count_failed(&report);
     println!(
         "bench: {} passed, {failed} failed, {skipped} skipped",
@@ -173,12 +198,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How many configurations found a correctness error.
 fn count_failed(report: &Report) -> usize {
     report
         .fanout
         .iter()
         .filter(|r| !r.errors.is_empty())
         .count()
+        + report
+            .secure
+            .iter()
+            .filter(|r| !r.errors.is_empty())
+            .count()
         + report.many.iter().filter(|r| !r.errors.is_empty()).count()
         + report.idle.iter().filter(|r| !r.errors.is_empty()).count()
 }
