@@ -64,41 +64,54 @@ async fn per_address_limit_refuses_with_429() {
     assert_eq!(refusals(&server, 429, "max_connections_per_ip").await, 1.0);
 }
 
-#[tokio::test]
-async fn behind_a_trusted_proxy_the_forwarded_client_address_is_limited() {
-    let server = TestServer::start(Options {
+/// A server allowing one client per address, believing `X-Forwarded-For` from `proxies`.
+async fn one_client_per_address(proxies: &[&str]) -> TestServer {
+    TestServer::start(Options {
         max_connections_per_ip: 1,
-        trusted_proxies: vec!["127.0.0.0/8".parse().expect("a network")],
+        trusted_proxies: proxies
+            .iter()
+            .map(|network| network.parse().expect("a network"))
+            .collect(),
         ..Options::default()
     })
-    .await;
-    let url = server.url("/a");
-    let from = async |client: &str| {
-        try_connect_with(&url, Role::Subscriber, &[("x-forwarded-for", client)]).await
-    };
-    let _first = from("203.0.113.1").await.expect("one client");
-    let _second = from("203.0.113.2")
+    .await
+}
+
+/// Connects a subscriber whose request names `client` in `X-Forwarded-For`.
+async fn forwarded_for(
+    server: &TestServer,
+    client: &str,
+) -> Result<wspubsub_testkit::RawClient, WsError> {
+    let headers = [("x-forwarded-for", client)];
+    try_connect_with(&server.url("/a"), Role::Subscriber, &headers).await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_address_is_limited() {
+    let server = one_client_per_address(&["127.0.0.0/8"]).await;
+    let _first = forwarded_for(&server, "203.0.113.1")
+        .await
+        .expect("one client");
+    let _second = forwarded_for(&server, "203.0.113.2")
         .await
         .expect("another client behind the same proxy");
-    assert_eq!(refused_status(from("203.0.113.1").await), 429);
+    assert_eq!(
+        refused_status(forwarded_for(&server, "203.0.113.1").await),
+        429
+    );
     // The client's own claims left of the proxy's hop are not believed.
-    assert_eq!(refused_status(from("198.51.100.7, 203.0.113.2").await), 429);
+    let spoofed = forwarded_for(&server, "198.51.100.7, 203.0.113.2").await;
+    assert_eq!(refused_status(spoofed), 429);
 }
 
 #[tokio::test]
 async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
-    let server = TestServer::start(Options {
-        max_connections_per_ip: 1,
-        ..Options::default()
-    })
-    .await;
-    let url = server.url("/a");
-    let from = async |client: &str| {
-        try_connect_with(&url, Role::Subscriber, &[("x-forwarded-for", client)]).await
-    };
-    let _first = from("203.0.113.1").await.expect("one client");
+    let server = one_client_per_address(&[]).await;
+    let _first = forwarded_for(&server, "203.0.113.1")
+        .await
+        .expect("one client");
     assert_eq!(
-        refused_status(from("203.0.113.2").await),
+        refused_status(forwarded_for(&server, "203.0.113.2").await),
         429,
         "a claimed address does not make a second client"
     );
