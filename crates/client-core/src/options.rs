@@ -1,5 +1,6 @@
 //! Client options, as a builder with sensible defaults.
 
+use std::fmt;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -12,7 +13,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_INCOMING_MESSAGE: usize = 64 << 20;
 
 /// How a client connects and keeps its connection honest.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     pub(crate) name: Option<String>,
     pub(crate) headers: HeaderMap,
@@ -22,6 +23,40 @@ pub struct ClientOptions {
     pub(crate) pong_deadline: Duration,
     pub(crate) close_deadline: Duration,
     pub(crate) max_message_size: usize,
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the token (nor an Authorization header added by hand).
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = if name == http::header::AUTHORIZATION {
+                    "<redacted>"
+                } else {
+                    value.to_str().unwrap_or("<binary>")
+                };
+                (name.as_str(), value)
+            })
+            .collect();
+        f.debug_struct("ClientOptions")
+            .field("name", &self.name)
+            .field("headers", &headers)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "ca_certificates",
+                &self
+                    .ca_certificates
+                    .as_ref()
+                    .map(|pem| format!("<{} bytes of PEM>", pem.len())),
+            )
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pong_deadline", &self.pong_deadline)
+            .field("close_deadline", &self.close_deadline)
+            .field("max_message_size", &self.max_message_size)
+            .finish()
+    }
 }
 
 impl Default for ClientOptions {
@@ -98,5 +133,24 @@ impl ClientOptions {
     /// The close deadline.
     pub fn get_close_deadline(&self) -> Duration {
         self.close_deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let options = ClientOptions::default()
+            .token("s3cret-token")
+            .header(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_static("Bearer other-s3cret"),
+            )
+            .name("visible");
+        let printed = format!("{options:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("visible"), "{printed}");
     }
 }
