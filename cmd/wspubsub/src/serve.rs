@@ -95,6 +95,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PUBSUB_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     trusted_proxies: Vec<IpNet>,
     /// Serve `wss://` (TLS) with this PEM certificate chain (leaf first); needs --tls-key.
+    /// Both files are read again on SIGHUP (a renewed certificate, no restart).
     #[arg(long, env = "PUBSUB_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
@@ -258,7 +259,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let local = server.local_addr().context("listen address")?;
     let handle = server.handle();
     tokio::spawn(log_events(handle.clone()));
-    tokio::spawn(stop_on_signal(handle));
+    tokio::spawn(stop_on_signal(handle.clone()));
+    #[cfg(unix)]
+    if args.tls_cert.is_some() {
+        tokio::spawn(reload_tls_on_hangup(handle, args.clone()));
+    }
     let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
     tracing::info!(addr = %local, scheme, "wspubsub listening; every URL path is a topic");
     if let Some(admin) = server.admin_addr().transpose().context("admin address")? {
@@ -291,6 +296,34 @@ async fn stop_on_signal(handle: ServerHandle) {
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
     handle.shutdown();
+}
+
+/// Re-reads the TLS certificate and key files on every SIGHUP (a renewed certificate) and
+/// serves them to new connections; unusable files leave the current certificate in place.
+#[cfg(unix)]
+async fn reload_tls_on_hangup(handle: ServerHandle, args: ServeArgs) {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGHUP: the TLS certificate cannot be reloaded");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let reloaded = args.tls_identity().and_then(|identity| {
+            let identity = identity.context("no TLS certificate configured")?;
+            Ok(handle.reload_tls(&identity)?)
+        });
+        match reloaded {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "SIGHUP: TLS certificate not reloaded; still serving the previous one"
+            ),
+        }
+    }
 }
 
 /// Writes one info line per server event.

@@ -170,14 +170,8 @@ fn sub_reports_the_servers_close_and_exits_2() {
 fn pub_and_sub_speak_tls_and_carry_tokens() {
     use wspubsub_testkit::{Signer, now};
 
-    let dir = std::env::temp_dir().join(format!("wspubsub-cli-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-        .expect("generate a certificate");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).expect("write the certificate");
-    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write the key");
-    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let files = CertificateFiles::new("tls");
+    let (cert, key) = files.paths();
     let secret = "cli test secret";
     let server = Process::serve(&[
         ("PUBSUB_ADDR", "127.0.0.1:0"),
@@ -211,5 +205,78 @@ fn pub_and_sub_speak_tls_and_carry_tokens() {
     assert_eq!(no_token.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&no_token.stderr);
     assert!(stderr.contains("401"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, in files of a directory of their own
+/// (removed on drop).
+struct CertificateFiles {
+    dir: std::path::PathBuf,
+}
+
+impl CertificateFiles {
+    /// Fresh files in a directory named after `name` and this process.
+    fn new(name: &str) -> CertificateFiles {
+        let dir = std::env::temp_dir().join(format!("wspubsub-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let files = CertificateFiles { dir };
+        files.renew();
+        files
+    }
+
+    /// Replaces the certificate and key with a new pair, as a renewal does.
+    fn renew(&self) {
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("generate a certificate");
+        let (cert, key) = self.paths();
+        std::fs::write(cert, generated.cert.pem()).expect("write the certificate");
+        std::fs::write(key, generated.signing_key.serialize_pem()).expect("write the key");
+    }
+
+    /// The certificate's and the key's paths.
+    fn paths(&self) -> (String, String) {
+        let path = |file: &str| self.dir.join(file).to_string_lossy().into_owned();
+        (path("cert.pem"), path("key.pem"))
+    }
+}
+
+impl Drop for CertificateFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn sighup_reloads_a_renewed_certificate() {
+    let files = CertificateFiles::new("reload");
+    let (cert, key) = files.paths();
+    let server = Process::serve(&[
+        ("PUBSUB_ADDR", "127.0.0.1:0"),
+        ("PUBSUB_TLS_CERT", &cert),
+        ("PUBSUB_TLS_KEY", &key),
+    ]);
+    let url = format!("wss://{}/renewed", server.listen_addr());
+    assert!(
+        publish(&[&url, "--ca-file", &cert], b"old\n")
+            .status
+            .success()
+    );
+
+    let old = std::fs::read(&cert).expect("read the old certificate");
+    files.renew();
+    server.hang_up();
+    server.wait_for_line("TLS certificate reloaded");
+    let trusts_old = files.dir.join("old.pem");
+    std::fs::write(&trusts_old, old).expect("keep the old certificate");
+    let stale = publish(&[&url, "--ca-file", &trusts_old.to_string_lossy()], b"x\n");
+    assert_eq!(stale.status.code(), Some(2), "the old certificate is gone");
+    let renewed = publish(&[&url, "--ca-file", &cert], b"new\n");
+    assert!(
+        renewed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renewed.stderr)
+    );
+
+    std::fs::write(&cert, "not a certificate").expect("break the certificate");
+    server.hang_up();
+    server.wait_for_line("TLS certificate not reloaded");
 }

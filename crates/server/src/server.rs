@@ -40,7 +40,7 @@ use crate::limits::{Admission, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::options::{InvalidOption, Options};
 use crate::origin::OriginPolicy;
-use crate::tls::{self, BadTls};
+use crate::tls::{BadTls, TlsConfig, TlsIdentity};
 use crate::topic::{TopicFeed, TopicPublisher};
 use crate::upgrade::{self, Body};
 
@@ -113,7 +113,7 @@ struct State {
     /// Token auth, when configured.
     auth: Option<Authenticator>,
     /// TLS on the main listener, when configured.
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsConfig>,
     websocket: WebSocketConfig,
 }
 
@@ -148,7 +148,7 @@ impl Server {
         let origins = OriginPolicy::new(&options.allowed_origins);
         let proxies = TrustedProxies::new(&options.trusted_proxies);
         let auth = options.auth.as_ref().map(Authenticator::new).transpose()?;
-        let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
+        let tls = options.tls.as_ref().map(TlsConfig::new).transpose()?;
         let options = Arc::new(options);
         let clients = TaskTracker::new();
         let state = State {
@@ -250,6 +250,17 @@ impl ServerHandle {
         self.state.shutdown.cancel();
     }
 
+    /// Serves `identity` (a renewed certificate, say) to every TLS connection from now on;
+    /// connections already open keep theirs. An unusable identity, or a server started
+    /// without TLS, is an error and changes nothing.
+    pub fn reload_tls(&self, identity: &TlsIdentity) -> Result<(), BadTls> {
+        self.state
+            .tls
+            .as_ref()
+            .ok_or(BadTls::NotServingTls)?
+            .replace(identity)
+    }
+
     /// Number of live topics (topics with at least one client).
     pub fn topic_count(&self) -> usize {
         self.state.hub.topic_count()
@@ -301,7 +312,7 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, listener: Listener, stat
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
     let tls = match (&state.tls, listener) {
-        (Some(config), Listener::Main) => TlsAcceptor::from(Arc::clone(config)),
+        (Some(config), Listener::Main) => TlsAcceptor::from(config.current()),
         _ => return serve_http(stream, peer, listener, state).await,
     };
     // The handshake timeout bounds the TLS handshake too (slowloris before the request).

@@ -2,7 +2,7 @@
 //! acceptor out. rustls runs on the `ring` provider with its safe defaults (TLS 1.2 and 1.3).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -52,10 +52,42 @@ pub enum BadTls {
     /// rustls refused the pair (a key that does not match the certificate, say).
     #[error("unusable TLS certificate and key: {0}")]
     Config(#[source] rustls::Error),
+    /// A certificate was given to a server that started without TLS.
+    #[error("this server was started without TLS; restart it with a certificate to serve wss://")]
+    NotServingTls,
 }
 
-/// Builds the configuration every accepted TCP connection is wrapped in TLS with.
-pub(crate) fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, BadTls> {
+/// The configuration new TLS connections are served with, replaceable while the server runs
+/// (a renewed certificate) without touching the connections already open.
+#[derive(Debug)]
+pub(crate) struct TlsConfig {
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl TlsConfig {
+    /// Serves `identity`.
+    pub(crate) fn new(identity: &TlsIdentity) -> Result<Self, BadTls> {
+        Ok(TlsConfig {
+            current: RwLock::new(server_config(identity)?),
+        })
+    }
+
+    /// The configuration for the next connection.
+    pub(crate) fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Serves `identity` from the next connection on; an unusable one leaves the current
+    /// configuration in place.
+    pub(crate) fn replace(&self, identity: &TlsIdentity) -> Result<(), BadTls> {
+        let config = server_config(identity)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
+        Ok(())
+    }
+}
+
+/// Builds the configuration accepted TCP connections are wrapped in TLS with.
+fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, BadTls> {
     let chain = CertificateDer::pem_slice_iter(&identity.cert_chain)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| BadTls::Certificate(error.to_string()))?;

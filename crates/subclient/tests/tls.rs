@@ -19,18 +19,24 @@ async fn tls_server(admin_addr: Option<&str>) -> (TestServer, String) {
 
 /// A TLS server with `options` and a fresh self-signed certificate, and that certificate.
 async fn tls_server_with(options: Options) -> (TestServer, String) {
+    let (identity, certificate) = self_signed();
+    let options = Options {
+        tls: Some(identity),
+        ..options
+    };
+    (TestServer::start(options).await, certificate)
+}
+
+/// A fresh self-signed certificate for the loopback address: the server's identity, and the
+/// certificate's PEM for clients to trust.
+fn self_signed() -> (TlsIdentity, String) {
     let generated =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
             .expect("generate a certificate");
     let certificate = generated.cert.pem();
-    let options = Options {
-        tls: Some(TlsIdentity::from_pem(
-            certificate.clone(),
-            generated.signing_key.serialize_pem(),
-        )),
-        ..options
-    };
-    (TestServer::start(options).await, certificate)
+    let identity =
+        TlsIdentity::from_pem(certificate.clone(), generated.signing_key.serialize_pem());
+    (identity, certificate)
 }
 
 #[tokio::test]
@@ -134,4 +140,51 @@ async fn connections_that_never_finish_the_tls_handshake_are_dropped() {
     );
     let timeouts = counted(&server, "wspubsub_handshake_timeouts_total").await;
     assert_eq!(timeouts, 1.0);
+}
+
+#[tokio::test]
+async fn a_reloaded_certificate_serves_new_connections_and_open_ones_keep_going() {
+    let (server, old_certificate) = tls_server(None).await;
+    let url = format!("wss://{}/renewed", server.addr());
+    let trusting = |pem: &str| ClientOptions::default().ca_certificates_pem(pem);
+    let mut open = Subscriber::connect(&url, trusting(&old_certificate))
+        .await
+        .expect("connect with the old certificate");
+
+    let (renewed, new_certificate) = self_signed();
+    server.handle().reload_tls(&renewed).expect("reload");
+    let refused = Subscriber::connect(&url, trusting(&old_certificate)).await;
+    assert!(
+        matches!(refused, Err(ClientError::Connect(_))),
+        "the old certificate is no longer served: {:?}",
+        refused.err()
+    );
+    let publisher = Publisher::connect(&url, trusting(&new_certificate))
+        .await
+        .expect("connect with the new certificate");
+    publisher
+        .publish(&b"after the reload"[..])
+        .await
+        .expect("publish");
+    let message = within(TIMEOUT, open.next()).await.expect("a message");
+    assert_eq!(message.as_ref(), b"after the reload");
+
+    let unusable = TlsIdentity::from_pem("not a certificate", "not a key");
+    assert!(server.handle().reload_tls(&unusable).is_err());
+    assert!(
+        Subscriber::connect(&url, trusting(&new_certificate))
+            .await
+            .is_ok(),
+        "a failed reload keeps the certificate in place"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_server_refuses_a_certificate_reload() {
+    let server = TestServer::start(Options::default()).await;
+    let (identity, _) = self_signed();
+    assert!(matches!(
+        server.handle().reload_tls(&identity),
+        Err(wspubsub_server::BadTls::NotServingTls)
+    ));
 }
