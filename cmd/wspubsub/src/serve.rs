@@ -74,7 +74,8 @@ pub(crate) struct ServeArgs {
         conflicts_with = "jwt_public_key"
     )]
     jwt_secret: Option<String>,
-    /// Token auth with a public key: a PEM file, used with --jwt-algorithm.
+    /// Token auth with a public key: a PEM file, used with --jwt-algorithm; read again on
+    /// SIGHUP (a rotated key, no restart).
     #[arg(long, env = "PUBSUB_JWT_PUBLIC_KEY")]
     jwt_public_key: Option<PathBuf>,
     /// Algorithm of --jwt-public-key.
@@ -261,8 +262,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(log_events(handle.clone()));
     tokio::spawn(stop_on_signal(handle.clone()));
     #[cfg(unix)]
-    if args.tls_cert.is_some() {
-        tokio::spawn(reload_tls_on_hangup(handle, args.clone()));
+    if args.tls_cert.is_some() || args.jwt_public_key.is_some() {
+        tokio::spawn(reload_on_hangup(handle, args.clone()));
     }
     let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
     tracing::info!(addr = %local, scheme, "wspubsub listening; every URL path is a topic");
@@ -298,31 +299,47 @@ async fn stop_on_signal(handle: ServerHandle) {
     handle.shutdown();
 }
 
-/// Re-reads the TLS certificate and key files on every SIGHUP (a renewed certificate) and
-/// serves them to new connections; unusable files leave the current certificate in place.
+/// On every SIGHUP, re-reads the files that may be renewed while the server runs, the TLS
+/// certificate and key and the token public key, and uses them from the next connection on;
+/// unusable files leave the current ones in place.
 #[cfg(unix)]
-async fn reload_tls_on_hangup(handle: ServerHandle, args: ServeArgs) {
+async fn reload_on_hangup(handle: ServerHandle, args: ServeArgs) {
     use tokio::signal::unix::{SignalKind, signal};
 
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGHUP: the TLS certificate cannot be reloaded");
+            tracing::warn!(%error, "cannot watch SIGHUP: certificate and key files cannot be reloaded");
             return;
         }
     };
     while hangups.recv().await.is_some() {
-        let reloaded = args.tls_identity().and_then(|identity| {
-            let identity = identity.context("no TLS certificate configured")?;
-            Ok(handle.reload_tls(&identity)?)
-        });
-        match reloaded {
-            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-            Err(error) => tracing::warn!(
-                error = format!("{error:#}"),
-                "SIGHUP: TLS certificate not reloaded; still serving the previous one"
-            ),
+        if args.tls_cert.is_some() {
+            let reloaded = args.tls_identity().and_then(|identity| {
+                let identity = identity.context("no TLS certificate configured")?;
+                Ok(handle.reload_tls(&identity)?)
+            });
+            report_reload("TLS certificate", reloaded);
         }
+        if args.jwt_public_key.is_some() {
+            let reloaded = args.auth_key().and_then(|key| {
+                let key = key.context("no token key configured")?;
+                Ok(handle.reload_auth(&key)?)
+            });
+            report_reload("token public key", reloaded);
+        }
+    }
+}
+
+/// Logs how reloading `what` went.
+#[cfg(unix)]
+fn report_reload(what: &str, reloaded: anyhow::Result<()>) {
+    match reloaded {
+        Ok(()) => tracing::info!("SIGHUP: {what} reloaded"),
+        Err(error) => tracing::warn!(
+            error = format!("{error:#}"),
+            "SIGHUP: {what} not reloaded; still using the previous one"
+        ),
     }
 }
 

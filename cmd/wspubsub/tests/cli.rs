@@ -170,8 +170,9 @@ fn sub_reports_the_servers_close_and_exits_2() {
 fn pub_and_sub_speak_tls_and_carry_tokens() {
     use wspubsub_testkit::{Signer, now};
 
-    let files = CertificateFiles::new("tls");
-    let (cert, key) = files.paths();
+    let dir = TempDir::new("tls");
+    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
+    write_certificate(&cert, &key);
     let secret = "cli test secret";
     let server = Process::serve(&[
         ("PUBSUB_ADDR", "127.0.0.1:0"),
@@ -207,48 +208,43 @@ fn pub_and_sub_speak_tls_and_carry_tokens() {
     assert!(stderr.contains("401"), "{stderr}");
 }
 
-/// A self-signed certificate for 127.0.0.1 and its key, in files of a directory of their own
-/// (removed on drop).
-struct CertificateFiles {
-    dir: std::path::PathBuf,
-}
+/// A directory of its own for a test's files, removed on drop.
+struct TempDir(std::path::PathBuf);
 
-impl CertificateFiles {
-    /// Fresh files in a directory named after `name` and this process.
-    fn new(name: &str) -> CertificateFiles {
+impl TempDir {
+    /// A fresh directory named after `name` and this process.
+    fn new(name: &str) -> TempDir {
         let dir = std::env::temp_dir().join(format!("wspubsub-cli-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let files = CertificateFiles { dir };
-        files.renew();
-        files
+        TempDir(dir)
     }
 
-    /// Replaces the certificate and key with a new pair, as a renewal does.
-    fn renew(&self) {
-        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-            .expect("generate a certificate");
-        let (cert, key) = self.paths();
-        std::fs::write(cert, generated.cert.pem()).expect("write the certificate");
-        std::fs::write(key, generated.signing_key.serialize_pem()).expect("write the key");
-    }
-
-    /// The certificate's and the key's paths.
-    fn paths(&self) -> (String, String) {
-        let path = |file: &str| self.dir.join(file).to_string_lossy().into_owned();
-        (path("cert.pem"), path("key.pem"))
+    /// The path of `file` in the directory.
+    fn path(&self, file: &str) -> String {
+        self.0.join(file).to_string_lossy().into_owned()
     }
 }
 
-impl Drop for CertificateFiles {
+impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Writes a fresh self-signed certificate for 127.0.0.1 to `cert` and its key to `key` (a
+/// first issue, or a renewal).
+fn write_certificate(cert: &str, key: &str) {
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("generate a certificate");
+    std::fs::write(cert, generated.cert.pem()).expect("write the certificate");
+    std::fs::write(key, generated.signing_key.serialize_pem()).expect("write the key");
 }
 
 #[test]
 fn sighup_reloads_a_renewed_certificate() {
-    let files = CertificateFiles::new("reload");
-    let (cert, key) = files.paths();
+    let dir = TempDir::new("reload");
+    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
+    write_certificate(&cert, &key);
     let server = Process::serve(&[
         ("PUBSUB_ADDR", "127.0.0.1:0"),
         ("PUBSUB_TLS_CERT", &cert),
@@ -262,12 +258,12 @@ fn sighup_reloads_a_renewed_certificate() {
     );
 
     let old = std::fs::read(&cert).expect("read the old certificate");
-    files.renew();
+    write_certificate(&cert, &key);
     server.hang_up();
     server.wait_for_line("TLS certificate reloaded");
-    let trusts_old = files.dir.join("old.pem");
+    let trusts_old = dir.path("old.pem");
     std::fs::write(&trusts_old, old).expect("keep the old certificate");
-    let stale = publish(&[&url, "--ca-file", &trusts_old.to_string_lossy()], b"x\n");
+    let stale = publish(&[&url, "--ca-file", &trusts_old], b"x\n");
     assert_eq!(stale.status.code(), Some(2), "the old certificate is gone");
     let renewed = publish(&[&url, "--ca-file", &cert], b"new\n");
     assert!(
@@ -279,4 +275,46 @@ fn sighup_reloads_a_renewed_certificate() {
     std::fs::write(&cert, "not a certificate").expect("break the certificate");
     server.hang_up();
     server.wait_for_line("TLS certificate not reloaded");
+}
+
+#[test]
+fn sighup_rotates_the_token_public_key() {
+    use wspubsub_testkit::{Signer, now, p256};
+
+    let dir = TempDir::new("rotate");
+    let public_key = dir.path("jwt.pem");
+    let (old, new) = (p256(), p256());
+    std::fs::write(&public_key, old.public_key_pem()).expect("write the public key");
+    let server = Process::serve(&[
+        ("PUBSUB_ADDR", "127.0.0.1:0"),
+        ("PUBSUB_JWT_PUBLIC_KEY", &public_key),
+        ("PUBSUB_JWT_ALGORITHM", "es256"),
+    ]);
+    let url = format!("ws://{}/rotated", server.listen_addr());
+    let token = |pair: &rcgen::KeyPair| {
+        Signer::es256(pair.serialize_pem().as_bytes()).token(now() + 3600, &["/rotated"], &[])
+    };
+    let (old_token, new_token) = (token(&old), token(&new));
+    assert!(
+        publish(&[&url, "--token", &old_token], b"x\n")
+            .status
+            .success()
+    );
+
+    std::fs::write(&public_key, new.public_key_pem()).expect("rotate the public key");
+    server.hang_up();
+    server.wait_for_line("token public key reloaded");
+    let stale = publish(&[&url, "--token", &old_token], b"x\n");
+    assert_eq!(
+        stale.status.code(),
+        Some(2),
+        "the old key's tokens are refused"
+    );
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("401"));
+    let rotated = publish(&[&url, "--token", &new_token], b"x\n");
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
 }

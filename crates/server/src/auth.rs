@@ -35,10 +35,16 @@ impl fmt::Debug for AuthKey {
     }
 }
 
-/// A key that cannot be used.
+/// A token key that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("unusable token key: {0}")]
-pub struct BadKey(String);
+pub enum BadKey {
+    /// The key cannot verify tokens of its algorithm (not a PEM, a key of another kind, ...).
+    #[error("unusable token key: {0}")]
+    Unusable(String),
+    /// A key was given to a server that started without token auth.
+    #[error("this server was started without token auth; restart it with a key to require tokens")]
+    AuthOff,
+}
 
 /// Verifies tokens and what they allow.
 pub(crate) struct Authenticator {
@@ -99,11 +105,11 @@ impl Authenticator {
         let (key, algorithm) = match key {
             AuthKey::Hs256(secret) => (DecodingKey::from_secret(secret), Algorithm::HS256),
             AuthKey::Rs256(pem) => (
-                DecodingKey::from_rsa_pem(pem).map_err(|e| BadKey(e.to_string()))?,
+                DecodingKey::from_rsa_pem(pem).map_err(|e| BadKey::Unusable(e.to_string()))?,
                 Algorithm::RS256,
             ),
             AuthKey::Es256(pem) => (
-                DecodingKey::from_ec_pem(pem).map_err(|e| BadKey(e.to_string()))?,
+                DecodingKey::from_ec_pem(pem).map_err(|e| BadKey::Unusable(e.to_string()))?,
                 Algorithm::ES256,
             ),
         };

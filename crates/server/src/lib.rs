@@ -51,6 +51,7 @@ mod limits;
 mod metrics;
 mod options;
 mod origin;
+mod reloadable;
 mod server;
 mod tls;
 mod topic;

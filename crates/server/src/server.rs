@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wspubsub_protocol::{Role, client_id};
 
-use crate::auth::{Authenticator, BadKey};
+use crate::auth::{AuthKey, Authenticator, BadKey};
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::endpoints;
 use crate::event::{Event, EventKind, EventSink};
@@ -40,7 +40,8 @@ use crate::limits::{Admission, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::options::{InvalidOption, Options};
 use crate::origin::OriginPolicy;
-use crate::tls::{BadTls, TlsConfig, TlsIdentity};
+use crate::reloadable::Reloadable;
+use crate::tls::{self, BadTls, TlsIdentity};
 use crate::topic::{TopicFeed, TopicPublisher};
 use crate::upgrade::{self, Body};
 
@@ -111,9 +112,9 @@ struct State {
     /// Whose `X-Forwarded-For` names the client.
     proxies: TrustedProxies,
     /// Token auth, when configured.
-    auth: Option<Authenticator>,
+    auth: Option<Reloadable<Authenticator>>,
     /// TLS on the main listener, when configured.
-    tls: Option<TlsConfig>,
+    tls: Option<Reloadable<rustls::ServerConfig>>,
     websocket: WebSocketConfig,
 }
 
@@ -147,8 +148,18 @@ impl Server {
         let options_limits = (options.max_connections, options.max_connections_per_ip);
         let origins = OriginPolicy::new(&options.allowed_origins);
         let proxies = TrustedProxies::new(&options.trusted_proxies);
-        let auth = options.auth.as_ref().map(Authenticator::new).transpose()?;
-        let tls = options.tls.as_ref().map(TlsConfig::new).transpose()?;
+        let auth = options
+            .auth
+            .as_ref()
+            .map(Authenticator::new)
+            .transpose()?
+            .map(Reloadable::new);
+        let tls = options
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()?
+            .map(Reloadable::new);
         let options = Arc::new(options);
         let clients = TaskTracker::new();
         let state = State {
@@ -254,11 +265,18 @@ impl ServerHandle {
     /// connections already open keep theirs. An unusable identity, or a server started
     /// without TLS, is an error and changes nothing.
     pub fn reload_tls(&self, identity: &TlsIdentity) -> Result<(), BadTls> {
-        self.state
-            .tls
-            .as_ref()
-            .ok_or(BadTls::NotServingTls)?
-            .replace(identity)
+        let tls = self.state.tls.as_ref().ok_or(BadTls::NotServingTls)?;
+        tls.replace(tls::server_config(identity)?);
+        Ok(())
+    }
+
+    /// Verifies tokens with `key` (a rotated key, say) from the next handshake on; clients
+    /// already connected keep going until their own token expires. An unusable key, or a
+    /// server started without auth, is an error and changes nothing.
+    pub fn reload_auth(&self, key: &AuthKey) -> Result<(), BadKey> {
+        let auth = self.state.auth.as_ref().ok_or(BadKey::AuthOff)?;
+        auth.replace(Authenticator::new(key)?);
+        Ok(())
     }
 
     /// Number of live topics (topics with at least one client).
@@ -447,7 +465,7 @@ fn respond(
     };
     let token_expires = match &state.auth {
         None => None,
-        Some(auth) => match auth.authorize(&request, identity.role, &topic) {
+        Some(auth) => match auth.current().authorize(&request, identity.role, &topic) {
             Ok(valid_for) => Some(tokio::time::Instant::now() + valid_for),
             Err(denied) => {
                 let why = denied.to_string();

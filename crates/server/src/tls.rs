@@ -2,7 +2,7 @@
 //! acceptor out. rustls runs on the `ring` provider with its safe defaults (TLS 1.2 and 1.3).
 
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -57,37 +57,8 @@ pub enum BadTls {
     NotServingTls,
 }
 
-/// The configuration new TLS connections are served with, replaceable while the server runs
-/// (a renewed certificate) without touching the connections already open.
-#[derive(Debug)]
-pub(crate) struct TlsConfig {
-    current: RwLock<Arc<ServerConfig>>,
-}
-
-impl TlsConfig {
-    /// Serves `identity`.
-    pub(crate) fn new(identity: &TlsIdentity) -> Result<Self, BadTls> {
-        Ok(TlsConfig {
-            current: RwLock::new(server_config(identity)?),
-        })
-    }
-
-    /// The configuration for the next connection.
-    pub(crate) fn current(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Serves `identity` from the next connection on; an unusable one leaves the current
-    /// configuration in place.
-    pub(crate) fn replace(&self, identity: &TlsIdentity) -> Result<(), BadTls> {
-        let config = server_config(identity)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
-        Ok(())
-    }
-}
-
 /// Builds the configuration accepted TCP connections are wrapped in TLS with.
-fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, BadTls> {
+pub(crate) fn server_config(identity: &TlsIdentity) -> Result<ServerConfig, BadTls> {
     let chain = CertificateDer::pem_slice_iter(&identity.cert_chain)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| BadTls::Certificate(error.to_string()))?;
@@ -108,7 +79,7 @@ fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, BadTls> {
         .map_err(BadTls::Config)?;
     // WebSocket upgrades are HTTP/1.1 requests.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use tokio_tungstenite::tungstenite::Error as WsError;
 use wspubsub_server::protocol::{CloseCode, Role};
-use wspubsub_server::{AuthKey, Options, Server, ServerError};
+use wspubsub_server::{AuthKey, BadKey, Options, Server, ServerError};
 use wspubsub_testkit::{
-    RawClient, Signer, TestServer, next_binary, now, read_until_close, send, try_connect,
+    RawClient, Signer, TestServer, next_binary, now, p256, read_until_close, send, try_connect,
     try_connect_with,
 };
 
@@ -15,11 +15,6 @@ const SECRET: &[u8] = b"test secret, not a real one";
 const RSA_PRIVATE: &[u8] = include_bytes!("fixtures/rsa-test-private.pem");
 const RSA_PUBLIC: &[u8] = include_bytes!("fixtures/rsa-test-public.pem");
 const RSA_OTHER_PRIVATE: &[u8] = include_bytes!("fixtures/rsa-test-other-private.pem");
-
-/// A fresh P-256 key pair.
-fn p256() -> rcgen::KeyPair {
-    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate a P-256 key")
-}
 
 async fn server_with(key: AuthKey) -> TestServer {
     TestServer::start(Options {
@@ -281,4 +276,50 @@ async fn an_unusable_key_fails_bind() {
             Ok(_) => panic!("{what}: the server started"),
         }
     }
+}
+
+/// A rotated key takes over from the next handshake: tokens of the old key are refused, the
+/// new key's admitted, clients already in keep going; an unusable key changes nothing, and a
+/// server without auth refuses to start requiring tokens.
+#[tokio::test]
+async fn a_reloaded_key_verifies_from_the_next_handshake_on() {
+    let (old, new) = (p256(), p256());
+    let server = server_with(AuthKey::Es256(old.public_key_pem().into_bytes())).await;
+    let token = |pair: &rcgen::KeyPair| {
+        Signer::es256(pair.serialize_pem().as_bytes()).token(now() + 3600, &["/k"], &["/k"])
+    };
+    let (old_token, new_token) = (token(&old), token(&new));
+    let mut admitted = connect_with(&server, "/k", Role::Subscriber, &old_token)
+        .await
+        .expect("the old key's token before the reload");
+
+    let rotated = AuthKey::Es256(new.public_key_pem().into_bytes());
+    server.handle().reload_auth(&rotated).expect("reload");
+    let (code, body) = refusal(
+        "the old key after the reload",
+        connect_with(&server, "/k", Role::Publisher, &old_token).await,
+    );
+    assert_eq!(code, 401, "{body}");
+    let mut publisher = connect_with(&server, "/k", Role::Publisher, &new_token)
+        .await
+        .expect("the new key's token");
+    send(&mut publisher, &b"rotated"[..]).await;
+    assert_eq!(next_binary(&mut admitted).await, &b"rotated"[..]);
+
+    let unusable = AuthKey::Es256(b"not a pem".to_vec());
+    assert!(matches!(
+        server.handle().reload_auth(&unusable),
+        Err(BadKey::Unusable(_))
+    ));
+    assert_eq!(
+        status(connect_with(&server, "/k", Role::Subscriber, &new_token).await),
+        101,
+        "a failed reload keeps the key in place"
+    );
+
+    let open = TestServer::start(Options::default()).await;
+    assert!(matches!(
+        open.handle().reload_auth(&rotated),
+        Err(BadKey::AuthOff)
+    ));
 }

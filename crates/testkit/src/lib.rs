@@ -8,7 +8,7 @@
 
 mod token;
 
-pub use token::{Signer, now};
+pub use token::{Signer, now, p256};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -51,3 +51,9 @@ pub fn now() -> u64 {
         .expect("a clock after 1970")
         .as_secs()
 }
+
+/// A fresh P-256 key pair, for ES256 tokens: `serialize_pem()` signs (with
+/// [`Signer::es256`]), `public_key_pem()` is what the server verifies with.
+pub fn p256() -> rcgen::KeyPair {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate a P-256 key")
+}
