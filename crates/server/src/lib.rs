@@ -27,6 +27,8 @@
 //!   with 503, every client is closed with 1001; [`Server::run`] returns when all are done or
 //!   the close deadline has passed.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
+//! - [`ServerHandle::reload_tls`] and [`ServerHandle::reload_auth`] swap in a renewed
+//!   certificate or a rotated token key for new connections, without a restart.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), wspubsub_server::ServerError> {
