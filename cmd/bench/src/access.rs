@@ -217,13 +217,11 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
 }
 
-/// A secret for this bench run's tokens: 256 bits from std's randomly seeded hasher (enough
-/// for servers that live on loopback for a few seconds; no crypto-grade RNG needed).
+/// A secret for this bench run's tokens: 256 random bits, as hex.
 fn random_secret() -> String {
-    use std::hash::BuildHasher;
-    let state = std::collections::hash_map::RandomState::new();
-    (0..4u8)
-        .map(|part| format!("{:016x}", state.hash_one((part, std::time::Instant::now()))))
+    rand::random::<[u8; 32]>()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
         .collect()
 }
 

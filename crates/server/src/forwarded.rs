@@ -39,13 +39,12 @@ impl TrustedProxies {
         if !self.trusts(client) {
             return client;
         }
-        let hops: Vec<&str> = headers
+        let hops = headers
             .get_all(FORWARDED_FOR)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .collect();
-        for hop in hops.iter().rev() {
+            .flat_map(|value| value.split(','));
+        for hop in hops.rev() {
             // A hop that is not an address ends what can be believed.
             let Ok(address) = hop.trim().parse::<IpAddr>() else {
                 break;

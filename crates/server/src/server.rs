@@ -386,7 +386,9 @@ where
 }
 
 /// Counts the refusals hyper makes itself: a request head over the size cap (431), bytes that
-/// are not HTTP (400), and a client that sent no complete request in time (dropped).
+/// are not HTTP (400), and a client that sent no complete request in time (dropped). hyper
+/// answers a request line over 64 KiB with 414, which its error does not tell apart from
+/// 431; such a line only fits under a `max_header_size` above 64 KiB, and is counted as 431.
 fn count_http_error(metrics: &Metrics, error: &hyper::Error) {
     if error.is_parse_too_large() {
         metrics.rejected(

@@ -1,5 +1,5 @@
 //! TLS on the main listener (`wss://`): a PEM certificate chain and private key in, a rustls
-//! acceptor out. rustls runs on the `ring` provider with its safe defaults (TLS 1.2 and 1.3).
+//! server configuration out. rustls runs on the `ring` provider with its safe defaults (TLS 1.2 and 1.3).
 
 use std::fmt;
 use std::sync::Arc;

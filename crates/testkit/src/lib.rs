@@ -277,12 +277,15 @@ pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-/// Fetches `GET /metrics` from `addr` and returns the exposition text.
+/// Fetches `GET /metrics` from `addr` and returns the exposition text (the body).
 pub async fn scrape(addr: SocketAddr) -> String {
     let request = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let response = raw_http(addr, request).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
+    match response.split_once("\r\n\r\n") {
+        Some((_head, body)) => body.to_owned(),
+        None => panic!("a response without a body: {response}"),
+    }
 }
 
 /// The value of the metric line that starts with `name` (labels included), if present.
