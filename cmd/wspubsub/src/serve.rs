@@ -202,6 +202,7 @@ impl ServeArgs {
             admin_addr: self.admin_addr,
             tls: self.tls_identity()?,
             trusted_proxies: self.trusted_proxies.clone(),
+            ..Options::default()
         })
     }
 

@@ -28,6 +28,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// KiB, cookies included).
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 << 10;
 
+/// Default bound on connections still in their handshake.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 512;
+
 /// The smallest request-head cap the HTTP layer (hyper) supports.
 pub const MIN_MAX_HEADER_SIZE: usize = 8192;
 
@@ -80,6 +83,15 @@ pub struct Options {
     /// per-address limit counts and the logs show. Empty (the default) trusts no one, so a
     /// client cannot claim another address.
     pub trusted_proxies: Vec<IpNet>,
+    /// With token auth: the audiences a token's `aud` must name one of; empty accepts any
+    /// `aud` (or none), as most servers do.
+    pub jwt_audience: Vec<String>,
+    /// With token auth: the issuers a token's `iss` must be one of; empty accepts any.
+    pub jwt_issuer: Vec<String>,
+    /// Most connections still in their handshake (TLS, then the HTTP upgrade request) at once;
+    /// past it the server stops accepting until one finishes or times out, so that a flood of
+    /// idle TCP connections cannot take every file descriptor.
+    pub max_handshakes: usize,
 }
 
 impl Default for Options {
@@ -103,6 +115,9 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             admin_addr: None,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
+            jwt_audience: Vec::new(),
+            jwt_issuer: Vec::new(),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
         }
     }
 }
