@@ -18,6 +18,9 @@ pub const DEFAULT_SUBSCRIBER_QUEUE_BYTES: usize = 64 << 20;
 /// Default bound on a topic's inbound queue; publishers wait when it is full.
 pub const DEFAULT_TOPIC_QUEUE: usize = 1024;
 
+/// Default bound on the payload bytes a topic's inbound queue holds (16 MiB).
+pub const DEFAULT_TOPIC_QUEUE_BYTES: usize = 16 << 20;
+
 /// Default time a subscriber has to take one batch of writes before it is cut as slow.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -55,6 +58,8 @@ pub struct Options {
     pub subscriber_queue_bytes: usize,
     /// Bound on a topic's inbound queue, in messages; publishers are pushed back past it.
     pub topic_queue: usize,
+    /// Bound on a topic's inbound queue, in payload bytes; publishers are pushed back past it.
+    pub topic_queue_bytes: usize,
     /// Time a client has to send a complete HTTP request head (guards against slowloris).
     pub handshake_timeout: Duration,
     /// Most clients at once (0: no limit); past it new clients get 503.
@@ -104,6 +109,7 @@ impl Default for Options {
             subscriber_queue_messages: DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
             subscriber_queue_bytes: DEFAULT_SUBSCRIBER_QUEUE_BYTES,
             topic_queue: DEFAULT_TOPIC_QUEUE,
+            topic_queue_bytes: DEFAULT_TOPIC_QUEUE_BYTES,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: 0,
             max_connections_per_ip: 0,
@@ -166,6 +172,12 @@ impl Options {
             return Err(InvalidOption {
                 name: "max-header-size",
                 problem: "must be at least 8192 bytes",
+            });
+        }
+        if self.topic_queue_bytes < self.max_message_size {
+            return Err(InvalidOption {
+                name: "topic-queue-bytes",
+                problem: "must be at least max-message-size, or no message could ever be queued",
             });
         }
         if self.subscriber_queue_bytes < self.max_message_size {
