@@ -14,8 +14,8 @@
 //! with `stream.forward(publisher)`, which closes the connection at the end of the stream.
 //!
 //! Examples (`cargo run -p wspubsub-pubclient --example NAME`): `publisher` (publish and
-//! close), `tls` (`wss://` with a CA file), `token` (a server with token auth),
-//! `backpressure` (a stream forwarded at the socket's pace, then flushed).
+//! close), `publisher_tls` (`wss://` with a CA file), `publisher_token` (a server with token
+//! auth), `publisher_backpressure` (`flush`, and a stream forwarded at the socket's pace).
 //!
 //! ```no_run
 //! use wspubsub_pubclient::{ClientOptions, Publisher};

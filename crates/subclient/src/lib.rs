@@ -17,8 +17,8 @@
 //! [`Subscriber::done`] says the same for code that does not read the stream to its end.
 //!
 //! Examples (`cargo run -p wspubsub-subclient --example NAME`): `subscriber` (print until
-//! Ctrl-C), `tls` (`wss://` with a CA file), `token` (a server with token auth),
-//! `backpressure` (a slow consumer and a bounded receive buffer).
+//! Ctrl-C), `subscriber_tls` (`wss://` with a CA file), `subscriber_token` (a server with
+//! token auth), `subscriber_backpressure` (a slow consumer and a bounded receive buffer).
 //!
 //! ```no_run
 //! use futures_util::StreamExt;

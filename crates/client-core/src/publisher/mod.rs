@@ -24,7 +24,7 @@ use crate::{ClientError, ClientOptions, socket};
 const COMMAND_QUEUE: usize = 64;
 
 /// A flush or a close under way for the [`Sink`] implementation.
-type Pending = Pin<Box<dyn Future<Output = Result<(), ClientError>> + Send>>;
+type Pending = Pin<Box<dyn Future<Output = Result<(), ClientError>> + Send + Sync>>;
 
 /// A connection that publishes to one topic. Clones share the connection; it closes (1000)
 /// when the last clone is dropped.

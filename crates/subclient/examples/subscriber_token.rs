@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! PUBSUB_URL=ws://127.0.0.1:8080/example PUBSUB_TOKEN=eyJ... \
-//!     cargo run -p wspubsub-subclient --example token
+//!     cargo run -p wspubsub-subclient --example subscriber_token
 //! ```
 
 use futures_util::StreamExt;

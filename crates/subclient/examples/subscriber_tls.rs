@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! PUBSUB_URL=wss://127.0.0.1:8443/example PUBSUB_CA_FILE=ca.pem \
-//!     cargo run -p wspubsub-subclient --example tls
+//!     cargo run -p wspubsub-subclient --example subscriber_tls
 //! ```
 
 use futures_util::StreamExt;

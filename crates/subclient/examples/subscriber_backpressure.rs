@@ -5,7 +5,7 @@
 //! reconnect is the caller's choice (`is_retryable`).
 //!
 //! ```sh
-//! PUBSUB_URL=ws://127.0.0.1:8080/example cargo run -p wspubsub-subclient --example backpressure
+//! PUBSUB_URL=ws://127.0.0.1:8080/example cargo run -p wspubsub-subclient --example subscriber_backpressure
 //! ```
 
 use std::time::Duration;
