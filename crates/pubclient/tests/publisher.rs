@@ -9,8 +9,8 @@ use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
 use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
-    TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, silent_server,
-    vanishing_server, wait_for_event, within,
+    RawClient, TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, silent_server,
+    vanishing_server, wait_for_event, wait_for_left, within,
 };
 
 #[tokio::test]
@@ -40,22 +40,20 @@ async fn published_messages_arrive_in_order_and_close_flushes_them_first() {
     within(TIMEOUT, publisher.close())
         .await
         .expect("clean close");
-    for n in 0..1000u32 {
-        assert_eq!(
-            next_binary(&mut subscriber).await,
-            n.to_be_bytes().as_slice()
-        );
-    }
-    let left = wait_for_event(&mut events, |e| e.kind == EventKind::PublisherLeft).await;
-    assert!(
-        left.detail.as_deref().is_some_and(|d| d.contains("1000")),
-        "{left:?}"
-    );
+    expect_counting(&mut subscriber, 1000).await;
+    wait_for_left(&mut events, EventKind::PublisherLeft, 1000).await;
     assert!(matches!(
         publisher.publish(&b"late"[..]).await,
         Err(ClientError::Closed)
     ));
     assert!(publisher.error().is_none(), "a clean close is not an error");
+}
+
+/// Reads the numbers `0..count`, in order, as 4 big-endian bytes each.
+async fn expect_counting(subscriber: &mut RawClient, count: u32) {
+    for n in 0..count {
+        assert_eq!(next_binary(subscriber).await, n.to_be_bytes().as_slice());
+    }
 }
 
 #[tokio::test]
@@ -256,17 +254,9 @@ async fn a_stream_forwarded_into_the_publisher_arrives_whole_and_closes_it() {
     within(TIMEOUT, messages.forward(publisher))
         .await
         .expect("forwarded, then closed cleanly");
-    for n in 0..500u32 {
-        assert_eq!(
-            next_binary(&mut subscriber).await,
-            n.to_be_bytes().as_slice()
-        );
-    }
-    let left = wait_for_event(&mut events, |e| e.kind == EventKind::PublisherLeft).await;
-    assert!(
-        left.detail.as_deref().is_some_and(|d| d.contains("1000")),
-        "the end of the stream closes the publisher: {left:?}"
-    );
+    expect_counting(&mut subscriber, 500).await;
+    // The end of the stream closed the publisher.
+    wait_for_left(&mut events, EventKind::PublisherLeft, 1000).await;
     assert!(matches!(watcher.done().await, Ok(())));
 }
 

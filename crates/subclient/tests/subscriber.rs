@@ -11,28 +11,44 @@ use wspubsub_server::protocol::CloseCode;
 use wspubsub_server::{EventKind, Options};
 use wspubsub_subclient::{ClientError, ClientOptions, Subscriber};
 use wspubsub_testkit::{
-    TIMEOUT, TestServer, fake_server, last_err, next_ok, silent_server, wait_for_event, within,
+    TIMEOUT, TestServer, fake_server, last_err, next_ok, silent_server, wait_for_event,
+    wait_for_left, within,
 };
 
 #[tokio::test]
 async fn receives_every_message_in_order_from_the_publisher_sdk() {
     let server = TestServer::start(Options::default()).await;
-    let url = server.url("/s");
-    let mut subscriber = Subscriber::connect(&url, ClientOptions::default())
+    let (mut subscriber, publisher) = subscriber_and_publisher(&server.url("/s")).await;
+    publish_counting(&publisher, 2000).await;
+    publisher.close().await.expect("close");
+    expect_counting(&mut subscriber, 2000).await;
+}
+
+/// A subscriber and a publisher of `url`, with default options.
+async fn subscriber_and_publisher(url: &str) -> (Subscriber, Publisher) {
+    let subscriber = Subscriber::connect(url, ClientOptions::default())
         .await
         .expect("connect");
-    let publisher = Publisher::connect(&url, ClientOptions::default())
+    let publisher = Publisher::connect(url, ClientOptions::default())
         .await
         .expect("connect");
-    for n in 0..2000u32 {
+    (subscriber, publisher)
+}
+
+/// Publishes the numbers `0..count`, as 4 little-endian bytes each.
+async fn publish_counting(publisher: &Publisher, count: u32) {
+    for n in 0..count {
         publisher
             .publish(n.to_le_bytes().to_vec())
             .await
             .expect("publish");
     }
-    publisher.close().await.expect("close");
-    for n in 0..2000u32 {
-        assert_eq!(next_ok(&mut subscriber).await.as_ref(), n.to_le_bytes());
+}
+
+/// Reads the numbers `0..count`, in order.
+async fn expect_counting(subscriber: &mut Subscriber, count: u32) {
+    for n in 0..count {
+        assert_eq!(next_ok(subscriber).await.as_ref(), n.to_le_bytes());
     }
 }
 
@@ -46,11 +62,7 @@ async fn close_is_clean_and_the_server_sees_1000() {
     within(TIMEOUT, subscriber.close())
         .await
         .expect("clean close");
-    let left = wait_for_event(&mut events, |e| e.kind == EventKind::SubscriberLeft).await;
-    assert!(
-        left.detail.as_deref().is_some_and(|d| d.contains("1000")),
-        "{left:?}"
-    );
+    wait_for_left(&mut events, EventKind::SubscriberLeft, 1000).await;
     assert!(subscriber.error().is_none());
 }
 
@@ -174,34 +186,18 @@ async fn impatient_server() -> TestServer {
 async fn a_subscriber_not_being_read_still_answers_pings() {
     let server = impatient_server().await;
     let mut events = server.handle().events();
-    let url = server.url("/s");
-    let mut subscriber = Subscriber::connect(&url, ClientOptions::default())
-        .await
-        .expect("connect");
-    let publisher = Publisher::connect(&url, ClientOptions::default())
-        .await
-        .expect("connect");
+    let (mut subscriber, publisher) = subscriber_and_publisher(&server.url("/s")).await;
     // More messages than a reader-paced client would hold, far fewer bytes than its bound.
-    for n in 0..2000u32 {
-        publisher
-            .publish(n.to_le_bytes().to_vec())
-            .await
-            .expect("publish");
-    }
+    publish_counting(&publisher, 2000).await;
     publisher.flush().await.expect("written");
     // Many of the server's pong deadlines pass while nobody reads the stream.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for n in 0..2000u32 {
-        assert_eq!(next_ok(&mut subscriber).await.as_ref(), n.to_le_bytes());
-    }
+    expect_counting(&mut subscriber, 2000).await;
     assert!(subscriber.error().is_none(), "{:?}", subscriber.error());
     let closed = within(TIMEOUT, subscriber.close()).await;
     assert!(closed.is_ok(), "{closed:?}");
-    let left = wait_for_event(&mut events, |e| e.kind == EventKind::SubscriberLeft).await;
-    assert!(
-        left.detail.as_deref().is_some_and(|d| d.contains("1000")),
-        "the subscriber left by its own close, not cut as silent: {left:?}"
-    );
+    // Left by its own close (1000), not cut as silent (4001).
+    wait_for_left(&mut events, EventKind::SubscriberLeft, 1000).await;
 }
 
 #[tokio::test]
@@ -218,11 +214,8 @@ async fn a_consumer_that_falls_behind_ends_lagged_and_the_server_sees_4000() {
     for _ in 0..200 {
         publisher.publish(message.clone()).await.expect("publish");
     }
-    let left = wait_for_event(&mut events, |e| e.kind == EventKind::SubscriberLeft).await;
-    assert!(
-        left.detail.as_deref().is_some_and(|d| d.contains("4000")),
-        "cut as slow, not as silent: {left:?}"
-    );
+    // Seen by the server as slow (4000), not as silent (4001).
+    wait_for_left(&mut events, EventKind::SubscriberLeft, 4000).await;
     // Every message that fit in the buffer is still there, in order, then the reason.
     let mut read = 0;
     let ended = loop {

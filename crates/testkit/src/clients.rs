@@ -1,13 +1,15 @@
 //! Helpers for the client crates' tests: bounded reads of a stream of results (the
-//! subscriber's shape) and a self-signed certificate for `wss://` servers. Generic over the
+//! subscriber's shape), the server's word on how a client left, and a self-signed
+//! certificate for `wss://` servers. Generic over the
 //! stream, so that testkit needs no client crate (whose tests depend on testkit).
 
 use std::fmt::Debug;
 
 use futures_util::{Stream, StreamExt};
-use wspubsub_server::TlsIdentity;
+use tokio::sync::broadcast;
+use wspubsub_server::{Event, EventKind, TlsIdentity};
 
-use crate::{TIMEOUT, within};
+use crate::{TIMEOUT, wait_for_event, within};
 
 /// The next item of `stream`, which must be `Ok`, within [`TIMEOUT`].
 pub async fn next_ok<S, T, E>(stream: &mut S) -> T
@@ -51,4 +53,21 @@ pub fn self_signed() -> (TlsIdentity, String) {
     let identity =
         TlsIdentity::from_pem(certificate.clone(), generated.signing_key.serialize_pem());
     (identity, certificate)
+}
+
+/// Waits for the first event of `kind` (a `...Left`), which must carry close code `code`
+/// in its detail, and returns it.
+pub async fn wait_for_left(
+    events: &mut broadcast::Receiver<Event>,
+    kind: EventKind,
+    code: u16,
+) -> Event {
+    let left = wait_for_event(events, |event| event.kind == kind).await;
+    assert!(
+        left.detail
+            .as_deref()
+            .is_some_and(|detail| detail.contains(&code.to_string())),
+        "expected {kind:?} with {code}, got {left:?}"
+    );
+    left
 }

@@ -9,7 +9,7 @@
 mod clients;
 mod token;
 
-pub use clients::{last_err, next_ok, self_signed};
+pub use clients::{last_err, next_ok, self_signed, wait_for_left};
 pub use token::{Signer, now, p256};
 
 use std::future::Future;
