@@ -188,14 +188,15 @@ async fn collect(mut subscriber: Subscriber, wanted: usize, progress: &Progress)
     let mut messages = Vec::with_capacity(wanted);
     while messages.len() < wanted {
         match subscriber.next().await {
-            Some(message) => {
+            Some(Ok(message)) => {
                 messages.push(message);
                 progress.delivered(1);
             }
-            None => {
-                let why = match subscriber.done().await {
-                    Ok(()) => "connection closed".to_owned(),
-                    Err(error) => error.to_string(),
+            // The stream's last item says why it ended; a bare end is a close.
+            ended => {
+                let why = match ended {
+                    Some(Err(error)) => error.to_string(),
+                    _ => "connection closed".to_owned(),
                 };
                 return Received {
                     messages,
@@ -208,7 +209,7 @@ async fn collect(mut subscriber: Subscriber, wanted: usize, progress: &Progress)
     let completed_at = Some(Instant::now());
     // Every expected message is in; anything more that arrives before our close is a duplicate.
     let _ = subscriber.close().await;
-    while let Some(extra) = subscriber.next().await {
+    while let Some(Ok(extra)) = subscriber.next().await {
         messages.push(extra);
     }
     Received {

@@ -66,6 +66,7 @@ pub(crate) async fn run(args: SubArgs) -> anyhow::Result<()> {
             subscriber.done().await.context("subscription ended")?;
             return Ok(());
         };
+        let message = message.context("subscription ended")?;
         stdout
             .write_all(&args.format.render(&message))
             .await

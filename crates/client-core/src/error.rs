@@ -1,5 +1,6 @@
 //! Every way a client can fail or end.
 
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,13 +8,17 @@ use wspubsub_protocol::CloseCode;
 
 /// Why a client could not connect, or why its connection ended. Cheap to clone, so that every
 /// task awaiting a client's end can have it.
+///
+/// Errors of the network keep their [`io::Error`] (see [`ClientError::io_kind`]); no type of
+/// the WebSocket library shows in this API, so that it can change without breaking users.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// The URL cannot be used: unparsable, or a scheme this client does not speak.
     #[error("invalid URL: {0}")]
     InvalidUrl(String),
-    /// An option cannot be sent (a name or token that is not a valid header value).
+    /// An option cannot be used (a name or token that is not a valid header value, a zero
+    /// deadline or bound).
     #[error("invalid option: {0}")]
     InvalidOption(String),
     /// TLS cannot be set up for a `wss://` URL (no usable root or CA certificate).
@@ -21,10 +26,10 @@ pub enum ClientError {
     Tls(String),
     /// TCP connect, the TLS handshake or the WebSocket handshake failed.
     #[error("cannot connect: {0}")]
-    Connect(#[source] Arc<tokio_tungstenite::tungstenite::Error>),
+    Connect(#[source] Arc<io::Error>),
     /// Connecting took longer than the connect timeout.
     #[error("connect timed out after {0:?}")]
-    ConnectTimeout(std::time::Duration),
+    ConnectTimeout(Duration),
     /// The server refused the handshake with this HTTP status and body.
     #[error("server refused the connection with HTTP {status}: {body}")]
     HandshakeRejected {
@@ -41,15 +46,25 @@ pub enum ClientError {
         /// The server's reason.
         reason: String,
     },
-    /// The connection broke without a closing handshake.
+    /// The connection broke without a closing handshake (reset, end of stream, ...).
     #[error("connection lost: {0}")]
-    ConnectionLost(String),
+    ConnectionLost(#[source] Arc<io::Error>),
     /// Nothing was heard from the server within the pong deadline.
     #[error("no pong from the server within {0:?}")]
     PongTimeout(Duration),
     /// The server took none of our writes within this time (the pong deadline).
     #[error("the server took no data for {0:?}")]
     WriteTimeout(Duration),
+    /// The subscriber's consumer fell behind: its receive buffer held this much unread when
+    /// one more message came. The subscriber closed the connection with `4000` (slow
+    /// subscriber), as the server would have.
+    #[error("fell behind: {messages} messages ({bytes} bytes) received and not yet read")]
+    Lagged {
+        /// Messages waiting in the receive buffer.
+        messages: usize,
+        /// Their bytes.
+        bytes: usize,
+    },
     /// The client has already ended.
     #[error("the client is closed")]
     Closed,
@@ -62,6 +77,44 @@ impl ClientError {
         match self {
             ClientError::ServerClosed { code, .. } => CloseCode::from_code(*code),
             _ => None,
+        }
+    }
+
+    /// The kind of I/O error behind a failed connect or a lost connection
+    /// (`ConnectionRefused`, `ConnectionReset`, `UnexpectedEof`, ...).
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            ClientError::Connect(error) | ClientError::ConnectionLost(error) => Some(error.kind()),
+            _ => None,
+        }
+    }
+
+    /// Whether connecting again may work: true for a network failure, a timeout, a server
+    /// going away or cutting us as slow or silent, a busy server (HTTP 429 or 5xx) and a
+    /// subscriber that fell behind; false for what a retry cannot fix (a bad URL, option or
+    /// TLS setup, a refused token, a message too big, a client already closed).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::InvalidUrl(_)
+            | ClientError::InvalidOption(_)
+            | ClientError::Tls(_)
+            | ClientError::Closed => false,
+            ClientError::Connect(_)
+            | ClientError::ConnectTimeout(_)
+            | ClientError::ConnectionLost(_)
+            | ClientError::PongTimeout(_)
+            | ClientError::WriteTimeout(_)
+            | ClientError::Lagged { .. } => true,
+            ClientError::HandshakeRejected { status, .. } => *status == 429 || *status >= 500,
+            ClientError::ServerClosed { code, .. } => matches!(
+                CloseCode::from_code(*code),
+                Some(
+                    CloseCode::GoingAway
+                        | CloseCode::SlowSubscriber
+                        | CloseCode::PongTimeout
+                        | CloseCode::InternalError
+                )
+            ),
         }
     }
 }
@@ -87,5 +140,49 @@ mod tests {
         };
         assert_eq!(odd.close_code(), None);
         assert_eq!(ClientError::Closed.close_code(), None);
+    }
+
+    #[test]
+    fn io_errors_keep_their_kind() {
+        let lost = ClientError::ConnectionLost(Arc::new(io::ErrorKind::ConnectionReset.into()));
+        assert_eq!(lost.io_kind(), Some(io::ErrorKind::ConnectionReset));
+        assert!(std::error::Error::source(&lost).is_some());
+        assert_eq!(ClientError::Closed.io_kind(), None);
+    }
+
+    #[test]
+    fn retryable_is_what_a_new_connection_can_fix() {
+        let closed = |code| ClientError::ServerClosed {
+            code,
+            reason: String::new(),
+        };
+        let refused = |status| ClientError::HandshakeRejected {
+            status,
+            body: String::new(),
+        };
+        for retryable in [
+            closed(1001),
+            closed(4000),
+            closed(4001),
+            refused(503),
+            refused(429),
+            ClientError::PongTimeout(Duration::from_secs(1)),
+            ClientError::Lagged {
+                messages: 1,
+                bytes: 1,
+            },
+        ] {
+            assert!(retryable.is_retryable(), "{retryable:?}");
+        }
+        for fatal in [
+            closed(1008),
+            closed(1009),
+            refused(401),
+            refused(403),
+            ClientError::InvalidUrl(String::new()),
+            ClientError::Closed,
+        ] {
+            assert!(!fatal.is_retryable(), "{fatal:?}");
+        }
     }
 }

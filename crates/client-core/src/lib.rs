@@ -1,25 +1,36 @@
-//! What the wspubsub clients (`wspubsub-pubclient`, `wspubsub-subclient`) share, so that it
-//! has one home:
+//! The engine of the wspubsub clients: `wspubsub-pubclient` and `wspubsub-subclient` are its
+//! public faces, and re-export what users need from here.
 //!
+//! - [`Publisher`]: a cloneable handle to a connection task that owns the socket; `publish`
+//!   queues through a small bounded queue, `flush` waits until the queue is written; also a
+//!   `Sink` of `Bytes`.
+//! - [`Subscriber`]: a `Stream` of the topic's messages, read by a connection task into a
+//!   receive buffer bounded in messages and bytes; a consumer that falls behind it ends the
+//!   subscriber with [`ClientError::Lagged`].
 //! - [`ClientOptions`]: client name, extra request headers, token, CA certificates for
-//!   `wss://`, connect timeout, pong deadline, close deadline, largest incoming message.
-//! - [`ClientError`]: every way a client can fail or end, cloneable so that every awaiter of a
-//!   client's end gets it.
-//! - [`connect`]: the handshake with the role header, a timeout, and a refused handshake turned
-//!   into its HTTP status and body; `wss://` through rustls, trusting the platform's roots or
-//!   the CA certificates given in [`ClientOptions::ca_certificates_pem`].
-//! - [`Ending`]: the "done / error" pair of the Go clients, the Rust way: await
-//!   [`Ending::wait`] for how the connection ended, or peek with [`Ending::get`].
-//! - [`read`], [`ping`], [`end_with`] and [`close_handshake`]: what both clients' connection
-//!   tasks do with the socket, the same way.
+//!   `wss://`, connect timeout, pong deadline (also the bound on every write), close deadline,
+//!   largest incoming message, receive buffer.
+//! - [`ClientError`]: every way a client can fail or end; cloneable, with
+//!   [`ClientError::close_code`], [`ClientError::io_kind`] and [`ClientError::is_retryable`].
+//!
+//! Inside, one module per job: `socket` connects (role header, timeout, a refused handshake
+//! turned into its HTTP status and body, `wss://` through rustls in `tls`) and does what both
+//! connection tasks do with the socket; `outcome` tells every awaiter how a connection ended;
+//! the `publisher` and `subscriber` modules hold each client's handle and task. Both tasks keep
+//! the server honest with `wspubsub-liveness`, the timers the server uses too.
 
-mod ending;
 mod error;
 mod options;
+mod outcome;
+mod publisher;
 mod socket;
+mod subscriber;
 mod tls;
 
-pub use ending::{Ending, EndingSender, ending};
 pub use error::ClientError;
-pub use options::{ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_INCOMING_MESSAGE};
-pub use socket::{ClientSocket, Incoming, close_handshake, connect, end_with, ping, read};
+pub use options::{
+    ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_INCOMING_MESSAGE,
+    DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULT_RECEIVE_BUFFER_MESSAGES,
+};
+pub use publisher::Publisher;
+pub use subscriber::Subscriber;

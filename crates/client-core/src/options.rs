@@ -6,11 +6,19 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wspubsub_protocol::{DEFAULT_CLOSE_DEADLINE, DEFAULT_PONG_DEADLINE};
 
+use crate::ClientError;
+
 /// Default bound on connecting: TCP connect plus the WebSocket handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default largest message a client accepts from the server (64 MiB, tungstenite's default).
 pub const DEFAULT_MAX_INCOMING_MESSAGE: usize = 64 << 20;
+
+/// Default bound, in messages, on what a subscriber holds received and not yet read.
+pub const DEFAULT_RECEIVE_BUFFER_MESSAGES: usize = 64 << 10;
+
+/// Default bound, in bytes, on what a subscriber holds received and not yet read (64 MiB).
+pub const DEFAULT_RECEIVE_BUFFER_BYTES: usize = 64 << 20;
 
 /// How a client connects and keeps its connection honest.
 #[derive(Clone)]
@@ -23,6 +31,8 @@ pub struct ClientOptions {
     pub(crate) pong_deadline: Duration,
     pub(crate) close_deadline: Duration,
     pub(crate) max_message_size: usize,
+    pub(crate) receive_buffer_messages: usize,
+    pub(crate) receive_buffer_bytes: usize,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -55,6 +65,8 @@ impl fmt::Debug for ClientOptions {
             .field("pong_deadline", &self.pong_deadline)
             .field("close_deadline", &self.close_deadline)
             .field("max_message_size", &self.max_message_size)
+            .field("receive_buffer_messages", &self.receive_buffer_messages)
+            .field("receive_buffer_bytes", &self.receive_buffer_bytes)
             .finish()
     }
 }
@@ -70,6 +82,8 @@ impl Default for ClientOptions {
             pong_deadline: DEFAULT_PONG_DEADLINE,
             close_deadline: DEFAULT_CLOSE_DEADLINE,
             max_message_size: DEFAULT_MAX_INCOMING_MESSAGE,
+            receive_buffer_messages: DEFAULT_RECEIVE_BUFFER_MESSAGES,
+            receive_buffer_bytes: DEFAULT_RECEIVE_BUFFER_BYTES,
         }
     }
 }
@@ -107,7 +121,9 @@ impl ClientOptions {
     }
 
     /// Ends the connection when nothing is heard from the server within this time; the
-    /// client pings the server at 0.7x it.
+    /// client pings the server at 0.7x it. It also bounds every write (a message, a flush, a
+    /// ping): a server that takes no data for this long ends the client with
+    /// [`ClientError::WriteTimeout`].
     pub fn pong_deadline(mut self, deadline: Duration) -> Self {
         self.pong_deadline = deadline;
         self
@@ -125,14 +141,37 @@ impl ClientOptions {
         self
     }
 
-    /// The pong deadline (clients use it to run their [`wspubsub_protocol::Liveness`]).
-    pub fn get_pong_deadline(&self) -> Duration {
-        self.pong_deadline
+    /// Subscribers: the most received messages, and their bytes, held for a stream that is
+    /// not being read. The connection keeps being read (so pings are answered) until one
+    /// more message would cross either bound; then the subscriber ends with
+    /// [`ClientError::Lagged`] and closes with `4000`. A single message larger than `bytes`
+    /// is still taken when nothing else waits.
+    pub fn receive_buffer(mut self, messages: usize, bytes: usize) -> Self {
+        self.receive_buffer_messages = messages;
+        self.receive_buffer_bytes = bytes;
+        self
     }
 
-    /// The close deadline.
-    pub fn get_close_deadline(&self) -> Duration {
-        self.close_deadline
+    /// Refuses options a connection cannot run with (zero deadlines or bounds).
+    pub(crate) fn validate(&self) -> Result<(), ClientError> {
+        let zero = |what: &str| {
+            Err(ClientError::InvalidOption(format!(
+                "{what} must not be zero"
+            )))
+        };
+        if self.connect_timeout.is_zero() {
+            return zero("the connect timeout");
+        }
+        if self.pong_deadline.is_zero() {
+            return zero("the pong deadline");
+        }
+        if self.close_deadline.is_zero() {
+            return zero("the close deadline");
+        }
+        if self.receive_buffer_messages == 0 || self.receive_buffer_bytes == 0 {
+            return zero("the receive buffer");
+        }
+        Ok(())
     }
 }
 
@@ -152,5 +191,22 @@ mod tests {
         let printed = format!("{options:?}");
         assert!(!printed.contains("s3cret"), "{printed}");
         assert!(printed.contains("visible"), "{printed}");
+    }
+
+    #[test]
+    fn zero_deadlines_and_bounds_are_refused() {
+        assert!(ClientOptions::default().validate().is_ok());
+        for options in [
+            ClientOptions::default().pong_deadline(Duration::ZERO),
+            ClientOptions::default().close_deadline(Duration::ZERO),
+            ClientOptions::default().connect_timeout(Duration::ZERO),
+            ClientOptions::default().receive_buffer(0, 1),
+            ClientOptions::default().receive_buffer(1, 0),
+        ] {
+            assert!(
+                matches!(options.validate(), Err(ClientError::InvalidOption(_))),
+                "{options:?}"
+            );
+        }
     }
 }

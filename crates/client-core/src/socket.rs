@@ -1,34 +1,39 @@
 //! The client socket: connecting (with the role header and a timeout), reading what the
 //! server sends, answering and starting the closing handshake.
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use wspubsub_liveness::Tick;
 use wspubsub_protocol::{CLIENT_NAME_HEADER, CloseCode, ROLE_HEADER, Role};
 
 use crate::{ClientError, ClientOptions, tls};
 
 /// A connected client socket.
-pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Longest part of a refusal body kept in [`ClientError::HandshakeRejected`].
 const MAX_REFUSAL_BODY: usize = 1024;
 
 /// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) in `role`.
-pub async fn connect(
+pub(crate) async fn connect(
     url: &str,
     role: Role,
     options: &ClientOptions,
 ) -> Result<ClientSocket, ClientError> {
+    options.validate()?;
     let mut request = url
         .into_client_request()
         .map_err(|error| ClientError::InvalidUrl(error.to_string()))?;
@@ -80,15 +85,58 @@ pub async fn connect(
                 body,
             })
         }
-        Ok(Err(error)) => Err(ClientError::Connect(Arc::new(error))),
+        Ok(Err(error)) => Err(ClientError::Connect(io_error(error))),
     }
 }
 
-/// Sends close 1000 and waits, at most `deadline`, for the server's echo.
-pub async fn close_handshake(socket: &mut ClientSocket, deadline: Duration) {
+/// The I/O error behind a WebSocket error: its own for an I/O failure, else one of a fitting
+/// kind that carries it as its source (so no tungstenite type leaks into [`ClientError`]).
+pub(crate) fn io_error(error: tungstenite::Error) -> Arc<io::Error> {
+    use tungstenite::error::ProtocolError;
+    let error = match error {
+        tungstenite::Error::Io(error) => error,
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            io::Error::new(io::ErrorKind::NotConnected, error)
+        }
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            io::Error::new(io::ErrorKind::ConnectionReset, error)
+        }
+        other => io::Error::new(io::ErrorKind::InvalidData, other),
+    };
+    Arc::new(error)
+}
+
+/// A lost connection, from the WebSocket error that says so.
+pub(crate) fn lost(error: tungstenite::Error) -> ClientError {
+    ClientError::ConnectionLost(io_error(error))
+}
+
+/// Runs one write (a message burst, a flush, a ping, a close frame) bounded by `limit`: a
+/// server that takes no data for that long is as good as gone, and without the bound a
+/// blocked write would hang the connection task.
+pub(crate) async fn timed_write<T>(
+    limit: Duration,
+    write: impl Future<Output = Result<T, tungstenite::Error>>,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(written) => written.map_err(lost),
+        Err(_elapsed) => Err(ClientError::WriteTimeout(limit)),
+    }
+}
+
+/// Sends a close frame with `code` and waits, at most `deadline` in all, for the server's
+/// echo.
+pub(crate) async fn close_handshake<S>(
+    socket: &mut WebSocketStream<S>,
+    code: CloseCode,
+    reason: &str,
+    deadline: Duration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let frame = CloseFrame {
-        code: WireCloseCode::from(CloseCode::Normal.code()),
-        reason: "".into(),
+        code: WireCloseCode::from(code.code()),
+        reason: reason.into(),
     };
     let handshake = async {
         if socket.close(Some(frame)).await.is_err() {
@@ -107,7 +155,7 @@ pub async fn close_handshake(socket: &mut ClientSocket, deadline: Duration) {
 
 /// What one read from the server means to a client.
 #[derive(Debug)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A binary message.
     Message(Bytes),
     /// A ping, a pong or another sign of life with nothing to deliver.
@@ -117,7 +165,10 @@ pub enum Incoming {
 }
 
 /// Reads the next frame from the server. Cancel-safe.
-pub async fn read(socket: &mut ClientSocket) -> Incoming {
+pub(crate) async fn read<S>(socket: &mut WebSocketStream<S>) -> Incoming
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     match socket.next().await {
         Some(Ok(Message::Binary(message))) => Incoming::Message(message),
         Some(Ok(Message::Text(_))) => {
@@ -131,10 +182,11 @@ pub async fn read(socket: &mut ClientSocket) -> Incoming {
             });
             Incoming::End(ClientError::ServerClosed { code, reason })
         }
-        Some(Err(error)) => Incoming::End(ClientError::ConnectionLost(error.to_string())),
-        None => Incoming::End(ClientError::ConnectionLost(
-            "closed without a close frame".into(),
-        )),
+        Some(Err(error)) => Incoming::End(lost(error)),
+        None => Incoming::End(ClientError::ConnectionLost(Arc::new(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "closed without a close frame",
+        )))),
     }
 }
 
@@ -143,11 +195,14 @@ const NO_STATUS: u16 = 1005;
 
 /// Ends a connection that ended with `error`: when the server closed it, its close frame is
 /// echoed first (bounded by `deadline`), completing the handshake.
-pub async fn end_with(
-    socket: &mut ClientSocket,
+pub(crate) async fn end_with<S>(
+    socket: &mut WebSocketStream<S>,
     error: ClientError,
     deadline: Duration,
-) -> Result<(), ClientError> {
+) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if matches!(error, ClientError::ServerClosed { .. }) {
         // tungstenite queued the echo when it read the close frame; flushing sends it.
         let _sent = tokio::time::timeout(deadline, SinkExt::flush(socket)).await;
@@ -155,10 +210,19 @@ pub async fn end_with(
     Err(error)
 }
 
-/// Sends a ping.
-pub async fn ping(socket: &mut ClientSocket) -> Result<(), ClientError> {
-    socket
-        .send(Message::Ping(Bytes::new()))
-        .await
-        .map_err(|error| ClientError::ConnectionLost(error.to_string()))
+/// Does what a liveness tick asks: a ping (bounded by the pong deadline like every write),
+/// nothing, or the end of a server that went silent.
+pub(crate) async fn on_tick<S>(
+    tick: Tick,
+    socket: &mut WebSocketStream<S>,
+    pong_deadline: Duration,
+) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tick {
+        Tick::Ping => timed_write(pong_deadline, socket.send(Message::Ping(Bytes::new()))).await,
+        Tick::Alive => Ok(()),
+        Tick::Expired => Err(ClientError::PongTimeout(pong_deadline)),
+    }
 }

@@ -10,15 +10,14 @@
 //!   gives every client the id `<name>-<uuid v4>` ([`client_id`]).
 //! - Publishers send binary frames; the server forwards each to every subscriber of the topic.
 //! - Connections end with one of the [`CloseCode`]s.
-//!
-//! - Both sides keep each other honest with pings and a pong deadline ([`Liveness`]).
+//! - Both sides keep each other honest with pings every [`ping_interval`] and a pong deadline
+//!   ([`DEFAULT_PONG_DEADLINE`]); the timers that enforce it live in `wspubsub-liveness`.
 //!
 //! This crate does no I/O; it is the one home of these names, numbers and rules, so that the
 //! server, the clients and the README cannot drift apart.
 
 mod close;
 mod defaults;
-mod liveness;
 mod role;
 
 pub use close::CloseCode;
@@ -26,7 +25,6 @@ pub use defaults::{
     DEFAULT_CLOSE_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_DEADLINE, PING_INTERVAL_RATIO,
     ping_interval,
 };
-pub use liveness::{Liveness, Tick};
 pub use role::{InvalidRole, Role};
 
 /// Request header that carries the client's [`Role`] (`publisher` or `subscriber`).

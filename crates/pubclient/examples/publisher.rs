@@ -6,7 +6,7 @@
 
 use wspubsub_pubclient::{ClientOptions, Publisher};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The pubsub WebSocket URL from the environment; every path is a topic.
     let url = std::env::var("PUBSUB_URL").unwrap_or_else(|_| "ws://127.0.0.1:8080/example".into());

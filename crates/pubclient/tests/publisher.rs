@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
 use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
-    TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, silent_server,
-    vanishing_server, wait_for_event, within,
+    RawClient, TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, silent_server,
+    vanishing_server, wait_for_event, wait_for_left, within,
 };
 
 #[tokio::test]
@@ -38,22 +40,20 @@ async fn published_messages_arrive_in_order_and_close_flushes_them_first() {
     within(TIMEOUT, publisher.close())
         .await
         .expect("clean close");
-    for n in 0..1000u32 {
-        assert_eq!(
-            next_binary(&mut subscriber).await,
-            n.to_be_bytes().as_slice()
-        );
-    }
-    let left = wait_for_event(&mut events, |e| e.kind == EventKind::PublisherLeft).await;
-    assert!(
-        left.detail.as_deref().is_some_and(|d| d.contains("1000")),
-        "{left:?}"
-    );
+    expect_counting(&mut subscriber, 1000).await;
+    wait_for_left(&mut events, EventKind::PublisherLeft, 1000).await;
     assert!(matches!(
         publisher.publish(&b"late"[..]).await,
         Err(ClientError::Closed)
     ));
     assert!(publisher.error().is_none(), "a clean close is not an error");
+}
+
+/// Reads the numbers `0..count`, in order, as 4 big-endian bytes each.
+async fn expect_counting(subscriber: &mut RawClient, count: u32) {
+    for n in 0..count {
+        assert_eq!(next_binary(subscriber).await, n.to_be_bytes().as_slice());
+    }
 }
 
 #[tokio::test]
@@ -126,12 +126,24 @@ async fn unreachable_server_and_bad_urls_fail_clearly() {
         matches!(refused, Err(ClientError::Connect(_))),
         "{refused:?}"
     );
+    let refused = refused.expect_err("refused");
+    assert_eq!(
+        refused.io_kind(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
+    assert!(refused.is_retryable(), "the server may come up");
     let http = Publisher::connect("http://127.0.0.1:1/p", ClientOptions::default()).await;
     assert!(matches!(http, Err(ClientError::InvalidUrl(_))), "{http:?}");
     let garbage = Publisher::connect("not a url", ClientOptions::default()).await;
     assert!(
         matches!(garbage, Err(ClientError::InvalidUrl(_))),
         "{garbage:?}"
+    );
+    let zero = ClientOptions::default().pong_deadline(Duration::ZERO);
+    let refused = Publisher::connect(&format!("ws://{addr}/p"), zero).await;
+    assert!(
+        matches!(refused, Err(ClientError::InvalidOption(_))),
+        "{refused:?}"
     );
 }
 
@@ -156,10 +168,16 @@ async fn vanished_server_is_a_lost_connection() {
         .await
         .expect("connect");
     let ended = within(TIMEOUT, publisher.done()).await;
+    let ended = ended.expect_err("lost");
+    assert!(matches!(ended, ClientError::ConnectionLost(_)), "{ended:?}");
     assert!(
-        matches!(ended, Err(ClientError::ConnectionLost(_))),
+        matches!(
+            ended.io_kind(),
+            Some(std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset)
+        ),
         "{ended:?}"
     );
+    assert!(ended.is_retryable());
 }
 
 #[tokio::test]
@@ -220,4 +238,38 @@ async fn a_server_that_stops_reading_ends_a_busy_publisher_instead_of_hanging_it
         publisher.error().is_some(),
         "the ending is recorded when publish reports it"
     );
+}
+
+#[tokio::test]
+async fn a_stream_forwarded_into_the_publisher_arrives_whole_and_closes_it() {
+    let server = TestServer::start(Options::default()).await;
+    let mut events = server.handle().events();
+    let mut subscriber = connect(&server.url("/p"), Role::Subscriber, None).await;
+    let publisher = Publisher::connect(&server.url("/p"), ClientOptions::default())
+        .await
+        .expect("connect");
+    let watcher = publisher.clone();
+    let messages = futures_util::stream::iter(0..500u32)
+        .map(|n| Ok::<_, ClientError>(Bytes::from(n.to_be_bytes().to_vec())));
+    within(TIMEOUT, messages.forward(publisher))
+        .await
+        .expect("forwarded, then closed cleanly");
+    expect_counting(&mut subscriber, 500).await;
+    // The end of the stream closed the publisher.
+    wait_for_left(&mut events, EventKind::PublisherLeft, 1000).await;
+    assert!(matches!(watcher.done().await, Ok(())));
+}
+
+#[tokio::test]
+async fn flush_waits_for_the_writes_and_reports_the_end() {
+    let server = TestServer::start(Options::default()).await;
+    let mut subscriber = connect(&server.url("/p"), Role::Subscriber, None).await;
+    let publisher = Publisher::connect(&server.url("/p"), ClientOptions::default())
+        .await
+        .expect("connect");
+    publisher.publish(&b"flushed"[..]).await.expect("queued");
+    within(TIMEOUT, publisher.flush()).await.expect("written");
+    assert_eq!(next_binary(&mut subscriber).await, &b"flushed"[..]);
+    publisher.close().await.expect("clean close");
+    assert!(matches!(publisher.flush().await, Err(ClientError::Closed)));
 }

@@ -7,30 +7,22 @@
 use futures_util::StreamExt;
 use wspubsub_subclient::{ClientOptions, Subscriber};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("PUBSUB_URL").unwrap_or_else(|_| "ws://127.0.0.1:8080/example".into());
     println!("Connecting to {url:?}.");
     let mut subscriber =
         Subscriber::connect(&url, ClientOptions::default().name("example-subscriber")).await?;
 
-    // Print messages as they come in, until Ctrl-C or the end of the connection.
-    let interrupted = loop {
+    // Print messages as they come in, until Ctrl-C or the end of the connection; `?` turns
+    // the stream's last item, the error that ended it, into this program's error.
+    loop {
         tokio::select! {
             message = subscriber.next() => match message {
-                Some(message) => println!("{}", String::from_utf8_lossy(&message)),
-                None => break false,
+                Some(message) => println!("{}", String::from_utf8_lossy(&message?)),
+                None => return Ok(()),
             },
-            _ = tokio::signal::ctrl_c() => break true,
+            _ = tokio::signal::ctrl_c() => return Ok(subscriber.close().await?),
         }
-    };
-    let ended = if interrupted {
-        subscriber.close().await
-    } else {
-        subscriber.done().await
-    };
-    if let Err(error) = ended {
-        eprintln!("the subscriber ended with an error: {error}");
     }
-    Ok(())
 }

@@ -1,11 +1,10 @@
 //! `wss://` end to end: a server with a generated self-signed certificate, and the publisher
 //! and subscriber SDKs trusting it (or not).
 
-use futures_util::StreamExt;
 use wspubsub_pubclient::Publisher;
 use wspubsub_server::{Options, TlsIdentity};
 use wspubsub_subclient::{ClientError, ClientOptions, Subscriber};
-use wspubsub_testkit::{TIMEOUT, TestServer, metric, scrape, within};
+use wspubsub_testkit::{TIMEOUT, TestServer, metric, next_ok, scrape, self_signed, within};
 
 /// A self-signed certificate for the loopback address, and a TLS server presenting it (with
 /// its endpoints on `admin_addr`, when given).
@@ -27,18 +26,6 @@ async fn tls_server_with(options: Options) -> (TestServer, String) {
     (TestServer::start(options).await, certificate)
 }
 
-/// A fresh self-signed certificate for the loopback address: the server's identity, and the
-/// certificate's PEM for clients to trust.
-fn self_signed() -> (TlsIdentity, String) {
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("generate a certificate");
-    let certificate = generated.cert.pem();
-    let identity =
-        TlsIdentity::from_pem(certificate.clone(), generated.signing_key.serialize_pem());
-    (identity, certificate)
-}
-
 #[tokio::test]
 async fn messages_cross_tls_to_clients_that_trust_the_certificate() {
     let (server, certificate) = tls_server(None).await;
@@ -58,8 +45,7 @@ async fn messages_cross_tls_to_clients_that_trust_the_certificate() {
     }
     publisher.close().await.expect("close");
     for n in 0..100u32 {
-        let message = within(TIMEOUT, subscriber.next()).await.expect("a message");
-        assert_eq!(message.as_ref(), n.to_le_bytes().repeat(64));
+        assert_eq!(next_ok(&mut subscriber).await, n.to_le_bytes().repeat(64));
     }
 }
 
@@ -166,8 +152,7 @@ async fn a_reloaded_certificate_serves_new_connections_and_open_ones_keep_going(
         .publish(&b"after the reload"[..])
         .await
         .expect("publish");
-    let message = within(TIMEOUT, open.next()).await.expect("a message");
-    assert_eq!(message.as_ref(), b"after the reload");
+    assert_eq!(next_ok(&mut open).await.as_ref(), b"after the reload");
 
     let unusable = TlsIdentity::from_pem("not a certificate", "not a key");
     assert!(server.handle().reload_tls(&unusable).is_err());

@@ -6,8 +6,10 @@
 //! Every helper panics with a clear message when its expectation fails: they are for tests.
 #![allow(clippy::panic, clippy::expect_used)]
 
+mod clients;
 mod token;
 
+pub use clients::{last_err, next_ok, self_signed, wait_for_left};
 pub use token::{Signer, now, p256};
 
 use std::future::Future;

@@ -5,7 +5,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use wspubsub_protocol::{Liveness, Tick};
+use wspubsub_liveness::{Liveness, Tick};
 
 use super::incoming::Incoming;
 use super::write::{self, WriteFailure};

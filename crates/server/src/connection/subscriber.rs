@@ -1,7 +1,7 @@
 //! A subscriber's connection task: write the topic's frames out, batch by batch.
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use wspubsub_protocol::{Liveness, Tick};
+use wspubsub_liveness::{Liveness, Tick};
 
 use super::ending::SlowReason;
 use super::incoming::Incoming;

@@ -1,6 +1,10 @@
-//! Keeping a peer honest, the same way on both sides: pings at 0.7x the pong deadline, and a
-//! deadline that ends a connection whose peer was heard nothing from (no pong, no frame)
-//! within the pong deadline, from the first moment of the connection.
+//! Keeping a wspubsub peer honest, the same way on the server and in the clients: pings at
+//! [`wspubsub_protocol::ping_interval`] (0.7x the pong deadline), and a deadline that ends a
+//! connection whose peer was heard nothing from (no pong, no frame) within the pong deadline,
+//! from the first moment of the connection.
+//!
+//! The protocol crate says what both sides agree on (the deadline, the ratio); this crate is
+//! the one home of the timers that enforce it, so that the protocol crate needs no clock.
 
 use std::time::Duration;
 
@@ -33,7 +37,7 @@ impl Liveness {
     /// must be heard from within `pong_deadline`.
     pub fn new(pong_deadline: Duration) -> Self {
         let now = Instant::now();
-        let every = crate::ping_interval(pong_deadline);
+        let every = wspubsub_protocol::ping_interval(pong_deadline);
         let mut ping = tokio::time::interval_at(now + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Liveness {

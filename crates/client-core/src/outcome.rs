@@ -1,27 +1,29 @@
-//! How a client's connection ended, for as many awaiters as want to know.
+//! How a client's connection ended, for as many awaiters as want to know: the "done / error"
+//! pair of the Go clients, the Rust way. (The server's own "why a connection closed" is its
+//! `Ending`; this is the client's side, hence another name.)
 
 use tokio::sync::watch;
 
 use crate::ClientError;
 
-/// The outcome of a connection: `Ok(())` when it ended by our own close, the error otherwise.
-type Outcome = Result<(), ClientError>;
+/// How a connection ended: `Ok(())` when it ended by our own close, the error otherwise.
+pub(crate) type Ended = Result<(), ClientError>;
 
-/// Creates the two ends of an ending signal.
-pub fn ending() -> (EndingSender, Ending) {
+/// Creates the two ends of an outcome signal.
+pub(crate) fn outcome() -> (OutcomeSender, Outcome) {
     let (sender, receiver) = watch::channel(None);
-    (EndingSender { sender }, Ending { receiver })
+    (OutcomeSender { sender }, Outcome { receiver })
 }
 
 /// The connection task's end of the signal; dropping it unset means the task died.
 #[derive(Debug)]
-pub struct EndingSender {
-    sender: watch::Sender<Option<Outcome>>,
+pub(crate) struct OutcomeSender {
+    sender: watch::Sender<Option<Ended>>,
 }
 
-impl EndingSender {
+impl OutcomeSender {
     /// Records how the connection ended (the first record wins).
-    pub fn set(&self, outcome: Outcome) {
+    pub(crate) fn set(&self, outcome: Ended) {
         self.sender.send_if_modified(|current| {
             if current.is_some() {
                 return false;
@@ -34,13 +36,13 @@ impl EndingSender {
 
 /// Awaitable, cloneable view of how a connection ended.
 #[derive(Debug, Clone)]
-pub struct Ending {
-    receiver: watch::Receiver<Option<Outcome>>,
+pub(crate) struct Outcome {
+    receiver: watch::Receiver<Option<Ended>>,
 }
 
-impl Ending {
+impl Outcome {
     /// Waits until the connection has ended, then says how.
-    pub async fn wait(&self) -> Outcome {
+    pub(crate) async fn wait(&self) -> Ended {
         let mut receiver = self.receiver.clone();
         match receiver.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone().unwrap_or(Err(ClientError::Closed)),
@@ -50,13 +52,20 @@ impl Ending {
     }
 
     /// How the connection ended, if it has.
-    pub fn get(&self) -> Option<Outcome> {
+    pub(crate) fn get(&self) -> Option<Ended> {
         self.receiver.borrow().clone()
     }
 
     /// The error that ended the connection, if it ended with one.
-    pub fn error(&self) -> Option<ClientError> {
+    pub(crate) fn error(&self) -> Option<ClientError> {
         self.get().and_then(Result::err)
+    }
+
+    /// Why a connection no longer takes commands: the error it ended with, or
+    /// [`ClientError::Closed`] after our own close. Only for after the end: the tasks record
+    /// their outcome before they stop taking commands.
+    pub(crate) fn reason_closed(&self) -> ClientError {
+        self.error().unwrap_or(ClientError::Closed)
     }
 }
 
@@ -66,9 +75,9 @@ mod tests {
 
     #[tokio::test]
     async fn every_awaiter_sees_the_first_outcome() {
-        let (sender, ending) = ending();
-        assert!(ending.get().is_none());
-        let other = ending.clone();
+        let (sender, outcome) = outcome();
+        assert!(outcome.get().is_none());
+        let other = outcome.clone();
         let waiter = tokio::spawn(async move { other.wait().await });
         sender.set(Err(ClientError::PongTimeout(
             std::time::Duration::from_secs(1),
@@ -78,13 +87,13 @@ mod tests {
             waiter.await.expect("waiter"),
             Err(ClientError::PongTimeout(_))
         ));
-        assert!(matches!(ending.error(), Some(ClientError::PongTimeout(_))));
+        assert!(matches!(outcome.error(), Some(ClientError::PongTimeout(_))));
     }
 
     #[tokio::test]
     async fn a_vanished_task_reads_as_closed() {
-        let (sender, ending) = ending();
+        let (sender, outcome) = outcome();
         drop(sender);
-        assert!(matches!(ending.wait().await, Err(ClientError::Closed)));
+        assert!(matches!(outcome.wait().await, Err(ClientError::Closed)));
     }
 }
