@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wspubsub_protocol::{Role, client_id};
 
-use crate::auth::{AuthKey, Authenticator, BadKey};
+use crate::auth::{AuthKey, Authenticator, BadKey, ClaimRules};
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::endpoints;
 use crate::event::{Event, EventKind, EventSink};
@@ -113,6 +113,8 @@ struct State {
     proxies: TrustedProxies,
     /// Token auth, when configured.
     auth: Option<Reloadable<Authenticator>>,
+    /// The `aud` and `iss` a token must carry; a reloaded key keeps them.
+    claim_rules: ClaimRules,
     /// TLS on the main listener, when configured.
     tls: Option<Reloadable<rustls::ServerConfig>>,
     websocket: WebSocketConfig,
@@ -147,11 +149,15 @@ impl Server {
             .max_frame_size(Some(options.max_message_size));
         let options_limits = (options.max_connections, options.max_connections_per_ip);
         let origins = OriginPolicy::new(&options.allowed_origins);
+        let claim_rules = ClaimRules {
+            audiences: options.jwt_audience.clone(),
+            issuers: options.jwt_issuer.clone(),
+        };
         let proxies = TrustedProxies::new(&options.trusted_proxies);
         let auth = options
             .auth
             .as_ref()
-            .map(Authenticator::new)
+            .map(|key| Authenticator::new(key, &claim_rules))
             .transpose()?
             .map(Reloadable::new);
         let tls = options
@@ -175,6 +181,7 @@ impl Server {
             origins,
             proxies,
             auth,
+            claim_rules,
             tls,
             websocket,
         };
@@ -275,7 +282,7 @@ impl ServerHandle {
     /// server started without auth, is an error and changes nothing.
     pub fn reload_auth(&self, key: &AuthKey) -> Result<(), BadKey> {
         let auth = self.state.auth.as_ref().ok_or(BadKey::AuthOff)?;
-        auth.replace(Authenticator::new(key)?);
+        auth.replace(Authenticator::new(key, &self.state.claim_rules)?);
         Ok(())
     }
 
@@ -468,7 +475,8 @@ fn respond(
     let token_expires = match &state.auth {
         None => None,
         Some(auth) => match auth.current().authorize(&request, identity.role, &topic) {
-            Ok(valid_for) => Some(tokio::time::Instant::now() + valid_for),
+            // An `exp` beyond what the clock can represent never fires: no timer.
+            Ok(valid_for) => tokio::time::Instant::now().checked_add(valid_for),
             Err(denied) => {
                 let why = denied.to_string();
                 return refuse(

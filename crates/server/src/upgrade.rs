@@ -75,7 +75,8 @@ fn header_text<'a>(
         .transpose()
 }
 
-fn query_value(query: &str, key: &str) -> Option<String> {
+/// The first value of `key` in a query string, percent-decoded.
+pub(crate) fn query_value(query: &str, key: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == key)
         .map(|(_, value)| value.into_owned())

@@ -323,3 +323,110 @@ async fn a_reloaded_key_verifies_from_the_next_handshake_on() {
         Err(BadKey::AuthOff)
     ));
 }
+
+/// A token whose `exp` is far beyond any clock (`u64::MAX` seconds) is admitted and simply
+/// never expires: it must not crash the connection's task.
+#[tokio::test]
+async fn a_token_expiring_at_the_end_of_time_is_admitted() {
+    let server = server().await;
+    let forever = Signer::hs256(SECRET).token(u64::MAX, &["/far"], &["/far"]);
+    let mut subscriber = connect_with(&server, "/far", Role::Subscriber, &forever)
+        .await
+        .expect("a subscriber with exp = u64::MAX is admitted");
+    let mut publisher = connect_with(&server, "/far", Role::Publisher, &forever)
+        .await
+        .expect("a publisher with exp = u64::MAX is admitted");
+    send(&mut publisher, &b"still valid"[..]).await;
+    assert_eq!(next_binary(&mut subscriber).await, &b"still valid"[..]);
+}
+
+const AUDIENCE: &str = "wspubsub";
+const ISSUER: &str = "https://idp.example.com/";
+
+/// With `jwt_audience` and `jwt_issuer` set, `aud` and `iss` are required and must match;
+/// each refusal names the claim that failed.
+#[tokio::test]
+async fn audience_and_issuer_are_enforced_when_configured() {
+    let server = TestServer::start(Options {
+        auth: Some(AuthKey::Hs256(SECRET.to_vec())),
+        jwt_audience: vec!["other".into(), AUDIENCE.into()],
+        jwt_issuer: vec![ISSUER.into()],
+        ..Options::default()
+    })
+    .await;
+    let token = |claims: &[(&str, &str)]| {
+        Signer::hs256(SECRET).token_with(now() + 3600, &[], &["/t"], claims)
+    };
+    let good = token(&[("aud", AUDIENCE), ("iss", ISSUER)]);
+    assert_eq!(
+        status(connect_with(&server, "/t", Role::Subscriber, &good).await),
+        101,
+        "matching aud and iss"
+    );
+    let refused = [
+        (
+            "wrong aud",
+            token(&[("aud", "elsewhere"), ("iss", ISSUER)]),
+            "(aud)",
+        ),
+        ("no aud", token(&[("iss", ISSUER)]), "(aud)"),
+        (
+            "wrong iss",
+            token(&[("aud", AUDIENCE), ("iss", "https://evil/")]),
+            "(iss)",
+        ),
+        ("no iss", token(&[("aud", AUDIENCE)]), "(iss)"),
+    ];
+    for (what, token, claim) in refused {
+        let (code, body) = refusal(
+            what,
+            connect_with(&server, "/t", Role::Subscriber, &token).await,
+        );
+        assert_eq!(code, 401, "{what}: {body}");
+        assert!(body.contains(claim), "{what}: {body}");
+        assert!(
+            !body.contains(&token),
+            "{what}: the token is echoed: {body}"
+        );
+    }
+    let expired = Signer::hs256(SECRET).token_with(
+        now() - 3600,
+        &[],
+        &["/t"],
+        &[("aud", AUDIENCE), ("iss", ISSUER)],
+    );
+    let (code, body) = refusal(
+        "expired",
+        connect_with(&server, "/t", Role::Subscriber, &expired).await,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("(exp)"), "{body}");
+}
+
+/// Without configured audiences a token's `aud` is not checked: tokens from identity
+/// providers, which always set it, are accepted.
+#[tokio::test]
+async fn a_token_with_an_audience_is_accepted_when_none_is_configured() {
+    let server = server().await;
+    let token = Signer::hs256(SECRET).token_with(
+        now() + 3600,
+        &[],
+        &["/t"],
+        &[("aud", "some-api"), ("iss", "https://idp.example.com/")],
+    );
+    assert_eq!(
+        status(connect_with(&server, "/t", Role::Subscriber, &token).await),
+        101
+    );
+}
+
+/// `?token=` is percent-decoded like every query value (a client may escape any character).
+#[tokio::test]
+async fn a_query_token_is_percent_decoded() {
+    let server = server().await;
+    let token = Signer::hs256(SECRET).token(now() + 3600, &[], &["/q"]);
+    let escaped = token.replace('.', "%2E");
+    let url = format!("{}?pubsub=subscriber&token={escaped}", server.url("/q"));
+    let connected = tokio_tungstenite::connect_async(url).await;
+    assert!(connected.is_ok(), "{:?}", connected.err());
+}
