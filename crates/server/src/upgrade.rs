@@ -9,7 +9,6 @@ use hyper::header::{
     CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use hyper::upgrade::OnUpgrade;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use wspubsub_protocol::{
@@ -111,19 +110,27 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 /// Why a WebSocket handshake cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum BadHandshake {
-    #[error("WebSocket handshakes use GET, not {0}")]
+    #[error("invalid WebSocket handshake: WebSocket handshakes use GET, not {0}")]
     NotGet(String),
-    #[error("missing Sec-WebSocket-Key header")]
+    #[error("invalid WebSocket handshake: missing Sec-WebSocket-Key header")]
     MissingKey,
     #[error("unsupported WebSocket version: this server speaks Sec-WebSocket-Version 13")]
     UnsupportedVersion,
 }
 
-/// Checks an upgrade request and returns the 101 answer to send plus the future of the
-/// upgraded connection (ready once the answer is out).
-pub(crate) fn accept<B>(
-    request: &mut Request<B>,
-) -> Result<(Response<Body>, OnUpgrade), BadHandshake> {
+impl BadHandshake {
+    /// 426 for a version this server does not speak (the answer names the one it does), 400
+    /// for everything else.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            BadHandshake::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Checks an upgrade request and returns the 101 answer to send.
+pub(crate) fn accept<B>(request: &Request<B>) -> Result<Response<Body>, BadHandshake> {
     if request.method() != Method::GET {
         return Err(BadHandshake::NotGet(request.method().to_string()));
     }
@@ -149,24 +156,7 @@ pub(crate) fn accept<B>(
     if let Ok(value) = HeaderValue::from_str(&accept_key) {
         headers.insert(SEC_WEBSOCKET_ACCEPT, value);
     }
-    Ok((response, hyper::upgrade::on(request)))
-}
-
-/// The answer to an upgrade request that is not a valid WebSocket handshake.
-pub(crate) fn handshake_refusal(error: &BadHandshake) -> Response<Body> {
-    match error {
-        BadHandshake::UnsupportedVersion => {
-            let mut response = plain_text(StatusCode::UPGRADE_REQUIRED, &error.to_string());
-            response
-                .headers_mut()
-                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-            response
-        }
-        other => plain_text(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid WebSocket handshake: {other}"),
-        ),
-    }
+    Ok(response)
 }
 
 /// The body of the answer to a plain HTTP request (no upgrade).
@@ -232,9 +222,9 @@ mod tests {
             ("sec-websocket-version", "13"),
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ];
-        let mut good = request("/t", &headers);
+        let good = request("/t", &headers);
         assert!(is_websocket_request(&good));
-        let (response, _upgrade) = accept(&mut good).expect("valid handshake");
+        let response = accept(&good).expect("valid handshake");
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         // The example of RFC 6455 section 1.3.
         assert_eq!(
@@ -242,7 +232,7 @@ mod tests {
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
 
-        let mut old_version = request(
+        let old_version = request(
             "/t",
             &[
                 headers[0],
@@ -252,11 +242,11 @@ mod tests {
             ],
         );
         assert_eq!(
-            accept(&mut old_version).err(),
+            accept(&old_version).err(),
             Some(BadHandshake::UnsupportedVersion)
         );
-        let mut keyless = request("/t", &headers[..3]);
-        assert_eq!(accept(&mut keyless).err(), Some(BadHandshake::MissingKey));
+        let keyless = request("/t", &headers[..3]);
+        assert_eq!(accept(&keyless).err(), Some(BadHandshake::MissingKey));
         assert!(!is_websocket_request(&request(
             "/t",
             &[("upgrade", "websocket")]
