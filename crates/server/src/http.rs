@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper::body::Incoming as IncomingBody;
@@ -15,6 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Admitted};
@@ -36,43 +37,74 @@ pub(crate) enum Listener {
     Admin,
 }
 
-/// The next connection on either listener.
+/// A connection's place among those still in their handshake (TLS, then the HTTP request
+/// that upgrades it): taken at accept, given back when the connection is upgraded or closed.
+pub(crate) type HandshakePermit = Option<OwnedSemaphorePermit>;
+
+/// An accepted connection, where it came in, and its place among the handshakes.
+pub(crate) struct NewConnection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Listener,
+    /// Held until it is upgraded or closed.
+    permit: HandshakePermit,
+}
+
+/// The next connection on either listener. The main listener takes a connection only once
+/// one of `handshakes`' permits is free: until then newcomers wait in the kernel's backlog,
+/// and the handshake timeout bounds how long any permit is held. The admin listener (probes
+/// and scrapers inside the deployment) is not bounded, so a flood of the main listener cannot
+/// fail its health checks.
 pub(crate) async fn accept(
     main: &TcpListener,
     admin: Option<&TcpListener>,
-) -> (io::Result<(TcpStream, SocketAddr)>, Listener) {
+    handshakes: &Arc<Semaphore>,
+) -> io::Result<NewConnection> {
+    let main = async {
+        // The semaphore is never closed; were it closed, accepting would go on unbounded
+        // rather than stop.
+        let permit = Arc::clone(handshakes).acquire_owned().await.ok();
+        (main.accept().await, permit)
+    };
     let admin = async {
         match admin {
             Some(admin) => admin.accept().await,
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        accepted = main.accept() => (accepted, Listener::Main),
-        accepted = admin => (accepted, Listener::Admin),
-    }
+    let ((stream, peer), listener, permit) = tokio::select! {
+        (accepted, permit) = main => (accepted?, Listener::Main, permit),
+        accepted = admin => (accepted?, Listener::Admin, None),
+    };
+    Ok(NewConnection {
+        stream,
+        peer,
+        listener,
+        permit,
+    })
 }
 
 /// Serves one accepted TCP connection: through TLS first on a TLS main listener (the admin
 /// listener stays plain, for probes and scrapers inside the deployment).
-pub(crate) async fn serve_tcp(
-    stream: TcpStream,
-    peer: SocketAddr,
-    listener: Listener,
-    state: Arc<State>,
-) {
+pub(crate) async fn serve_tcp(connection: NewConnection, state: Arc<State>) {
+    let NewConnection {
+        stream,
+        peer,
+        listener,
+        permit,
+    } = connection;
     // Frames are flushed in batches already; Nagle would only add latency.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
     let tls = match (&state.tls, listener) {
         (Some(config), Listener::Main) => TlsAcceptor::from(config.current()),
-        _ => return serve_http(stream, peer, listener, state).await,
+        _ => return serve_http(stream, peer, listener, state, permit).await,
     };
     // The handshake timeout bounds the TLS handshake too (slowloris before the request).
     let handshake = tokio::time::timeout(state.options.handshake_timeout, tls.accept(stream));
     match handshake.await {
-        Ok(Ok(stream)) => serve_http(stream, peer, listener, state).await,
+        Ok(Ok(stream)) => serve_http(stream, peer, listener, state, permit).await,
         Ok(Err(error)) => {
             state.metrics.tls_failed();
             tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -84,18 +116,27 @@ pub(crate) async fn serve_tcp(
     }
 }
 
-/// Serves one connection's HTTP requests until it is upgraded, closed or shut down.
-async fn serve_http<S>(stream: S, peer: SocketAddr, listener: Listener, state: Arc<State>)
-where
+/// Serves one connection's HTTP requests until it is upgraded, closed or shut down. The
+/// connection holds `permit` until then: an upgraded client's task releases it once the
+/// upgrade is done; a keep-alive connection (health checks, refused requests) keeps it, and
+/// hyper closes it when no next request head arrives within the handshake timeout.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    listener: Listener,
+    state: Arc<State>,
+    permit: HandshakePermit,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let permit = Arc::new(Mutex::new(permit));
     let stopped = state.stopped.clone();
     let metrics = Arc::clone(&state.metrics);
     let handshake_timeout = state.options.handshake_timeout;
     let max_header_size = state.options.max_header_size;
     let service = service_fn(move |request| {
         let response = match listener {
-            Listener::Main => respond(&state, peer, request),
+            Listener::Main => respond(&state, peer, request, &permit),
             Listener::Admin => respond_admin(&state, &request),
         };
         async move { Ok::<_, Infallible>(response) }
@@ -144,6 +185,7 @@ fn respond(
     state: &Arc<State>,
     peer: SocketAddr,
     mut request: Request<IncomingBody>,
+    permit: &Mutex<HandshakePermit>,
 ) -> Response<Body> {
     let endpoints_here = state.options.admin_addr.is_none();
     if endpoints_here && !upgrade::is_websocket_request(&request) {
@@ -154,10 +196,10 @@ fn respond(
     match admission::admit(state, peer, &request) {
         Ok(Admitted { response, client }) => {
             let upgrade = hyper::upgrade::on(&mut request);
-            let config = state.websocket;
-            state
-                .clients
-                .spawn(lifecycle::serve_client(upgrade, config, client));
+            // Nothing panics while holding this lock; a poisoned one still holds the permit.
+            let permit = permit.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let serve = lifecycle::serve_client(upgrade, state.websocket, client, permit);
+            state.clients.spawn(serve);
             response
         }
         Err(refusal) => refusal.answer(state, peer, request.uri().path()),

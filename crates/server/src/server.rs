@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -183,6 +183,9 @@ impl Server {
             state,
         } = self;
         let mut backoff = AcceptBackoff::default();
+        let handshakes = Arc::new(Semaphore::new(
+            state.options.max_handshakes.min(Semaphore::MAX_PERMITS),
+        ));
         let clients_gone = async {
             state.shutdown.cancelled().await;
             state.clients.close();
@@ -204,11 +207,10 @@ impl Server {
                     );
                     break;
                 }
-                (accepted, kind) = http::accept(&listener, admin.as_ref()) => match accepted {
-                    Ok((stream, peer)) => {
+                accepted = http::accept(&listener, admin.as_ref(), &handshakes) => match accepted {
+                    Ok(connection) => {
                         backoff.reset();
-                        let serve = http::serve_tcp(stream, peer, kind, Arc::clone(&state));
-                        state.connections.spawn(serve);
+                        state.connections.spawn(http::serve_tcp(connection, Arc::clone(&state)));
                     }
                     Err(error) => {
                         // Running out of file descriptors must not end the server: wait and retry.

@@ -211,3 +211,102 @@ async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
     );
     assert_eq!(timeouts, Some(1.0));
 }
+
+/// With `max_handshakes` connections idle before their request, the server takes no more:
+/// a real client waits in the backlog instead of being served, and is served as soon as the
+/// flood ends (within the handshake timeout, not after it).
+#[tokio::test]
+async fn a_flood_of_idle_connections_holds_newcomers_until_it_ends() {
+    use std::time::Duration;
+
+    const PERMITS: usize = 4;
+    let handshake_timeout = wspubsub_testkit::TIMEOUT;
+    let server = TestServer::start(Options {
+        max_handshakes: PERMITS,
+        handshake_timeout,
+        ..Options::default()
+    })
+    .await;
+    let mut flood = Vec::new();
+    for _ in 0..PERMITS * 2 {
+        flood.push(
+            tokio::net::TcpStream::connect(server.addr())
+                .await
+                .expect("the kernel takes the connection"),
+        );
+    }
+    let url = server.url("/t");
+    let mut newcomer =
+        tokio::spawn(async move { try_connect(&url, Role::Subscriber, None).await.is_ok() });
+    // A bounded look, not a synchronisation: without the bound the newcomer is served at once.
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut newcomer).await;
+    assert!(early.is_err(), "served during the flood: {early:?}");
+    drop(flood);
+    let served = wspubsub_testkit::within(handshake_timeout / 2, newcomer)
+        .await
+        .expect("the newcomer's task");
+    assert!(served, "the newcomer was refused");
+}
+
+/// A flood that does not end is cut by the handshake timeout: permits come back, and a real
+/// client behind twice as many idle connections as permits is served.
+#[tokio::test]
+async fn idle_connections_time_out_and_free_their_places() {
+    use std::time::Duration;
+
+    const PERMITS: usize = 2;
+    let server = TestServer::start(Options {
+        max_handshakes: PERMITS,
+        handshake_timeout: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let mut flood = Vec::new();
+    for _ in 0..PERMITS * 2 {
+        flood.push(
+            tokio::net::TcpStream::connect(server.addr())
+                .await
+                .expect("the kernel takes the connection"),
+        );
+    }
+    // Two rounds of timeouts (0.6 s) free the way; the bound is generous for a loaded machine.
+    let served = try_connect(&server.url("/t"), Role::Subscriber, None).await;
+    assert!(served.is_ok(), "{:?}", served.err());
+    assert_eq!(
+        metric(
+            &scrape(server.addr()).await,
+            "wspubsub_handshake_timeouts_total"
+        ),
+        Some((PERMITS * 2) as f64),
+        "every idle connection timed out"
+    );
+    drop(flood);
+}
+
+/// Upgraded clients give their handshake place back: with one place, clients still connect
+/// one after another while the earlier ones stay; and the admin listener answers probes while
+/// the main listener's only place is taken.
+#[tokio::test]
+async fn upgraded_clients_and_probes_do_not_use_up_handshake_places() {
+    let server = TestServer::start(Options {
+        max_handshakes: 1,
+        admin_addr: Some("127.0.0.1:0".parse().expect("an address")),
+        ..Options::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(connect(&server.url("/t"), Role::Subscriber, None).await);
+    }
+    let _idle = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let admin = server.admin_addr().expect("an admin listener");
+    let health = wspubsub_testkit::raw_answer(
+        admin,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(server.handle().connection_count(), clients.len());
+}

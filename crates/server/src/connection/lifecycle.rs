@@ -10,6 +10,7 @@ use wspubsub_protocol::Role;
 
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::event::EventKind;
+use crate::http::HandshakePermit;
 use crate::hub::Membership;
 use crate::limits::Admission;
 use crate::options::Options;
@@ -70,15 +71,24 @@ pub(crate) struct Client {
     pub(crate) attachment: Attachment,
 }
 
-/// Completes the upgrade and runs the client's connection task to its end.
-pub(crate) async fn serve_client(upgrade: OnUpgrade, config: WebSocketConfig, client: Client) {
+/// Completes the upgrade and runs the client's connection task to its end. `handshake`, the
+/// connection's place among those still in their handshake, is given back once the upgrade is
+/// done, whatever its outcome: an upgraded client does not count against `max_handshakes`.
+pub(crate) async fn serve_client(
+    upgrade: OnUpgrade,
+    config: WebSocketConfig,
+    client: Client,
+    handshake: HandshakePermit,
+) {
     let Client {
         connection,
         admission: _admission,
         membership,
         attachment,
     } = client;
-    let io = match upgrade.await {
+    let upgraded = upgrade.await;
+    drop(handshake);
+    let io = match upgraded {
         Ok(upgraded) => TokioIo::new(upgraded),
         Err(error) => {
             connection.events.emit(
