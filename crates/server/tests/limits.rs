@@ -4,24 +4,18 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use wspubsub_server::protocol::Role;
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
-    TestServer, connect, metric, scrape, try_connect, try_connect_with, wait_for_event,
+    RawClient, TestServer, connect, idle_connections, metric, raw_answer, raw_http, refusal,
+    rejections, scrape, try_connect, try_connect_with, wait_for_event,
 };
+
+/// The HTTP status a refused handshake got.
+fn refused_status(result: Result<RawClient, WsError>) -> u16 {
+    refusal("a client over a limit", result).0
+}
 
 /// How many refusals `/metrics` counts with this status and rule.
 async fn refusals(server: &TestServer, status: u16, rule: &str) -> f64 {
-    let text = scrape(server.addr()).await;
-    let name =
-        format!("wspubsub_handshake_rejections_total{{status=\"{status}\",reason=\"{rule}\"}}");
-    metric(&text, &name).unwrap_or(0.0)
-}
-
-/// The HTTP status a refused handshake got.
-fn refused_status(result: Result<wspubsub_testkit::RawClient, WsError>) -> u16 {
-    match result {
-        Err(WsError::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-        Ok(_) => panic!("expected a refusal, the client was admitted"),
-    }
+    rejections(server.addr(), status, rule).await
 }
 
 #[tokio::test]
@@ -78,10 +72,7 @@ async fn one_client_per_address(proxies: &[&str]) -> TestServer {
 }
 
 /// Connects a subscriber whose request names `client` in `X-Forwarded-For`.
-async fn forwarded_for(
-    server: &TestServer,
-    client: &str,
-) -> Result<wspubsub_testkit::RawClient, WsError> {
+async fn forwarded_for(server: &TestServer, client: &str) -> Result<RawClient, WsError> {
     let headers = [("x-forwarded-for", client)];
     try_connect_with(&server.url("/a"), Role::Subscriber, &headers).await
 }
@@ -160,10 +151,10 @@ async fn browser_origins_outside_the_allowed_list_get_403() {
         async |origin: &str| try_connect_with(&url, Role::Subscriber, &[("origin", origin)]).await;
     assert!(with_origin("https://app.example.com").await.is_ok());
     assert!(with_origin("https://chat.trusted.org").await.is_ok());
-    match with_origin("https://evil.example.net").await {
-        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
-        other => panic!("expected 403, got {other:?}"),
-    }
+    assert_eq!(
+        refused_status(with_origin("https://evil.example.net").await),
+        403
+    );
     assert_eq!(refusals(&server, 403, "origin").await, 1.0);
     assert!(
         try_connect(&server.url("/t"), Role::Subscriber, None)
@@ -177,8 +168,6 @@ async fn browser_origins_outside_the_allowed_list_get_403() {
 async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
     use std::time::Duration;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let options = Options {
         handshake_timeout: Duration::from_millis(300),
         ..Options::default()
@@ -186,25 +175,14 @@ async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
     let server = TestServer::start(options).await;
     let huge = "x".repeat(20_000);
     let request = format!("GET /t HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n");
-    let response = wspubsub_testkit::raw_http(server.addr(), request.as_bytes()).await;
-    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    let answer = raw_answer(server.addr(), request.as_bytes()).await;
+    assert_eq!(answer.status, 431, "{answer:?}");
     assert_eq!(refusals(&server, 431, "header_too_large").await, 1.0);
 
-    // Slowloris: connect, send half a request line, then nothing.
-    let mut slow = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("connect");
-    slow.write_all(b"GET /t HT").await.expect("write");
-    let mut rest = Vec::new();
-    // `within` fails the test if the server keeps the silent connection open; a reset counts
-    // as ended too.
-    let _ended =
-        wspubsub_testkit::within(wspubsub_testkit::TIMEOUT, slow.read_to_end(&mut rest)).await;
-    let rest = String::from_utf8_lossy(&rest);
-    assert!(
-        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
-        "{rest}"
-    );
+    // Slowloris: send half a request line, then nothing; the server closes the connection
+    // without a word (`raw_http` fails the test if it keeps the silent connection open).
+    let slow = raw_http(server.addr(), b"GET /t HT").await;
+    assert_eq!(slow, "", "no answer to half a request");
     let timeouts = metric(
         &scrape(server.addr()).await,
         "wspubsub_handshake_timeouts_total",
@@ -227,14 +205,7 @@ async fn a_flood_of_idle_connections_holds_newcomers_until_it_ends() {
         ..Options::default()
     })
     .await;
-    let mut flood = Vec::new();
-    for _ in 0..PERMITS * 2 {
-        flood.push(
-            tokio::net::TcpStream::connect(server.addr())
-                .await
-                .expect("the kernel takes the connection"),
-        );
-    }
+    let flood = idle_connections(server.addr(), PERMITS * 2).await;
     let url = server.url("/t");
     let mut newcomer =
         tokio::spawn(async move { try_connect(&url, Role::Subscriber, None).await.is_ok() });
@@ -261,14 +232,7 @@ async fn idle_connections_time_out_and_free_their_places() {
         ..Options::default()
     })
     .await;
-    let mut flood = Vec::new();
-    for _ in 0..PERMITS * 2 {
-        flood.push(
-            tokio::net::TcpStream::connect(server.addr())
-                .await
-                .expect("the kernel takes the connection"),
-        );
-    }
+    let flood = idle_connections(server.addr(), PERMITS * 2).await;
     // Two rounds of timeouts (0.6 s) free the way; the bound is generous for a loaded machine.
     let served = try_connect(&server.url("/t"), Role::Subscriber, None).await;
     assert!(served.is_ok(), "{:?}", served.err());
@@ -302,7 +266,7 @@ async fn upgraded_clients_and_probes_do_not_use_up_handshake_places() {
         .await
         .expect("connect");
     let admin = server.admin_addr().expect("an admin listener");
-    let health = wspubsub_testkit::raw_answer(
+    let health = raw_answer(
         admin,
         b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )

@@ -9,7 +9,9 @@
 mod raw;
 mod token;
 
-pub use raw::{RawAnswer, metric, raw_answer, raw_http, rejections, scrape, upgrade_request};
+pub use raw::{
+    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape, upgrade_request,
+};
 pub use token::{Signer, now, p256};
 
 use std::future::Future;

@@ -28,6 +28,16 @@ pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// `count` TCP connections to `addr` that never send a byte: a flood of idle connections.
+pub async fn idle_connections(addr: SocketAddr, count: usize) -> Vec<TcpStream> {
+    let mut flood = Vec::with_capacity(count);
+    for _ in 0..count {
+        let stream = within(TIMEOUT, TcpStream::connect(addr)).await;
+        flood.push(stream.expect("the kernel takes the connection"));
+    }
+    flood
+}
+
 /// One HTTP answer, as the server sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawAnswer {

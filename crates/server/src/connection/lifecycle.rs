@@ -125,16 +125,10 @@ pub(crate) async fn serve_client(
 
 /// Counts and reports a join.
 fn joined(connection: &Connection, role: Role) {
-    let Connection {
-        id,
-        topic,
-        events,
-        metrics,
-        ..
-    } = connection;
+    let (id, topic) = (&connection.id, &connection.topic);
     let kind = EventKind::joined(role);
-    metrics.joined(role);
-    events.emit(kind, topic, Some(id), None);
+    connection.metrics.joined(role);
+    connection.events.emit(kind, topic, Some(id), None);
     tracing::debug!(client = %id, %topic, "{kind}");
 }
 
@@ -147,15 +141,10 @@ fn depart(
     ending: &connection::Ending,
 ) {
     drop(membership);
-    let Connection {
-        id,
-        topic,
-        events,
-        metrics,
-        ..
-    } = connection;
+    let (id, topic) = (&connection.id, &connection.topic);
     let kind = EventKind::left(role);
-    metrics.left(role, ending);
+    connection.metrics.left(role, ending);
     tracing::debug!(client = %id, %topic, %ending, "{kind}");
-    events.emit(kind, topic, Some(id), Some(ending.to_string()));
+    let detail = Some(ending.to_string());
+    connection.events.emit(kind, topic, Some(id), detail);
 }
