@@ -30,6 +30,8 @@
 //!   with 503, every client is closed with 1001; [`Server::run`] returns when all are done or
 //!   the close deadline has passed.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
+//! - With the cargo feature `fuzzing` (off by default), `fuzzing` exposes the admission
+//!   decision and the token and query parsing to fuzz targets, without I/O.
 //! - [`ServerHandle::reload_tls`] and [`ServerHandle::reload_auth`] swap in a renewed
 //!   certificate or a rotated token key for new connections, without a restart.
 //!
@@ -53,6 +55,8 @@ mod connection;
 mod endpoints;
 mod event;
 mod forwarded;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod http;
 mod hub;
 mod limits;
