@@ -7,7 +7,7 @@
 //! - A client says what it is with the [`ROLE_HEADER`] request header, or the [`ROLE_QUERY`]
 //!   query parameter for browsers, which cannot set WebSocket headers ([`Role`]).
 //! - A client may name itself ([`CLIENT_NAME_HEADER`] or [`CLIENT_NAME_QUERY`]); the server
-//!   gives every client the id `<name>-<uuid v4>` ([`client_id`]).
+//!   gives every client an id that starts with that name.
 //! - Publishers send binary frames; the server forwards each to every subscriber of the topic.
 //! - Connections end with one of the [`CloseCode`]s.
 //! - Both sides keep each other honest with pings every [`ping_interval`] and a pong deadline
@@ -52,14 +52,6 @@ pub fn topic_of(path_and_query: &str) -> &str {
         .map_or(path_and_query, |(path, _)| path)
 }
 
-/// The server-side id of a client: `<name>-<uuid v4>`, as the Go server forms it.
-///
-/// A client without a name gets `-<uuid>`, exactly like the Go server, so that ids from both
-/// servers look alike in logs.
-pub fn client_id(name: &str) -> String {
-    format!("{name}-{}", uuid::Uuid::new_v4())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,15 +61,5 @@ mod tests {
         assert_eq!(topic_of("/a%2Fb/c?x=1&y=2"), "/a%2Fb/c");
         assert_eq!(topic_of("/plain"), "/plain");
         assert_eq!(topic_of("/empty-query?"), "/empty-query");
-    }
-
-    #[test]
-    fn client_id_is_name_dash_uuid() {
-        let id = client_id("sensor");
-        let (name, uuid) = id.split_at("sensor-".len());
-        assert_eq!(name, "sensor-");
-        let parsed = uuid::Uuid::parse_str(uuid).expect("uuid part");
-        assert_eq!(parsed.get_version_num(), 4);
-        assert_ne!(client_id("sensor"), id, "ids must be unique");
     }
 }

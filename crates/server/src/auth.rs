@@ -1,7 +1,9 @@
 //! Token auth (off unless configured): a JWT from `Authorization: Bearer` or `?token=`, checked
 //! before the upgrade. Its `exp` is required and ends the connection (1008) when it passes;
 //! its `publish` and `subscribe` claims list the topic patterns the bearer may use, where `*`
-//! matches one path segment and `**` the rest.
+//! matches one path segment and `**` the rest. With audiences or issuers configured, `aud` and
+//! `iss` are required and must name one of them; without, a token's `aud` is not checked (as
+//! most servers do, so tokens from identity providers that always set it work).
 //!
 //! Nothing here logs or echoes a token: refusals say what was wrong, never what was sent.
 
@@ -12,6 +14,11 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use wspubsub_protocol::Role;
+
+use crate::upgrade::query_value;
+
+/// The query parameter that carries a token where headers cannot be set (browsers).
+pub(crate) const TOKEN_QUERY: &str = "token";
 
 /// The key tokens are verified with.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,6 +53,15 @@ pub enum BadKey {
     AuthOff,
 }
 
+/// Which `aud` and `iss` claims tokens must carry; empty lists check nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ClaimRules {
+    /// Accepted audiences (`--jwt-audience`).
+    pub(crate) audiences: Vec<String>,
+    /// Accepted issuers (`--jwt-issuer`).
+    pub(crate) issuers: Vec<String>,
+}
+
 /// Verifies tokens and what they allow.
 pub(crate) struct Authenticator {
     key: DecodingKey,
@@ -66,7 +82,7 @@ pub(crate) enum Denied {
     #[error("missing token: send `Authorization: Bearer <token>` or `?token=`")]
     Missing,
     #[error("invalid token: {0}")]
-    Invalid(&'static str),
+    Invalid(String),
     #[error("the token does not allow this topic for this role")]
     Forbidden,
 }
@@ -100,8 +116,8 @@ struct Claims {
 }
 
 impl Authenticator {
-    /// An authenticator for `key`.
-    pub(crate) fn new(key: &AuthKey) -> Result<Self, BadKey> {
+    /// An authenticator for `key` that also checks the claims `rules` name.
+    pub(crate) fn new(key: &AuthKey, rules: &ClaimRules) -> Result<Self, BadKey> {
         let (key, algorithm) = match key {
             AuthKey::Hs256(secret) => (DecodingKey::from_secret(secret), Algorithm::HS256),
             AuthKey::Rs256(pem) => (
@@ -115,10 +131,24 @@ impl Authenticator {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
+        let mut required = vec!["exp"];
+        if rules.audiences.is_empty() {
+            // jsonwebtoken refuses any `aud` when no audience is set; we ignore it instead.
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&rules.audiences);
+            required.push("aud");
+        }
+        if !rules.issuers.is_empty() {
+            validation.set_issuer(&rules.issuers);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
         Ok(Authenticator { key, validation })
     }
 
-    /// Checks the request's token for `role` on `topic`; returns how long it stays valid.
+    /// Checks the request's token for `role` on `topic`; returns how long it stays valid
+    /// (`Duration::MAX` for an `exp` too far away to matter).
     pub(crate) fn authorize<B>(
         &self,
         request: &Request<B>,
@@ -126,6 +156,7 @@ impl Authenticator {
         topic: &str,
     ) -> Result<Duration, Denied> {
         let token = token_of(request).ok_or(Denied::Missing)?;
+        let token = token.as_str();
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|error| Denied::Invalid(describe(error.kind())))?
             .claims;
@@ -143,31 +174,36 @@ impl Authenticator {
     }
 }
 
-/// What went wrong with a token, without its contents.
-fn describe(kind: &ErrorKind) -> &'static str {
+/// What went wrong with a token, naming the claim that failed, without the token's contents
+/// (claim names come from our own validation rules, never from the token).
+fn describe(kind: &ErrorKind) -> String {
     match kind {
-        ErrorKind::ExpiredSignature => "expired",
-        ErrorKind::InvalidSignature => "bad signature",
-        ErrorKind::MissingRequiredClaim(_) => "missing a required claim (exp)",
-        ErrorKind::InvalidAlgorithm => "wrong algorithm",
-        ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => "malformed claims",
-        _ => "malformed token",
+        ErrorKind::ExpiredSignature => "expired (exp)".into(),
+        ErrorKind::ImmatureSignature => "not valid yet (nbf)".into(),
+        ErrorKind::InvalidAudience => "wrong audience (aud)".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer (iss)".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("missing required claim ({claim})"),
+        ErrorKind::InvalidAlgorithm => "wrong algorithm".into(),
+        ErrorKind::InvalidClaimFormat(claim) => format!("malformed claim ({claim})"),
+        ErrorKind::Json(_) => "malformed claims".into(),
+        _ => "malformed token".into(),
     }
 }
 
-/// The token of a request: `Authorization: Bearer`, else the `token` query parameter.
-fn token_of<B>(request: &Request<B>) -> Option<&str> {
+/// The token of a request: `Authorization: Bearer`, else the `token` query parameter
+/// (percent-decoded like every query value).
+pub(crate) fn token_of<B>(request: &Request<B>) -> Option<String> {
     if let Some(value) = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return value.strip_prefix("Bearer ").map(str::trim);
+        return value
+            .strip_prefix("Bearer ")
+            .map(|token| token.trim().to_owned());
     }
-    let query = request.uri().query()?;
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
+    query_value(request.uri().query()?, TOKEN_QUERY)
 }
 
 /// Whether `topic` matches `pattern`: segments compared one by one, `*` matching any one
@@ -216,11 +252,19 @@ mod tests {
             .header("authorization", "Bearer abc")
             .body(())
             .expect("request");
-        assert_eq!(token_of(&header), Some("abc"));
+        assert_eq!(token_of(&header).as_deref(), Some("abc"));
         let query = Request::get("/t?pubsub=subscriber&token=xyz")
             .body(())
             .expect("request");
-        assert_eq!(token_of(&query), Some("xyz"));
+        assert_eq!(token_of(&query).as_deref(), Some("xyz"));
+        let encoded = Request::get("/t?token=a%2Eb%2Ec")
+            .body(())
+            .expect("request");
+        assert_eq!(
+            token_of(&encoded).as_deref(),
+            Some("a.b.c"),
+            "percent-decoded"
+        );
         let basic = Request::get("/t")
             .header("authorization", "Basic abc")
             .body(())

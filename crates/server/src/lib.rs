@@ -3,10 +3,13 @@
 //!
 //! How the pieces fit:
 //!
-//! - [`Server`] binds a listener and serves HTTP/1.1 (hyper), through TLS (rustls) when
-//!   [`Options::tls`] is set. Each request is either refused
-//!   with a one-line body (`upgrade`: role and name from headers or query) or registered with
-//!   its topic and upgraded to a WebSocket.
+//! - [`Server`] (`server`) binds the listeners and runs the accept loop; `http` serves each
+//!   connection: TLS (rustls) when [`Options::tls`] is set, then HTTP/1.1 (hyper). Each request
+//!   is an endpoint, or goes to `admission`, whose `admit` runs every rule in order (a valid
+//!   RFC 6455 handshake, not draining, `origin`, role and name from `upgrade`, `auth`, then
+//!   `limits` and the topic's own) and either refuses it with a status and a one-line body or
+//!   registers it with its topic. `connection::lifecycle` then completes the upgrade, runs
+//!   the client's task and reports its join and departure (with an id from `client_id`).
 //! - The `hub` maps each path to its topic actor, born with the topic's first client and
 //!   removed with its last (a client's `Membership` leaves on drop, however it ended).
 //! - The `topic` actor is the single owner of a topic's order: publishers queue messages to it
@@ -27,6 +30,8 @@
 //!   with 503, every client is closed with 1001; [`Server::run`] returns when all are done or
 //!   the close deadline has passed.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
+//! - With the cargo feature `fuzzing` (off by default), `fuzzing` exposes the admission
+//!   decision and the token and query parsing to fuzz targets, without I/O.
 //! - [`ServerHandle::reload_tls`] and [`ServerHandle::reload_auth`] swap in a renewed
 //!   certificate or a rotated token key for new connections, without a restart.
 //!
@@ -43,11 +48,16 @@
 //! # }
 //! ```
 
+mod admission;
 mod auth;
+mod client_id;
 mod connection;
 mod endpoints;
 mod event;
 mod forwarded;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+mod http;
 mod hub;
 mod limits;
 mod metrics;

@@ -5,13 +5,10 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{
-    CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
-};
-use hyper::upgrade::OnUpgrade;
-use hyper::{HeaderMap, Method, Request, Response, StatusCode};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, UPGRADE};
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use wspubsub_protocol::{
     CLIENT_NAME_HEADER, CLIENT_NAME_QUERY, InvalidRole, ROLE_HEADER, ROLE_QUERY, Role,
 };
@@ -75,7 +72,8 @@ fn header_text<'a>(
         .transpose()
 }
 
-fn query_value(query: &str, key: &str) -> Option<String> {
+/// The first value of `key` in a query string, percent-decoded.
+pub(crate) fn query_value(query: &str, key: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == key)
         .map(|(_, value)| value.into_owned())
@@ -92,10 +90,10 @@ pub(crate) fn plain_text(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
-/// Whether a request asks to become a WebSocket (`Connection: upgrade`, `Upgrade: websocket`).
+/// Whether a request asks to become a WebSocket: its `Upgrade` names `websocket`. Whether it
+/// asks correctly (`Connection: upgrade`, the key, the version, ...) is [`accept`]'s question.
 pub(crate) fn is_websocket_request<B>(request: &Request<B>) -> bool {
-    has_token(request.headers(), CONNECTION, "upgrade")
-        && has_token(request.headers(), UPGRADE, "websocket")
+    has_token(request.headers(), UPGRADE, "websocket")
 }
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -107,65 +105,65 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
-/// Why a WebSocket handshake cannot be answered.
+/// Why a WebSocket handshake cannot be answered (RFC 6455, section 4.2.1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum BadHandshake {
-    #[error("WebSocket handshakes use GET, not {0}")]
-    NotGet(String),
-    #[error("missing Sec-WebSocket-Key header")]
-    MissingKey,
+    #[error("invalid WebSocket handshake: the method must be GET")]
+    NotGet,
+    #[error("invalid WebSocket handshake: HTTP/1.1 or later is required")]
+    OldHttp,
+    #[error("invalid WebSocket handshake: missing `Connection: upgrade`")]
+    NoConnectionUpgrade,
+    #[error("invalid WebSocket handshake: missing `Upgrade: websocket`")]
+    NoUpgradeWebsocket,
     #[error("unsupported WebSocket version: this server speaks Sec-WebSocket-Version 13")]
     UnsupportedVersion,
+    #[error("invalid WebSocket handshake: missing Sec-WebSocket-Key header")]
+    MissingKey,
+    #[error("invalid WebSocket handshake: Sec-WebSocket-Key must be the base64 of 16 bytes")]
+    InvalidKey,
+    /// Anything else tungstenite refuses, in its words.
+    #[error("invalid WebSocket handshake: {0}")]
+    Other(String),
 }
 
-/// Checks an upgrade request and returns the 101 answer to send plus the future of the
-/// upgraded connection (ready once the answer is out).
-pub(crate) fn accept<B>(
-    request: &mut Request<B>,
-) -> Result<(Response<Body>, OnUpgrade), BadHandshake> {
-    if request.method() != Method::GET {
-        return Err(BadHandshake::NotGet(request.method().to_string()));
-    }
-    if request
-        .headers()
-        .get(SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        return Err(BadHandshake::UnsupportedVersion);
-    }
-    let key = request
-        .headers()
-        .get(SEC_WEBSOCKET_KEY)
-        .ok_or(BadHandshake::MissingKey)?;
-    let accept_key = derive_accept_key(key.as_bytes());
-    let mut response = Response::new(Body::default());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    // The accept key is base64: always a valid header value.
-    if let Ok(value) = HeaderValue::from_str(&accept_key) {
-        headers.insert(SEC_WEBSOCKET_ACCEPT, value);
-    }
-    Ok((response, hyper::upgrade::on(request)))
-}
-
-/// The answer to an upgrade request that is not a valid WebSocket handshake.
-pub(crate) fn handshake_refusal(error: &BadHandshake) -> Response<Body> {
-    match error {
-        BadHandshake::UnsupportedVersion => {
-            let mut response = plain_text(StatusCode::UPGRADE_REQUIRED, &error.to_string());
-            response
-                .headers_mut()
-                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-            response
+impl From<WsError> for BadHandshake {
+    fn from(error: WsError) -> Self {
+        match error {
+            WsError::Protocol(ProtocolError::WrongHttpMethod) => BadHandshake::NotGet,
+            WsError::Protocol(ProtocolError::WrongHttpVersion) => BadHandshake::OldHttp,
+            WsError::Protocol(ProtocolError::MissingConnectionUpgradeHeader) => {
+                BadHandshake::NoConnectionUpgrade
+            }
+            WsError::Protocol(ProtocolError::MissingUpgradeWebSocketHeader) => {
+                BadHandshake::NoUpgradeWebsocket
+            }
+            WsError::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => {
+                BadHandshake::UnsupportedVersion
+            }
+            WsError::Protocol(ProtocolError::MissingSecWebSocketKey) => BadHandshake::MissingKey,
+            WsError::Protocol(ProtocolError::InvalidSecWebSocketKey) => BadHandshake::InvalidKey,
+            other => BadHandshake::Other(other.to_string()),
         }
-        other => plain_text(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid WebSocket handshake: {other}"),
-        ),
     }
+}
+
+impl BadHandshake {
+    /// 426 for a version this server does not speak (the answer names the one it does), 400
+    /// for everything else.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            BadHandshake::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Checks an upgrade request the way tungstenite's own server does (GET, HTTP/1.1 or later,
+/// `Connection: upgrade` among a comma list, `Upgrade: websocket`, version 13, a key that is
+/// the base64 of 16 bytes) and returns the 101 answer, with the key's accept hash, to send.
+pub(crate) fn accept<B>(request: &Request<B>) -> Result<Response<Body>, BadHandshake> {
+    Ok(create_response_with_body(request, Body::default)?)
 }
 
 /// The body of the answer to a plain HTTP request (no upgrade).
@@ -173,6 +171,8 @@ pub(crate) const NOT_A_WEBSOCKET: &str = "expected a WebSocket upgrade: every pa
 
 #[cfg(test)]
 mod tests {
+    use hyper::Method;
+
     use super::*;
 
     fn request(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
@@ -223,47 +223,101 @@ mod tests {
         assert_eq!(identify(&encoded).map(|c| c.name), Ok("a b".into()));
     }
 
+    const GOOD: [(&str, &str); 4] = [
+        ("connection", "keep-alive, Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    /// The good handshake with `name` replaced by `value` (or left out, for `None`).
+    fn handshake(method: Method, name: &str, value: Option<&str>) -> Request<()> {
+        let mut builder = Request::builder().method(method).uri("/t");
+        for (header, good) in GOOD {
+            match (header == name, value) {
+                (false, _) => builder = builder.header(header, good),
+                (true, Some(value)) => builder = builder.header(header, value),
+                (true, None) => {}
+            }
+        }
+        builder.body(()).expect("valid request")
+    }
+
     #[test]
-    fn handshake_is_checked_and_answered_per_rfc_6455() {
-        let headers = [
-            ("connection", "keep-alive, Upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ];
-        let mut good = request("/t", &headers);
-        assert!(is_websocket_request(&good));
-        let (response, _upgrade) = accept(&mut good).expect("valid handshake");
+    fn handshake_is_answered_per_rfc_6455() {
+        let response = accept(&handshake(Method::GET, "", None)).expect("valid handshake");
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         // The example of RFC 6455 section 1.3.
         assert_eq!(
-            response.headers()[SEC_WEBSOCKET_ACCEPT],
+            response.headers()[hyper::header::SEC_WEBSOCKET_ACCEPT],
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+        let shouting = handshake(Method::GET, "connection", Some("UPGRADE"));
+        assert!(accept(&shouting).is_ok(), "tokens are case-insensitive");
+    }
 
-        let mut old_version = request(
+    #[test]
+    fn handshakes_rfc_6455_rejects_are_refused() {
+        use BadHandshake::*;
+        let cases = [
+            (Method::POST, "", None, NotGet),
+            (Method::GET, "connection", None, NoConnectionUpgrade),
+            (
+                Method::GET,
+                "connection",
+                Some("keep-alive"),
+                NoConnectionUpgrade,
+            ),
+            (Method::GET, "upgrade", Some("h2c"), NoUpgradeWebsocket),
+            (
+                Method::GET,
+                "sec-websocket-version",
+                Some("8"),
+                UnsupportedVersion,
+            ),
+            (
+                Method::GET,
+                "sec-websocket-version",
+                None,
+                UnsupportedVersion,
+            ),
+            (Method::GET, "sec-websocket-key", None, MissingKey),
+            (
+                Method::GET,
+                "sec-websocket-key",
+                Some("not base64"),
+                InvalidKey,
+            ),
+            // The base64 of 15 bytes: 20 characters, not 24.
+            (
+                Method::GET,
+                "sec-websocket-key",
+                Some("AAAAAAAAAAAAAAAAAAAA"),
+                InvalidKey,
+            ),
+        ];
+        for (method, name, value, expected) in cases {
+            let request = handshake(method, name, value);
+            assert_eq!(accept(&request).err(), Some(expected), "{name}: {value:?}");
+        }
+        let mut old = handshake(Method::GET, "", None);
+        *old.version_mut() = hyper::Version::HTTP_10;
+        assert_eq!(accept(&old).err(), Some(OldHttp));
+        assert_eq!(UnsupportedVersion.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(InvalidKey.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn only_an_upgrade_to_websocket_asks_for_one() {
+        assert!(is_websocket_request(&request(
             "/t",
-            &[
-                headers[0],
-                headers[1],
-                ("sec-websocket-version", "8"),
-                headers[3],
-            ],
-        );
-        assert_eq!(
-            accept(&mut old_version).err(),
-            Some(BadHandshake::UnsupportedVersion)
-        );
-        let mut keyless = request("/t", &headers[..3]);
-        assert_eq!(accept(&mut keyless).err(), Some(BadHandshake::MissingKey));
-        assert!(!is_websocket_request(&request(
-            "/t",
-            &[("upgrade", "websocket")]
+            &[("upgrade", "WebSocket")]
         )));
         assert!(!is_websocket_request(&request(
             "/t",
             &[("connection", "upgrade"), ("upgrade", "h2c")]
         )));
+        assert!(!is_websocket_request(&request("/t", &[])));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{AuthKey, BadKey, Options, Server, ServerError};
 use wspubsub_testkit::{
-    RawClient, Signer, TestServer, next_binary, now, p256, read_until_close, send, try_connect,
-    try_connect_with,
+    RawClient, Signer, TestServer, handshake_status, next_binary, now, p256, read_until_close,
+    refusal, rejections, send, try_connect, try_connect_with,
 };
 
 const SECRET: &[u8] = b"test secret, not a real one";
@@ -39,72 +39,49 @@ async fn connect_with(
     try_connect_with(&server.url(path), role, &[("authorization", &bearer)]).await
 }
 
-fn status(result: Result<RawClient, WsError>) -> u16 {
-    match result {
-        Ok(_) => 101,
-        Err(WsError::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("unexpected error {other}"),
-    }
-}
-
-/// The status and body of a refused handshake; panics, naming `what`, if it was not refused.
-fn refusal(what: &str, result: Result<RawClient, WsError>) -> (u16, String) {
-    match result {
-        Err(WsError::Http(response)) => {
-            let body = response.body().as_deref().unwrap_or_default();
-            (
-                response.status().as_u16(),
-                String::from_utf8_lossy(body).into_owned(),
-            )
-        }
-        Ok(_) => panic!("{what}: expected a refusal, got an upgrade"),
-        Err(other) => panic!("{what}: expected a refusal, got {other}"),
-    }
-}
-
 #[tokio::test]
 async fn refusal_matrix() {
     let server = server().await;
     let good = Signer::hs256(SECRET).token(now() + 3600, &["/news/*"], &["/news/**"]);
     assert_eq!(
-        status(try_connect(&server.url("/news/a"), Role::Subscriber, None).await),
+        handshake_status(&try_connect(&server.url("/news/a"), Role::Subscriber, None).await),
         401,
         "no token"
     );
     let expired = Signer::hs256(SECRET).token(now() - 3600, &[], &["/**"]);
     assert_eq!(
-        status(connect_with(&server, "/news/a", Role::Subscriber, &expired).await),
+        handshake_status(&connect_with(&server, "/news/a", Role::Subscriber, &expired).await),
         401,
         "expired"
     );
     let forged = Signer::hs256(b"another secret").token(now() + 3600, &[], &["/**"]);
     assert_eq!(
-        status(connect_with(&server, "/news/a", Role::Subscriber, &forged).await),
+        handshake_status(&connect_with(&server, "/news/a", Role::Subscriber, &forged).await),
         401,
         "bad signature"
     );
     assert_eq!(
-        status(connect_with(&server, "/news/a", Role::Subscriber, "not.a.jwt").await),
+        handshake_status(&connect_with(&server, "/news/a", Role::Subscriber, "not.a.jwt").await),
         401,
         "garbage"
     );
     assert_eq!(
-        status(connect_with(&server, "/sports/a", Role::Subscriber, &good).await),
+        handshake_status(&connect_with(&server, "/sports/a", Role::Subscriber, &good).await),
         403,
         "wrong topic"
     );
     assert_eq!(
-        status(connect_with(&server, "/news/a/b", Role::Publisher, &good).await),
+        handshake_status(&connect_with(&server, "/news/a/b", Role::Publisher, &good).await),
         403,
         "* is one segment"
     );
     assert_eq!(
-        status(connect_with(&server, "/news/a/b", Role::Subscriber, &good).await),
+        handshake_status(&connect_with(&server, "/news/a/b", Role::Subscriber, &good).await),
         101,
         "** is the rest"
     );
     assert_eq!(
-        status(connect_with(&server, "/news/a", Role::Publisher, &good).await),
+        handshake_status(&connect_with(&server, "/news/a", Role::Publisher, &good).await),
         101,
         "publish pattern"
     );
@@ -113,19 +90,13 @@ async fn refusal_matrix() {
         tokio_tungstenite::connect_async(by_query).await.is_ok(),
         "token in the query (browsers)"
     );
-    let text = wspubsub_testkit::scrape(server.addr()).await;
     for (status, rule, count) in [
         (401, "token_missing", 1.0),
         (401, "token_invalid", 3.0),
         (403, "token_forbids_topic", 2.0),
     ] {
-        let name =
-            format!("wspubsub_handshake_rejections_total{{status=\"{status}\",reason=\"{rule}\"}}");
-        assert_eq!(
-            wspubsub_testkit::metric(&text, &name),
-            Some(count),
-            "{name}"
-        );
+        let counted = rejections(server.addr(), status, rule).await;
+        assert_eq!(counted, count, "{status} {rule}");
     }
 }
 
@@ -312,7 +283,7 @@ async fn a_reloaded_key_verifies_from_the_next_handshake_on() {
         Err(BadKey::Unusable(_))
     ));
     assert_eq!(
-        status(connect_with(&server, "/k", Role::Subscriber, &new_token).await),
+        handshake_status(&connect_with(&server, "/k", Role::Subscriber, &new_token).await),
         101,
         "a failed reload keeps the key in place"
     );
@@ -322,4 +293,111 @@ async fn a_reloaded_key_verifies_from_the_next_handshake_on() {
         open.handle().reload_auth(&rotated),
         Err(BadKey::AuthOff)
     ));
+}
+
+/// A token whose `exp` is far beyond any clock (`u64::MAX` seconds) is admitted and simply
+/// never expires: it must not crash the connection's task.
+#[tokio::test]
+async fn a_token_expiring_at_the_end_of_time_is_admitted() {
+    let server = server().await;
+    let forever = Signer::hs256(SECRET).token(u64::MAX, &["/far"], &["/far"]);
+    let mut subscriber = connect_with(&server, "/far", Role::Subscriber, &forever)
+        .await
+        .expect("a subscriber with exp = u64::MAX is admitted");
+    let mut publisher = connect_with(&server, "/far", Role::Publisher, &forever)
+        .await
+        .expect("a publisher with exp = u64::MAX is admitted");
+    send(&mut publisher, &b"still valid"[..]).await;
+    assert_eq!(next_binary(&mut subscriber).await, &b"still valid"[..]);
+}
+
+const AUDIENCE: &str = "wspubsub";
+const ISSUER: &str = "https://idp.example.com/";
+
+/// With `jwt_audience` and `jwt_issuer` set, `aud` and `iss` are required and must match;
+/// each refusal names the claim that failed.
+#[tokio::test]
+async fn audience_and_issuer_are_enforced_when_configured() {
+    let server = TestServer::start(Options {
+        auth: Some(AuthKey::Hs256(SECRET.to_vec())),
+        jwt_audience: vec!["other".into(), AUDIENCE.into()],
+        jwt_issuer: vec![ISSUER.into()],
+        ..Options::default()
+    })
+    .await;
+    let token = |claims: &[(&str, &str)]| {
+        Signer::hs256(SECRET).token_with(now() + 3600, &[], &["/t"], claims)
+    };
+    let good = token(&[("aud", AUDIENCE), ("iss", ISSUER)]);
+    assert_eq!(
+        handshake_status(&connect_with(&server, "/t", Role::Subscriber, &good).await),
+        101,
+        "matching aud and iss"
+    );
+    let refused = [
+        (
+            "wrong aud",
+            token(&[("aud", "elsewhere"), ("iss", ISSUER)]),
+            "(aud)",
+        ),
+        ("no aud", token(&[("iss", ISSUER)]), "(aud)"),
+        (
+            "wrong iss",
+            token(&[("aud", AUDIENCE), ("iss", "https://evil/")]),
+            "(iss)",
+        ),
+        ("no iss", token(&[("aud", AUDIENCE)]), "(iss)"),
+    ];
+    for (what, token, claim) in refused {
+        let (code, body) = refusal(
+            what,
+            connect_with(&server, "/t", Role::Subscriber, &token).await,
+        );
+        assert_eq!(code, 401, "{what}: {body}");
+        assert!(body.contains(claim), "{what}: {body}");
+        assert!(
+            !body.contains(&token),
+            "{what}: the token is echoed: {body}"
+        );
+    }
+    let expired = Signer::hs256(SECRET).token_with(
+        now() - 3600,
+        &[],
+        &["/t"],
+        &[("aud", AUDIENCE), ("iss", ISSUER)],
+    );
+    let (code, body) = refusal(
+        "expired",
+        connect_with(&server, "/t", Role::Subscriber, &expired).await,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("(exp)"), "{body}");
+}
+
+/// Without configured audiences a token's `aud` is not checked: tokens from identity
+/// providers, which always set it, are accepted.
+#[tokio::test]
+async fn a_token_with_an_audience_is_accepted_when_none_is_configured() {
+    let server = server().await;
+    let token = Signer::hs256(SECRET).token_with(
+        now() + 3600,
+        &[],
+        &["/t"],
+        &[("aud", "some-api"), ("iss", "https://idp.example.com/")],
+    );
+    assert_eq!(
+        handshake_status(&connect_with(&server, "/t", Role::Subscriber, &token).await),
+        101
+    );
+}
+
+/// `?token=` is percent-decoded like every query value (a client may escape any character).
+#[tokio::test]
+async fn a_query_token_is_percent_decoded() {
+    let server = server().await;
+    let token = Signer::hs256(SECRET).token(now() + 3600, &[], &["/q"]);
+    let escaped = token.replace('.', "%2E");
+    let url = format!("{}?pubsub=subscriber&token={escaped}", server.url("/q"));
+    let connected = tokio_tungstenite::connect_async(url).await;
+    assert!(connected.is_ok(), "{:?}", connected.err());
 }

@@ -16,15 +16,9 @@ async fn get(server: &TestServer, path: &str) -> (String, String) {
 /// Sends a plain GET to `addr` and returns the status line and body.
 async fn get_from(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let response = wspubsub_testkit::raw_http(addr, request.as_bytes()).await;
-    let status = response.lines().next().unwrap_or_default().to_owned();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    (status, body)
+    let answer = wspubsub_testkit::raw_answer(addr, request.as_bytes()).await;
+    let status = answer.head.lines().next().unwrap_or_default().to_owned();
+    (status, answer.body.trim().to_owned())
 }
 
 #[tokio::test]

@@ -4,24 +4,18 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use wspubsub_server::protocol::Role;
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
-    TestServer, connect, metric, scrape, try_connect, try_connect_with, wait_for_event,
+    RawClient, TestServer, connect, idle_connections, metric, raw_answer, raw_http, refusal,
+    rejections, scrape, try_connect, try_connect_with, wait_for_event,
 };
+
+/// The HTTP status a refused handshake got.
+fn refused_status(result: Result<RawClient, WsError>) -> u16 {
+    refusal("a client over a limit", result).0
+}
 
 /// How many refusals `/metrics` counts with this status and rule.
 async fn refusals(server: &TestServer, status: u16, rule: &str) -> f64 {
-    let text = scrape(server.addr()).await;
-    let name =
-        format!("wspubsub_handshake_rejections_total{{status=\"{status}\",reason=\"{rule}\"}}");
-    metric(&text, &name).unwrap_or(0.0)
-}
-
-/// The HTTP status a refused handshake got.
-fn refused_status(result: Result<wspubsub_testkit::RawClient, WsError>) -> u16 {
-    match result {
-        Err(WsError::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-        Ok(_) => panic!("expected a refusal, the client was admitted"),
-    }
+    rejections(server.addr(), status, rule).await
 }
 
 #[tokio::test]
@@ -78,10 +72,7 @@ async fn one_client_per_address(proxies: &[&str]) -> TestServer {
 }
 
 /// Connects a subscriber whose request names `client` in `X-Forwarded-For`.
-async fn forwarded_for(
-    server: &TestServer,
-    client: &str,
-) -> Result<wspubsub_testkit::RawClient, WsError> {
+async fn forwarded_for(server: &TestServer, client: &str) -> Result<RawClient, WsError> {
     let headers = [("x-forwarded-for", client)];
     try_connect_with(&server.url("/a"), Role::Subscriber, &headers).await
 }
@@ -160,10 +151,10 @@ async fn browser_origins_outside_the_allowed_list_get_403() {
         async |origin: &str| try_connect_with(&url, Role::Subscriber, &[("origin", origin)]).await;
     assert!(with_origin("https://app.example.com").await.is_ok());
     assert!(with_origin("https://chat.trusted.org").await.is_ok());
-    match with_origin("https://evil.example.net").await {
-        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
-        other => panic!("expected 403, got {other:?}"),
-    }
+    assert_eq!(
+        refused_status(with_origin("https://evil.example.net").await),
+        403
+    );
     assert_eq!(refusals(&server, 403, "origin").await, 1.0);
     assert!(
         try_connect(&server.url("/t"), Role::Subscriber, None)
@@ -177,8 +168,6 @@ async fn browser_origins_outside_the_allowed_list_get_403() {
 async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
     use std::time::Duration;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let options = Options {
         handshake_timeout: Duration::from_millis(300),
         ..Options::default()
@@ -186,28 +175,102 @@ async fn oversized_request_heads_get_431_and_silent_connections_are_dropped() {
     let server = TestServer::start(options).await;
     let huge = "x".repeat(20_000);
     let request = format!("GET /t HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n");
-    let response = wspubsub_testkit::raw_http(server.addr(), request.as_bytes()).await;
-    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    let answer = raw_answer(server.addr(), request.as_bytes()).await;
+    assert_eq!(answer.status, 431, "{answer:?}");
     assert_eq!(refusals(&server, 431, "header_too_large").await, 1.0);
 
-    // Slowloris: connect, send half a request line, then nothing.
-    let mut slow = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("connect");
-    slow.write_all(b"GET /t HT").await.expect("write");
-    let mut rest = Vec::new();
-    // `within` fails the test if the server keeps the silent connection open; a reset counts
-    // as ended too.
-    let _ended =
-        wspubsub_testkit::within(wspubsub_testkit::TIMEOUT, slow.read_to_end(&mut rest)).await;
-    let rest = String::from_utf8_lossy(&rest);
-    assert!(
-        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
-        "{rest}"
-    );
+    // Slowloris: send half a request line, then nothing; the server closes the connection
+    // without a word (`raw_http` fails the test if it keeps the silent connection open).
+    let slow = raw_http(server.addr(), b"GET /t HT").await;
+    assert_eq!(slow, "", "no answer to half a request");
     let timeouts = metric(
         &scrape(server.addr()).await,
         "wspubsub_handshake_timeouts_total",
     );
     assert_eq!(timeouts, Some(1.0));
+}
+
+/// With `max_handshakes` connections idle before their request, the server takes no more:
+/// a real client waits in the backlog instead of being served, and is served as soon as the
+/// flood ends (within the handshake timeout, not after it).
+#[tokio::test]
+async fn a_flood_of_idle_connections_holds_newcomers_until_it_ends() {
+    use std::time::Duration;
+
+    const PERMITS: usize = 4;
+    let handshake_timeout = wspubsub_testkit::TIMEOUT;
+    let server = TestServer::start(Options {
+        max_handshakes: PERMITS,
+        handshake_timeout,
+        ..Options::default()
+    })
+    .await;
+    let flood = idle_connections(server.addr(), PERMITS * 2).await;
+    let url = server.url("/t");
+    let mut newcomer =
+        tokio::spawn(async move { try_connect(&url, Role::Subscriber, None).await.is_ok() });
+    // A bounded look, not a synchronisation: without the bound the newcomer is served at once.
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut newcomer).await;
+    assert!(early.is_err(), "served during the flood: {early:?}");
+    drop(flood);
+    let served = wspubsub_testkit::within(handshake_timeout / 2, newcomer)
+        .await
+        .expect("the newcomer's task");
+    assert!(served, "the newcomer was refused");
+}
+
+/// A flood that does not end is cut by the handshake timeout: permits come back, and a real
+/// client behind twice as many idle connections as permits is served.
+#[tokio::test]
+async fn idle_connections_time_out_and_free_their_places() {
+    use std::time::Duration;
+
+    const PERMITS: usize = 2;
+    let server = TestServer::start(Options {
+        max_handshakes: PERMITS,
+        handshake_timeout: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let flood = idle_connections(server.addr(), PERMITS * 2).await;
+    // Two rounds of timeouts (0.6 s) free the way; the bound is generous for a loaded machine.
+    let served = try_connect(&server.url("/t"), Role::Subscriber, None).await;
+    assert!(served.is_ok(), "{:?}", served.err());
+    assert_eq!(
+        metric(
+            &scrape(server.addr()).await,
+            "wspubsub_handshake_timeouts_total"
+        ),
+        Some((PERMITS * 2) as f64),
+        "every idle connection timed out"
+    );
+    drop(flood);
+}
+
+/// Upgraded clients give their handshake place back: with one place, clients still connect
+/// one after another while the earlier ones stay; and the admin listener answers probes while
+/// the main listener's only place is taken.
+#[tokio::test]
+async fn upgraded_clients_and_probes_do_not_use_up_handshake_places() {
+    let server = TestServer::start(Options {
+        max_handshakes: 1,
+        admin_addr: Some("127.0.0.1:0".parse().expect("an address")),
+        ..Options::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(connect(&server.url("/t"), Role::Subscriber, None).await);
+    }
+    let _idle = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let admin = server.admin_addr().expect("an admin listener");
+    let health = raw_answer(
+        admin,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(server.handle().connection_count(), clients.len());
 }

@@ -5,24 +5,17 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
-    TIMEOUT, TestServer, connect, expect_close, next_binary, send, try_connect, wait_for_event,
-    within,
+    RawAnswer, TIMEOUT, TestServer, connect, expect_close, next_binary, raw_answer, rejections,
+    send, try_connect, upgrade_request, wait_for_event, within,
 };
 
-/// Sends a raw HTTP request and returns the whole response as text.
-async fn raw_http(server: &TestServer, request: &str) -> String {
-    wspubsub_testkit::raw_http(server.addr(), request.as_bytes()).await
-}
-
-fn upgrade_request(path: &str, extra_headers: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra_headers}Connection: close\r\n\r\n"
-    )
+/// Sends a raw HTTP request and reads the answer.
+async fn raw(server: &TestServer, request: &str) -> RawAnswer {
+    raw_answer(server.addr(), request.as_bytes()).await
 }
 
 #[tokio::test]
@@ -64,9 +57,9 @@ async fn role_and_name_may_come_from_the_query_string() {
 async fn bad_role_is_refused_with_400_and_a_one_line_body() {
     let server = TestServer::start(Options::default()).await;
     let mut events = server.handle().events();
-    let response = raw_http(&server, &upgrade_request("/t", "pubsub: admin\r\n")).await;
-    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
-    let body = response.split("\r\n\r\n").nth(1).expect("a body");
+    let answer = raw(&server, &upgrade_request("/t", "pubsub: admin\r\n")).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body = answer.body;
     assert_eq!(body.lines().count(), 1, "one-line body: {body:?}");
     assert!(
         body.contains("publisher") && body.contains("subscriber"),
@@ -77,25 +70,22 @@ async fn bad_role_is_refused_with_400_and_a_one_line_body() {
 
     let missing = try_connect(&server.url("/t"), Role::Subscriber, None).await;
     assert!(missing.is_ok(), "control: a good role is accepted");
-    let response = raw_http(&server, &upgrade_request("/t", "")).await;
-    assert!(
-        response.starts_with("HTTP/1.1 400"),
-        "missing role: {response}"
-    );
+    let answer = raw(&server, &upgrade_request("/t", "")).await;
+    assert_eq!(answer.status, 400, "missing role: {answer:?}");
 }
 
 #[tokio::test]
 async fn plain_http_get_is_refused_with_400() {
     let server = TestServer::start(Options::default()).await;
-    let response = raw_http(
+    let answer = raw(
         &server,
         "GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert_eq!(answer.status, 400, "{answer:?}");
     assert!(
-        response.contains("expected a WebSocket upgrade"),
-        "{response}"
+        answer.body.contains("expected a WebSocket upgrade"),
+        "{answer:?}"
     );
 }
 
@@ -104,13 +94,14 @@ async fn wrong_websocket_version_gets_426() {
     let server = TestServer::start(Options::default()).await;
     let request =
         upgrade_request("/t", "pubsub: publisher\r\n").replace("Version: 13", "Version: 8");
-    let response = raw_http(&server, &request).await;
-    assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+    let answer = raw(&server, &request).await;
+    assert_eq!(answer.status, 426, "{answer:?}");
     assert!(
-        response
+        answer
+            .head
             .to_ascii_lowercase()
             .contains("sec-websocket-version: 13"),
-        "{response}"
+        "{answer:?}"
     );
 }
 
@@ -196,15 +187,15 @@ async fn client_that_never_answers_pings_is_closed_with_4001() {
 #[tokio::test]
 async fn client_that_answers_pings_stays_connected_past_the_deadline() {
     let options = Options {
-        pong_deadline: Duration::from_millis(200),
+        pong_deadline: Duration::from_millis(500),
         ..Options::default()
     };
     let server = TestServer::start(options).await;
     let mut subscriber = connect(&server.url("/t"), Role::Subscriber, None).await;
-    // Reading answers pings. Read through several ping rounds: at least five pings must come
-    // (so at least 5 x 140 ms passed, well beyond the 200 ms deadline) before any close.
+    // Reading answers pings. Read through several ping rounds: at least four pings must come
+    // (so at least 4 x 350 ms passed, well beyond the 500 ms deadline) before any close.
     let mut pings = 0;
-    while pings < 5 {
+    while pings < 4 {
         match within(TIMEOUT, futures_util::StreamExt::next(&mut subscriber)).await {
             Some(Ok(Message::Ping(_))) => pings += 1,
             other => panic!("expected pings only, got {other:?}"),
@@ -224,14 +215,9 @@ async fn garbage_bytes_leave_the_server_serving_others() {
     let garbage = [
         0x00, 0xff, 0x13, 0x37, b'\r', b'\n', 0xfe, b'\r', b'\n', b'\r', b'\n',
     ];
-    let refused = wspubsub_testkit::raw_http(server.addr(), &garbage).await;
-    assert!(
-        refused.is_empty() || refused.starts_with("HTTP/1.1 400"),
-        "{refused}"
-    );
-    let text = wspubsub_testkit::scrape(server.addr()).await;
-    let name = "wspubsub_handshake_rejections_total{status=\"400\",reason=\"malformed_http\"}";
-    assert_eq!(wspubsub_testkit::metric(&text, name), Some(1.0), "{text}");
+    let refused = raw_answer(server.addr(), &garbage).await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(rejections(server.addr(), 400, "malformed_http").await, 1.0);
 
     // Garbage after the upgrade: a protocol error, closed with 1002.
     let mut broken = connect(&server.url("/t"), Role::Publisher, None).await;
@@ -245,8 +231,7 @@ async fn garbage_bytes_leave_the_server_serving_others() {
         Some(Ok(Message::Close(Some(frame)))) => {
             assert_eq!(u16::from(frame.code), CloseCode::ProtocolError.code());
         }
-        Some(Err(WsError::Protocol(_) | WsError::Io(_) | WsError::ConnectionClosed)) | None => {}
-        other => panic!("expected a close after garbage, got {other:?}"),
+        other => panic!("expected a 1002 close after garbage, got {other:?}"),
     }
 
     let mut publisher = connect(&server.url("/t"), Role::Publisher, None).await;
@@ -265,5 +250,97 @@ impl TcpAccess for tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream> {
             tokio_tungstenite::MaybeTlsStream::Plain(stream) => stream,
             _ => panic!("tests use plain TCP"),
         }
+    }
+}
+
+/// A subscriber's upgrade request whose request line is `request_line` and whose headers are
+/// the good ones with `name` set to `value` (or left out, for `None`).
+fn handshake(request_line: &str, name: &str, value: Option<&str>) -> String {
+    let good = [
+        ("Host", "localhost"),
+        ("Connection", "keep-alive, Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("pubsub", "subscriber"),
+    ];
+    let mut request = format!("{request_line}\r\n");
+    for (header, good) in good {
+        let value = if header.eq_ignore_ascii_case(name) {
+            value
+        } else {
+            Some(good)
+        };
+        if let Some(value) = value {
+            request.push_str(&format!("{header}: {value}\r\n"));
+        }
+    }
+    request + "\r\n"
+}
+
+/// What RFC 6455 (section 4.2.1) rejects is refused with 400, a one-line body that says what
+/// was wrong, and the `bad_handshake` reason; tokens are case-insensitive and `Connection`
+/// may be a list.
+#[tokio::test]
+async fn handshakes_rfc_6455_rejects_get_400_with_one_line() {
+    let server = TestServer::start(Options::default()).await;
+    let get = "GET /t HTTP/1.1";
+    let refused = [
+        (
+            "a key that is not base64",
+            handshake(get, "Sec-WebSocket-Key", Some("not a key!")),
+            "Sec-WebSocket-Key",
+        ),
+        // 20 base64 characters: 15 bytes, not 16.
+        (
+            "a key of 15 bytes",
+            handshake(get, "Sec-WebSocket-Key", Some("AAAAAAAAAAAAAAAAAAAA")),
+            "Sec-WebSocket-Key",
+        ),
+        (
+            "no key",
+            handshake(get, "Sec-WebSocket-Key", None),
+            "Sec-WebSocket-Key",
+        ),
+        (
+            "HTTP/1.0",
+            handshake("GET /t HTTP/1.0", "", None),
+            "HTTP/1.1",
+        ),
+        ("POST", handshake("POST /t HTTP/1.1", "", None), "GET"),
+        (
+            "no Connection",
+            handshake(get, "Connection", None),
+            "Connection: upgrade",
+        ),
+        (
+            "Connection without upgrade",
+            handshake(get, "Connection", Some("keep-alive")),
+            "Connection: upgrade",
+        ),
+    ];
+    for (what, request, says) in &refused {
+        let answer = raw(&server, request).await;
+        assert_eq!(answer.status, 400, "{what}: {answer:?}");
+        assert_eq!(answer.body.lines().count(), 1, "{what}: {answer:?}");
+        assert!(answer.body.contains(says), "{what}: {answer:?}");
+    }
+    assert_eq!(
+        rejections(server.addr(), 400, "bad_handshake").await,
+        refused.len() as f64
+    );
+
+    let not_websocket = raw(&server, &handshake(get, "Upgrade", Some("h2c"))).await;
+    assert_eq!(not_websocket.status, 400, "{not_websocket:?}");
+    assert!(not_websocket.body.contains("expected a WebSocket upgrade"));
+    assert_eq!(rejections(server.addr(), 400, "not_websocket").await, 1.0);
+
+    for (name, value) in [
+        ("Connection", "keep-alive, Upgrade"),
+        ("Connection", "UPGRADE"),
+        ("Upgrade", "WebSocket"),
+    ] {
+        let answer = raw(&server, &handshake(get, name, Some(value))).await;
+        assert_eq!(answer.status, 101, "{name}: {value}: {answer:?}");
     }
 }

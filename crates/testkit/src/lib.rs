@@ -1,15 +1,19 @@
 //! Test helpers shared by the workspace's integration tests: a real server on a free
 //! loopback port ([`TestServer`]), raw protocol clients built on tokio-tungstenite (so tests
-//! see exactly what goes over the wire), waits that are always bounded by [`TIMEOUT`], and
-//! token [`Signer`]s for auth tests.
+//! see exactly what goes over the wire), raw HTTP requests and metric scrapes, waits that are
+//! always bounded by [`TIMEOUT`], and token [`Signer`]s for auth tests.
 //!
 //! Every helper panics with a clear message when its expectation fails: they are for tests.
 #![allow(clippy::panic, clippy::expect_used)]
 
 mod clients;
+mod raw;
 mod token;
 
 pub use clients::{last_err, next_ok, self_signed, wait_for_left};
+pub use raw::{
+    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape, upgrade_request,
+};
 pub use token::{Signer, now, p256};
 
 use std::future::Future;
@@ -105,6 +109,30 @@ pub async fn connect(url: &str, role: Role, name: Option<&str>) -> RawClient {
     try_connect(url, role, name)
         .await
         .expect("connect to the test server")
+}
+
+/// The HTTP status a handshake got: 101 when the client was admitted.
+pub fn handshake_status(result: &Result<RawClient, WsError>) -> u16 {
+    match result {
+        Ok(_) => 101,
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP answer, got {other}"),
+    }
+}
+
+/// The status and body of a refused handshake; panics, naming `what`, if it was not refused.
+pub fn refusal(what: &str, result: Result<RawClient, WsError>) -> (u16, String) {
+    match result {
+        Err(WsError::Http(response)) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                String::from_utf8_lossy(body).into_owned(),
+            )
+        }
+        Ok(_) => panic!("{what}: expected a refusal, got an upgrade"),
+        Err(other) => panic!("{what}: expected a refusal, got {other}"),
+    }
 }
 
 /// Like [`connect`], but returns the handshake error instead of panicking.
@@ -264,39 +292,4 @@ pub async fn vanishing_server() -> SocketAddr {
         drop(socket.into_inner());
     })
     .await
-}
-
-/// Sends raw `request` bytes to `addr` and returns everything the server answers until it
-/// closes the connection (lossily as text).
-pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request).await.expect("write the request");
-    let mut response = Vec::new();
-    // A reset after the answer still leaves the answer in `response`.
-    let _ended = within(TIMEOUT, stream.read_to_end(&mut response)).await;
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-/// Fetches `GET /metrics` from `addr` and returns the exposition text (the body).
-pub async fn scrape(addr: SocketAddr) -> String {
-    let request = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let response = raw_http(addr, request).await;
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    match response.split_once("\r\n\r\n") {
-        Some((_head, body)) => body.to_owned(),
-        None => panic!("a response without a body: {response}"),
-    }
-}
-
-/// The value of the metric line that starts with `name` (labels included), if present.
-pub fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }

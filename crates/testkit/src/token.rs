@@ -1,5 +1,5 @@
 //! JWTs for tests of token auth: signed with a secret or a private key, with the claims the
-//! server reads (`exp`, `publish`, `subscribe`).
+//! server reads (`exp`, `publish`, `subscribe`, and `aud`/`iss` when it checks them).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,7 +39,23 @@ impl Signer {
     /// A token expiring at `exp` (seconds since the epoch) that allows publishing to the
     /// `publish` patterns and subscribing to the `subscribe` ones.
     pub fn token(&self, exp: u64, publish: &[&str], subscribe: &[&str]) -> String {
-        let claims = serde_json::json!({ "exp": exp, "publish": publish, "subscribe": subscribe });
+        self.token_with(exp, publish, subscribe, &[])
+    }
+
+    /// Like [`Signer::token`], with these string claims added (`aud`, `iss`, ...), as an
+    /// identity provider would set them.
+    pub fn token_with(
+        &self,
+        exp: u64,
+        publish: &[&str],
+        subscribe: &[&str],
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut claims =
+            serde_json::json!({ "exp": exp, "publish": publish, "subscribe": subscribe });
+        for &(name, value) in extra {
+            claims[name] = value.into();
+        }
         encode(&Header::new(self.algorithm), &claims, &self.key).expect("encode a token")
     }
 }

@@ -7,6 +7,7 @@
 
 mod ending;
 mod incoming;
+pub(crate) mod lifecycle;
 mod publisher;
 mod socket;
 mod subscriber;

@@ -1,0 +1,308 @@
+//! Admission: the rules a WebSocket request must pass before its upgrade, in order, each a
+//! `?` in [`admit`]. The first rule that fails gives a [`Refusal`] (an HTTP status, the
+//! metric's reason, the event's kind and a one-line why), which [`Refusal::answer`] turns
+//! into the response, the metric, the event and the log line in one place.
+//!
+//! The rules that need neither the hub nor the live counts ([`check`]) run on their own too,
+//! so that they can be tested (and fuzzed) without I/O.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::header::{HeaderValue, ORIGIN, SEC_WEBSOCKET_VERSION};
+use hyper::{Request, Response, StatusCode};
+use wspubsub_protocol::Role;
+
+use crate::auth::{Authenticator, Denied};
+use crate::client_id::client_id;
+use crate::connection::Connection;
+use crate::connection::lifecycle::{Attachment, Client};
+use crate::event::EventKind;
+use crate::limits::LimitReached;
+use crate::origin::OriginPolicy;
+use crate::server::State;
+use crate::upgrade::{self, BadHandshake, BadIdentity, Body, ClientIdentity};
+
+/// Why a request does not become a client: everything needed to answer, count and report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// The HTTP status of the answer.
+    pub(crate) status: StatusCode,
+    /// The rule that refused, as the metrics label it (`reason`).
+    pub(crate) reason: &'static str,
+    /// The event reported.
+    pub(crate) kind: EventKind,
+    /// One line for the body, the event and the log; never a token.
+    pub(crate) why: String,
+}
+
+impl Refusal {
+    fn upgrade_failed(status: StatusCode, reason: &'static str, why: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason,
+            kind: EventKind::UpgradeFailed,
+            why: why.into(),
+        }
+    }
+
+    /// A request that does not ask for a WebSocket.
+    fn not_websocket() -> Self {
+        Self::upgrade_failed(
+            StatusCode::BAD_REQUEST,
+            "not_websocket",
+            upgrade::NOT_A_WEBSOCKET,
+        )
+    }
+
+    /// Any new client while the server drains.
+    fn draining() -> Self {
+        Self::upgrade_failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "server is shutting down; connect again to another instance",
+        )
+    }
+
+    /// A browser page of an origin not allowed.
+    fn origin() -> Self {
+        Self::upgrade_failed(StatusCode::FORBIDDEN, "origin", "origin not allowed")
+    }
+
+    /// The HTTP answer: a one-line body, plus the version this server speaks after a 426.
+    pub(crate) fn response(&self) -> Response<Body> {
+        let mut response = upgrade::plain_text(self.status, &self.why);
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            response
+                .headers_mut()
+                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
+    }
+
+    /// Counts, reports and logs the refusal of a request for `topic` from `peer`, and returns
+    /// its answer.
+    pub(crate) fn answer(self, state: &State, peer: SocketAddr, topic: &str) -> Response<Body> {
+        let Refusal {
+            status,
+            reason,
+            kind,
+            ..
+        } = self;
+        tracing::debug!(%peer, %topic, %status, reason, why = %self.why, "request refused");
+        state.metrics.rejected(status.as_u16(), reason);
+        let response = self.response();
+        state.events.emit(kind, topic, None, Some(self.why));
+        response
+    }
+}
+
+impl From<BadHandshake> for Refusal {
+    fn from(bad: BadHandshake) -> Self {
+        Self::upgrade_failed(bad.status(), "bad_handshake", bad.to_string())
+    }
+}
+
+impl From<BadIdentity> for Refusal {
+    fn from(bad: BadIdentity) -> Self {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: "bad_headers",
+            kind: EventKind::BadHeaders,
+            why: bad.to_string(),
+        }
+    }
+}
+
+impl From<Denied> for Refusal {
+    fn from(denied: Denied) -> Self {
+        Self::upgrade_failed(denied.status(), denied.rule(), denied.to_string())
+    }
+}
+
+impl From<LimitReached> for Refusal {
+    fn from(limit: LimitReached) -> Self {
+        Self::upgrade_failed(limit.status(), limit.rule(), limit.to_string())
+    }
+}
+
+/// What the rules without state look at, besides the request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gate<'a> {
+    /// Whether the server is draining (every new client is refused).
+    pub(crate) draining: bool,
+    /// Which browser origins may connect.
+    pub(crate) origins: &'a OriginPolicy,
+    /// Token auth, when on.
+    pub(crate) auth: Option<&'a Authenticator>,
+}
+
+/// A request that passed every rule of [`check`].
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// The topic: the request's path.
+    pub(crate) topic: String,
+    /// Who the client says it is.
+    pub(crate) identity: ClientIdentity,
+    /// When its token expires: `None` without auth, or for an `exp` beyond the clock.
+    pub(crate) token_expires: Option<tokio::time::Instant>,
+    /// The 101 answer that completes its handshake.
+    pub(crate) response: Response<Body>,
+}
+
+/// The rules that need no live state, in order: a WebSocket request, a valid handshake, not
+/// draining, an allowed origin, a role and name, a token that covers the topic.
+pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, Refusal> {
+    if !upgrade::is_websocket_request(request) {
+        return Err(Refusal::not_websocket());
+    }
+    let response = upgrade::accept(request)?;
+    if gate.draining {
+        return Err(Refusal::draining());
+    }
+    if let Some(origin) = request.headers().get(ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| gate.origins.allows(origin));
+        if !allowed {
+            return Err(Refusal::origin());
+        }
+    }
+    let identity = upgrade::identify(request)?;
+    let topic = request.uri().path().to_owned();
+    let token_expires = match gate.auth {
+        None => None,
+        // An `exp` beyond what the clock can represent never fires: no timer.
+        Some(auth) => tokio::time::Instant::now().checked_add(auth.authorize(
+            request,
+            identity.role,
+            &topic,
+        )?),
+    };
+    Ok(Checked {
+        topic,
+        identity,
+        token_expires,
+        response,
+    })
+}
+
+/// A request admitted as a client: the 101 answer to send and the client, registered with
+/// its topic and counted, to serve once the upgrade completes.
+pub(crate) struct Admitted {
+    /// The 101 answer.
+    pub(crate) response: Response<Body>,
+    /// The registered client.
+    pub(crate) client: Client,
+}
+
+/// Every rule, in order: [`check`], then the connection limits, then the topic limits (the
+/// client joins its topic here, before its 101, so that it misses nothing published after).
+pub(crate) fn admit<B>(
+    state: &State,
+    peer: SocketAddr,
+    request: &Request<B>,
+) -> Result<Admitted, Refusal> {
+    let auth = state.auth.as_ref().map(|auth| auth.current());
+    let gate = Gate {
+        draining: state.shutdown.is_cancelled(),
+        origins: &state.origins,
+        auth: auth.as_deref(),
+    };
+    let Checked {
+        topic,
+        identity,
+        token_expires,
+        response,
+    } = check(gate, request)?;
+    let address = state.proxies.client_address(peer.ip(), request.headers());
+    let admission = state.limits.admit(address)?;
+    let (membership, attachment) = match identity.role {
+        Role::Publisher => {
+            let (membership, publisher) = state.hub.join_publisher(&topic)?;
+            (membership, Attachment::Publisher(publisher))
+        }
+        Role::Subscriber => {
+            let (membership, feed) = state.hub.join_subscriber(&topic)?;
+            (membership, Attachment::Subscriber(feed))
+        }
+    };
+    let connection = Connection {
+        id: client_id(&identity.name).into(),
+        topic: Arc::clone(membership.topic()),
+        options: Arc::clone(&state.options),
+        shutdown: state.shutdown.clone(),
+        events: state.events.clone(),
+        metrics: Arc::clone(&state.metrics),
+        token_expires,
+    };
+    Ok(Admitted {
+        response,
+        client: Client {
+            connection,
+            admission,
+            membership,
+            attachment,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid upgrade request for `/t` with these extra headers.
+    fn upgrade_request(extra: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::get("/t")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        for (name, value) in extra {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("a valid request")
+    }
+
+    fn reason(gate: Gate<'_>, request: &Request<()>) -> Result<Role, &'static str> {
+        check(gate, request)
+            .map(|checked| checked.identity.role)
+            .map_err(|refusal| refusal.reason)
+    }
+
+    #[test]
+    fn rules_refuse_in_order_and_a_good_request_passes() {
+        let open = OriginPolicy::default();
+        let strict = OriginPolicy::new(&["https://app.example.com".into()]);
+        let gate = Gate {
+            draining: false,
+            origins: &open,
+            auth: None,
+        };
+        let subscriber = upgrade_request(&[("pubsub", "subscriber")]);
+        assert_eq!(reason(gate, &subscriber), Ok(Role::Subscriber));
+        let plain = Request::get("/t").body(()).expect("request");
+        assert_eq!(reason(gate, &plain), Err("not_websocket"));
+        let draining = Gate {
+            draining: true,
+            ..gate
+        };
+        assert_eq!(reason(draining, &subscriber), Err("draining"));
+        let browser = upgrade_request(&[("pubsub", "subscriber"), ("origin", "https://evil")]);
+        let guarded = Gate {
+            origins: &strict,
+            ..gate
+        };
+        assert_eq!(reason(guarded, &browser), Err("origin"));
+        assert_eq!(reason(gate, &upgrade_request(&[])), Err("bad_headers"));
+    }
+
+    #[test]
+    fn a_refusal_answers_with_its_status_and_one_line() {
+        let refusal = Refusal::from(BadHandshake::UnsupportedVersion);
+        let response = refusal.response();
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(response.headers()[SEC_WEBSOCKET_VERSION], "13");
+        assert_eq!(Refusal::origin().response().status(), StatusCode::FORBIDDEN);
+    }
+}
