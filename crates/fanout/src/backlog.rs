@@ -308,7 +308,10 @@ mod tests {
         );
         assert_eq!(read.messages, 3);
         assert!(read.oldest.is_some() && !read.caught_up);
-        assert_eq!(read_all(&backlog, &mut reader).expect("not lagged").len(), 700);
+        assert_eq!(
+            read_all(&backlog, &mut reader).expect("not lagged").len(),
+            700
+        );
     }
 
     #[test]

@@ -199,7 +199,9 @@ mod tests {
     fn chunks_close_at_the_target_size() {
         let mut builder = ChunkBuilder::new(100);
         assert!(builder.push(&[1; 40], Instant::now()).is_none());
-        let chunk = builder.push(&[2; 70], Instant::now()).expect("target reached");
+        let chunk = builder
+            .push(&[2; 70], Instant::now())
+            .expect("target reached");
         assert_eq!(chunk.messages, 2);
         assert_eq!(decode(&chunk.frames), vec![vec![1; 40], vec![2; 70]]);
     }

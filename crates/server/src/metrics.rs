@@ -123,7 +123,7 @@ impl Metrics {
         );
         registry.register(
             "publish_to_write_seconds",
-            "Time from a message's arrival to its write to a subscriber (oldest of each batch)",
+            "Time from a message's arrival (read from its publisher) to its write to a subscriber, for the oldest message of each batch written",
             metrics.publish_to_write.clone(),
         );
         let build = Family::<BuildLabel, Gauge>::default();

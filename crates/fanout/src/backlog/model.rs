@@ -17,8 +17,14 @@ enum Op {
     Join,
     /// Leave the reader at this index (modulo the readers there are), even one that left.
     Leave(usize),
-    Push { messages: u32, len: usize },
-    Read { reader: usize, budget: usize },
+    Push {
+        messages: u32,
+        len: usize,
+    },
+    Read {
+        reader: usize,
+        budget: usize,
+    },
     Finish,
 }
 
@@ -56,7 +62,10 @@ impl Model {
     }
 
     fn messages_before(&self, chunk: usize) -> u64 {
-        self.chunks[..chunk].iter().map(|&(m, _)| u64::from(m)).sum()
+        self.chunks[..chunk]
+            .iter()
+            .map(|&(m, _)| u64::from(m))
+            .sum()
     }
 
     /// Frees the chunks before the first one a registered reader still holds.
