@@ -6,8 +6,10 @@
 //! Every helper panics with a clear message when its expectation fails: they are for tests.
 #![allow(clippy::panic, clippy::expect_used)]
 
+mod drain;
 mod token;
 
+pub use drain::Drain;
 pub use token::{Signer, now, p256};
 
 use std::future::Future;
