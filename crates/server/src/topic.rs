@@ -76,11 +76,13 @@ impl QueueRoom {
         u32::try_from(len.min(self.capacity)).unwrap_or(u32::MAX)
     }
 
-    /// Waits until a message of `len` bytes fits, and takes its room.
-    async fn take(&self, len: usize) -> Result<(), TopicGone> {
-        let permit = self.bytes.acquire_many(self.permits(len)).await;
-        permit.map_err(|_closed| TopicGone)?.forget();
-        Ok(())
+    /// Waits until a message of `len` bytes fits, and takes its room (the actor gives it back
+    /// when it takes the message out).
+    async fn take(&self, len: usize) {
+        // Only closing a semaphore makes acquiring fail, and this one is never closed.
+        if let Ok(permit) = self.bytes.acquire_many(self.permits(len)).await {
+            permit.forget();
+        }
     }
 }
 
@@ -208,7 +210,7 @@ impl TopicPublisher {
     /// queue is full (in messages or in bytes).
     pub(crate) async fn publish(&self, message: Bytes, at: Instant) -> Result<(), TopicGone> {
         let inbound = self.inbound.as_ref().ok_or(TopicGone)?;
-        self.room.take(message.len()).await?;
+        self.room.take(message.len()).await;
         inbound
             .send(Arrival { message, at })
             .await
