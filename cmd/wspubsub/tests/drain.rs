@@ -17,13 +17,6 @@ async fn sigterm_writes_everything_the_server_read_before_1001() {
     let drain = Drain::start(&format!("ws://{addr}"), 2).await;
     process.terminate();
     drain.check(addr.parse().expect("a socket address")).await;
-    let mut process = process;
-    let status = tokio::task::spawn_blocking(move || {
-        let status = process.child.wait().expect("wait for wspubsub");
-        drop(process);
-        status
-    })
-    .await
-    .expect("waiter");
+    let status = process.exit_status().await;
     assert!(status.success(), "graceful stop exits 0, got {status:?}");
 }
