@@ -4,6 +4,7 @@
 //! tungstenite does).
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
@@ -32,8 +33,9 @@ fn encode_once(c: &mut Criterion) {
                 let mut builder = ChunkBuilder::new(64 << 10);
                 b.iter(|| {
                     let mut chunks = Vec::new();
+                    let arrived = Instant::now();
                     for message in messages {
-                        chunks.extend(builder.push(message));
+                        chunks.extend(builder.push(message, arrived));
                     }
                     chunks.extend(builder.finish());
                     black_box(chunks)
@@ -58,9 +60,11 @@ fn fan_out(c: &mut Criterion) {
                 let mut builder = ChunkBuilder::new(64 << 10);
                 b.iter(|| {
                     let mut backlog = Backlog::new(1 << 16, 64 << 20);
-                    let start: Cursor = backlog.head();
+                    let mut cursors: Vec<Cursor> =
+                        (0..SUBSCRIBERS).map(|_| backlog.join()).collect();
+                    let arrived = Instant::now();
                     for message in messages {
-                        if let Some(chunk) = builder.push(message) {
+                        if let Some(chunk) = builder.push(message, arrived) {
                             backlog.push(chunk);
                         }
                     }
@@ -68,9 +72,9 @@ fn fan_out(c: &mut Criterion) {
                         backlog.push(chunk);
                     }
                     let mut written = 0;
-                    for _ in 0..SUBSCRIBERS {
+                    for cursor in &mut cursors {
                         let mut queue = FrameQueue::default();
-                        let _ = black_box(backlog.read_from(start, &mut queue, usize::MAX));
+                        let _ = black_box(backlog.read_from(cursor, &mut queue, usize::MAX));
                         written += queue.remaining();
                     }
                     black_box(written)

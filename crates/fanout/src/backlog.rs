@@ -3,12 +3,22 @@
 //! The topic actor is the backlog's only writer, so every subscriber sees one order. Messages
 //! are stored encoded, as [`Chunk`]s of frames, once however many subscribers the topic has.
 //! Each subscriber ([`Backlog::join`]) keeps its own [`Cursor`]; its pending queue is exactly
-//! the span between its cursor and the head.
+//! the span between the first chunk it still holds and the head.
 //!
-//! Two things free a chunk: every reader has read it (each chunk counts the reads it still
-//! waits for, so a burst is released as soon as the slowest reader is past it), or the message
-//! or byte bound forces it out. A reader that had not read a chunk forced out has fallen too far
-//! behind: it learns so ([`Lagged`]) and is closed, never silently skipped.
+//! A reader holds the chunks of its last read (its socket may still be writing them) until its
+//! next read or until it leaves, so what a subscriber has in flight counts against the bounds
+//! like what it has yet to read. Two things free a chunk: every reader has let go of it (each
+//! chunk counts the readers that still hold it, so a burst is released at the next append or
+//! departure after the slowest reader is past it), or the message or byte bound forces it out.
+//! A reader still holding a chunk forced out has fallen too far behind: it learns so
+//! ([`Lagged`]) and is closed, never silently skipped.
+//!
+//! Cursors come only from [`Backlog::join`] and are neither `Copy` nor `Clone`, and a cursor
+//! that left is spent, so a chunk's count of readers cannot be decremented twice for one
+//! reader, or for a reader it never counted: the counts cannot wrap.
+//!
+//! When the writer is done ([`Backlog::finish`]), a reader that has read everything learns
+//! that nothing will follow ([`Read::finished`]): the end of a graceful drain.
 //!
 //! This window is also where history and replay can live later.
 
@@ -18,13 +28,16 @@ use std::time::Instant;
 
 use crate::frames::{Chunk, FrameQueue};
 
+#[cfg(test)]
+mod model;
+
 /// The bounded window of a topic's most recent messages.
 #[derive(Debug)]
 pub struct Backlog {
     /// The chunks, oldest first.
     entries: VecDeque<Entry>,
     /// Position of `entries[0]`.
-    first: Cursor,
+    first: Position,
     /// Messages in `entries`.
     messages: usize,
     /// Bytes in `entries`.
@@ -33,11 +46,13 @@ pub struct Backlog {
     max_messages: usize,
     /// Most bytes kept (the newest chunk is always kept, whatever its size).
     max_bytes: usize,
-    /// Readers registered; each new chunk waits for this many reads.
+    /// Readers registered; each new chunk waits for this many of them to let go.
     readers: usize,
+    /// Whether the writer is done: no chunk will follow.
+    finished: bool,
 }
 
-/// A chunk and the number of readers that have yet to read it.
+/// A chunk and the number of readers that still hold it or have yet to read it.
 #[derive(Debug)]
 struct Entry {
     chunk: Chunk,
@@ -45,28 +60,44 @@ struct Entry {
     unread: AtomicUsize,
 }
 
-/// A position in a backlog: which chunk comes next, and how many messages came before it.
+/// A place in a backlog: a chunk, and how many messages came before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Cursor {
+struct Position {
     chunk: u64,
     message: u64,
+}
+
+/// One reader's place in a backlog. Only [`Backlog::join`] makes one, and it cannot be copied:
+/// each chunk is let go of once per reader.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// The first chunk this reader still holds (read last time, or not yet read).
+    held: Position,
+    /// The next chunk it will read.
+    next: Position,
+    /// Whether it is still registered; false once it left.
+    joined: bool,
 }
 
 /// What one read from a backlog took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Read {
-    /// The reader's cursor after the chunks it took.
-    pub next: Cursor,
     /// Messages in the chunks it took.
     pub messages: u64,
-    /// When the oldest of them was encoded, if it took any.
+    /// When the oldest of them arrived, if it took any.
     pub oldest: Option<Instant>,
+    /// Whether the reader has taken everything there is for now.
+    pub caught_up: bool,
+    /// Whether the reader has taken everything there will ever be (the writer finished).
+    pub finished: bool,
 }
 
-/// A reader's cursor pointed at a chunk the backlog had to drop before the reader read it.
+/// A reader fell out of the window: the backlog had to drop a chunk the reader still held or
+/// had yet to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lagged {
-    /// How many messages the reader would have missed.
+    /// How many messages it would have missed: 0 when what overflowed the bound was the last
+    /// read it still held (its socket was still writing it).
     pub missed: u64,
 }
 
@@ -76,35 +107,44 @@ impl Backlog {
     pub fn new(max_messages: usize, max_bytes: usize) -> Self {
         Backlog {
             entries: VecDeque::new(),
-            first: Cursor::default(),
+            first: Position::default(),
             messages: 0,
             bytes: 0,
             max_messages: max_messages.max(1),
             max_bytes,
             readers: 0,
+            finished: false,
         }
     }
 
     /// The position after the newest chunk.
-    pub fn head(&self) -> Cursor {
-        Cursor {
+    fn head(&self) -> Position {
+        Position {
             chunk: self.first.chunk + self.entries.len() as u64,
             message: self.first.message + self.messages as u64,
         }
     }
 
     /// Registers a reader; it will read every chunk pushed from now on, starting at the
-    /// returned cursor.
+    /// returned cursor (the only way to get one).
     pub fn join(&mut self) -> Cursor {
         self.readers += 1;
-        self.head()
+        let head = self.head();
+        Cursor {
+            held: head,
+            next: head,
+            joined: true,
+        }
     }
 
-    /// Unregisters a reader whose next chunk was `cursor`: the chunks it will not read stop
-    /// waiting for it.
-    pub fn leave(&mut self, cursor: Cursor) {
-        self.readers = self.readers.saturating_sub(1);
-        for entry in self.entries.iter().skip(self.index_of(cursor)) {
+    /// Unregisters the reader of `cursor`: the chunks it held or had yet to read stop waiting
+    /// for it. The cursor is spent: reading it takes nothing, leaving again does nothing.
+    pub fn leave(&mut self, cursor: &mut Cursor) {
+        if !std::mem::replace(&mut cursor.joined, false) {
+            return;
+        }
+        self.readers -= 1;
+        for entry in self.entries.iter().skip(self.index_of(cursor.held)) {
             entry.unread.fetch_sub(1, Ordering::AcqRel);
         }
         self.release_read();
@@ -115,9 +155,10 @@ impl Backlog {
         self.entries.len()
     }
 
-    /// Appends a chunk, releasing the chunks every reader has read and dropping the oldest
-    /// ones past the bounds.
+    /// Appends a chunk, releasing the chunks every reader has let go of and dropping the
+    /// oldest ones past the bounds.
     pub fn push(&mut self, chunk: Chunk) {
+        debug_assert!(!self.finished, "push after finish");
         self.release_read();
         self.messages += chunk.messages as usize;
         self.bytes += chunk.frames.len();
@@ -132,44 +173,64 @@ impl Backlog {
         }
     }
 
-    /// Queues (by reference) the chunks from `cursor` on into `out`, stopping once about
-    /// `batch_bytes` are queued, and says what it took. Each chunk must be read once per
-    /// reader: pass the returned cursor next time.
+    /// Marks the writer done: readers that read everything learn that nothing will follow.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Lets go of what `cursor` took last time (written by now), then queues (by reference)
+    /// the chunks after it into `out`, stopping once about `batch_bytes` are queued, and says
+    /// what it took. The reader holds those chunks until its next read or until it leaves.
     pub fn read_from(
         &self,
-        cursor: Cursor,
+        cursor: &mut Cursor,
         out: &mut FrameQueue,
         batch_bytes: usize,
     ) -> Result<Read, Lagged> {
-        if cursor.chunk < self.first.chunk {
-            return Err(Lagged {
-                missed: self.first.message - cursor.message,
+        let head = self.head();
+        if !cursor.joined {
+            return Ok(Read {
+                messages: 0,
+                oldest: None,
+                caught_up: true,
+                finished: self.finished,
             });
         }
-        let mut next = cursor;
+        if cursor.held.chunk < self.first.chunk {
+            return Err(Lagged {
+                missed: self.first.message.saturating_sub(cursor.next.message),
+            });
+        }
+        let held = self.index_of(cursor.held);
+        let next = self.index_of(cursor.next);
+        for entry in self.entries.range(held..next) {
+            entry.unread.fetch_sub(1, Ordering::AcqRel);
+        }
+        cursor.held = cursor.next;
         let mut oldest = None;
         let mut taken = 0;
-        for entry in self.entries.iter().skip(self.index_of(cursor)) {
+        for entry in self.entries.range(next..) {
             if taken >= batch_bytes {
                 break;
             }
             taken += entry.chunk.frames.len();
-            oldest.get_or_insert(entry.chunk.encoded_at);
+            oldest.get_or_insert(entry.chunk.since);
             out.push(entry.chunk.frames.clone());
-            entry.unread.fetch_sub(1, Ordering::AcqRel);
-            next.chunk += 1;
-            next.message += u64::from(entry.chunk.messages);
+            cursor.next.chunk += 1;
+            cursor.next.message += u64::from(entry.chunk.messages);
         }
+        let caught_up = cursor.next == head;
         Ok(Read {
-            next,
-            messages: next.message - cursor.message,
+            messages: cursor.next.message - cursor.held.message,
             oldest,
+            caught_up,
+            finished: caught_up && self.finished,
         })
     }
 
-    /// Index in `entries` of the chunk at `cursor` (0 for a cursor before the first).
-    fn index_of(&self, cursor: Cursor) -> usize {
-        usize::try_from(cursor.chunk.saturating_sub(self.first.chunk)).unwrap_or(usize::MAX)
+    /// Index in `entries` of the chunk at `position` (0 for a position before the first).
+    fn index_of(&self, position: Position) -> usize {
+        usize::try_from(position.chunk.saturating_sub(self.first.chunk)).unwrap_or(usize::MAX)
     }
 
     /// Drops the leading chunks that no reader still needs.
@@ -203,118 +264,149 @@ mod tests {
         Chunk {
             frames: Bytes::from(vec![messages as u8; len]),
             messages,
-            encoded_at: Instant::now(),
+            since: Instant::now(),
         }
     }
 
-    fn read_all(backlog: &Backlog, cursor: Cursor) -> Result<(Vec<u8>, Cursor), Lagged> {
+    fn read_all(backlog: &Backlog, cursor: &mut Cursor) -> Result<Vec<u8>, Lagged> {
         let mut out = FrameQueue::default();
-        let read = backlog.read_from(cursor, &mut out, usize::MAX)?;
-        Ok((out.copy_to_bytes(out.remaining()).to_vec(), read.next))
+        backlog.read_from(cursor, &mut out, usize::MAX)?;
+        Ok(out.copy_to_bytes(out.remaining()).to_vec())
     }
 
     #[test]
     fn readers_see_every_chunk_in_order() {
         let mut backlog = Backlog::new(100, 1 << 20);
-        let start = backlog.join();
+        let mut reader = backlog.join();
         for n in 1..=3 {
             backlog.push(chunk(n, 2));
         }
-        let (bytes, next) = read_all(&backlog, start).expect("not lagged");
-        assert_eq!(bytes, vec![1, 1, 2, 2, 3, 3]);
-        assert_eq!(next, backlog.head());
-        assert_eq!(next.message, 6);
+        let mut out = FrameQueue::default();
+        let read = backlog
+            .read_from(&mut reader, &mut out, usize::MAX)
+            .expect("not lagged");
+        assert_eq!(out.copy_to_bytes(6).as_ref(), [1, 1, 2, 2, 3, 3]);
+        assert_eq!(read.messages, 6);
+        assert!(read.caught_up && !read.finished);
     }
 
     #[test]
     fn batches_stop_after_the_byte_budget() {
         let mut backlog = Backlog::new(100, 1 << 20);
-        let start = backlog.join();
+        let mut reader = backlog.join();
         for _ in 0..10 {
             backlog.push(chunk(1, 100));
         }
         let mut out = FrameQueue::default();
-        let read = backlog.read_from(start, &mut out, 250).expect("not lagged");
+        let read = backlog
+            .read_from(&mut reader, &mut out, 250)
+            .expect("not lagged");
         assert_eq!(
             out.remaining(),
             300,
             "stops once the budget is reached, not before"
         );
         assert_eq!(read.messages, 3);
-        assert!(read.oldest.is_some());
-        let (rest, end) = read_all(&backlog, read.next).expect("not lagged");
-        assert_eq!(rest.len(), 700);
-        assert_eq!(end, backlog.head());
+        assert!(read.oldest.is_some() && !read.caught_up);
+        assert_eq!(
+            read_all(&backlog, &mut reader).expect("not lagged").len(),
+            700
+        );
     }
 
     #[test]
     fn message_bound_drops_unread_chunks_and_reports_lag_in_messages() {
         let mut backlog = Backlog::new(4, 1 << 20);
-        let slow = backlog.join();
+        let mut slow = backlog.join();
         backlog.push(chunk(2, 1));
-        let late = backlog.join();
+        let mut late = backlog.join();
         backlog.push(chunk(2, 1));
         backlog.push(chunk(1, 1));
-        assert_eq!(read_all(&backlog, slow), Err(Lagged { missed: 2 }));
-        let (bytes, _) = read_all(&backlog, late).expect("still there");
-        assert_eq!(bytes, vec![2, 1]);
+        assert_eq!(read_all(&backlog, &mut slow), Err(Lagged { missed: 2 }));
+        assert_eq!(read_all(&backlog, &mut late), Ok(vec![2, 1]));
     }
 
     #[test]
     fn byte_bound_keeps_at_least_the_newest_chunk() {
         let mut backlog = Backlog::new(100, 10);
-        let reader = backlog.join();
+        let mut reader = backlog.join();
         backlog.push(chunk(1, 6));
         backlog.push(chunk(1, 6));
-        assert_eq!(read_all(&backlog, reader), Err(Lagged { missed: 1 }));
+        assert_eq!(read_all(&backlog, &mut reader), Err(Lagged { missed: 1 }));
+        let mut newest = backlog.join();
         backlog.push(chunk(1, 50));
         assert_eq!(backlog.chunks(), 1);
-        let newest = Cursor {
-            chunk: 2,
-            message: 2,
-        };
-        let (bytes, _) = read_all(&backlog, newest).expect("newest kept");
-        assert_eq!(bytes.len(), 50);
+        assert_eq!(read_all(&backlog, &mut newest).map(|b| b.len()), Ok(50));
     }
 
     #[test]
-    fn chunks_every_reader_has_read_are_released() {
+    fn chunks_every_reader_has_let_go_of_are_released() {
         let mut backlog = Backlog::new(100, 1 << 20);
-        let fast = backlog.join();
-        let slow = backlog.join();
+        let mut fast = backlog.join();
+        let mut slow = backlog.join();
         backlog.push(chunk(1, 10));
         backlog.push(chunk(1, 10));
-        let (_, fast) = read_all(&backlog, fast).expect("not lagged");
+        let _ = read_all(&backlog, &mut fast).expect("not lagged");
         backlog.push(chunk(1, 10));
         assert_eq!(backlog.chunks(), 3, "the slow reader still needs all three");
-        let (bytes, slow) = read_all(&backlog, slow).expect("not lagged");
-        assert_eq!(bytes.len(), 30);
+        assert_eq!(read_all(&backlog, &mut slow).map(|b| b.len()), Ok(30));
+        assert_eq!(read_all(&backlog, &mut fast).map(|b| b.len()), Ok(10));
         backlog.push(chunk(1, 10));
         assert_eq!(
             backlog.chunks(),
-            2,
-            "both read the first two; the third waits for the fast one"
+            4,
+            "the slow reader still holds all three: its socket may be writing them"
         );
-        let (bytes, fast) = read_all(&backlog, fast).expect("not lagged");
-        assert_eq!(bytes.len(), 20);
-        let (bytes, _) = read_all(&backlog, slow).expect("not lagged");
-        assert_eq!(bytes.len(), 10);
+        assert_eq!(read_all(&backlog, &mut slow).map(|b| b.len()), Ok(10));
         backlog.push(chunk(1, 10));
-        assert_eq!(backlog.chunks(), 1, "only the new chunk is left");
-        assert_eq!(fast.message, 4);
+        assert_eq!(
+            backlog.chunks(),
+            3,
+            "the first two are let go of by both; the fast one holds the third"
+        );
+    }
+
+    #[test]
+    fn what_a_reader_still_writes_counts_against_the_bound() {
+        let mut backlog = Backlog::new(100, 25);
+        let mut reader = backlog.join();
+        backlog.push(chunk(1, 10));
+        backlog.push(chunk(1, 10));
+        assert_eq!(read_all(&backlog, &mut reader).map(|b| b.len()), Ok(20));
+        // 20 bytes in flight and 10 more pushed: over the 25-byte bound.
+        backlog.push(chunk(1, 10));
+        assert_eq!(read_all(&backlog, &mut reader), Err(Lagged { missed: 0 }));
     }
 
     #[test]
     fn a_reader_that_leaves_releases_what_it_did_not_read() {
         let mut backlog = Backlog::new(100, 1 << 20);
-        let stays = backlog.join();
-        let leaves = backlog.join();
+        let mut stays = backlog.join();
+        let mut leaves = backlog.join();
         backlog.push(chunk(1, 10));
         backlog.push(chunk(1, 10));
-        let _ = read_all(&backlog, stays).expect("not lagged");
+        let _ = read_all(&backlog, &mut stays).expect("not lagged");
+        let _ = read_all(&backlog, &mut stays).expect("let go of the first read");
         assert_eq!(backlog.chunks(), 2);
-        backlog.leave(leaves);
+        backlog.leave(&mut leaves);
         assert_eq!(backlog.chunks(), 0, "nobody needs them any more");
+    }
+
+    #[test]
+    fn leaving_twice_changes_nothing_and_a_spent_cursor_reads_nothing() {
+        let mut backlog = Backlog::new(100, 1 << 20);
+        let mut leaves = backlog.join();
+        let mut stays = backlog.join();
+        backlog.push(chunk(1, 10));
+        backlog.leave(&mut leaves);
+        backlog.leave(&mut leaves);
+        backlog.push(chunk(2, 10));
+        assert_eq!(
+            read_all(&backlog, &mut stays).map(|b| b.len()),
+            Ok(20),
+            "the other reader's chunks were not released under it"
+        );
+        assert_eq!(read_all(&backlog, &mut leaves), Ok(Vec::new()));
     }
 
     #[test]
@@ -323,22 +415,30 @@ mod tests {
         backlog.push(chunk(1, 10));
         backlog.push(chunk(1, 10));
         assert_eq!(backlog.chunks(), 1);
-        let reader = backlog.join();
+        let mut reader = backlog.join();
         assert_eq!(
-            reader,
-            backlog.head(),
+            read_all(&backlog, &mut reader),
+            Ok(Vec::new()),
             "a new reader starts after what is there"
         );
     }
 
     #[test]
-    fn caught_up_reader_gets_nothing() {
-        let mut backlog = Backlog::new(4, 100);
-        let reader = backlog.join();
-        backlog.push(chunk(1, 1));
-        let (_, reader) = read_all(&backlog, reader).expect("not lagged");
-        let (bytes, next) = read_all(&backlog, reader).expect("not lagged");
-        assert!(bytes.is_empty());
-        assert_eq!(next, backlog.head());
+    fn a_finished_backlog_says_so_once_a_reader_has_everything() {
+        let mut backlog = Backlog::new(100, 1 << 20);
+        let mut reader = backlog.join();
+        backlog.push(chunk(1, 10));
+        backlog.push(chunk(1, 10));
+        backlog.finish();
+        let mut out = FrameQueue::default();
+        let first = backlog
+            .read_from(&mut reader, &mut out, 5)
+            .expect("not lagged");
+        assert!(!first.caught_up && !first.finished);
+        let last = backlog
+            .read_from(&mut reader, &mut out, 5)
+            .expect("not lagged");
+        assert!(last.caught_up && last.finished);
+        assert_eq!(out.remaining(), 20);
     }
 }

@@ -20,8 +20,9 @@ pub struct Chunk {
     pub frames: Bytes,
     /// How many messages (frames) they hold.
     pub messages: u32,
-    /// When they were encoded: the start of their publish-to-write latency.
-    pub encoded_at: Instant,
+    /// When the oldest of them arrived from its publisher: the start of their
+    /// publish-to-write latency.
+    pub since: Instant,
 }
 
 /// Encodes messages into chunks of about a target size.
@@ -29,6 +30,8 @@ pub struct Chunk {
 pub struct ChunkBuilder {
     buffer: BytesMut,
     messages: u32,
+    /// When the first message of the chunk being built arrived.
+    since: Option<Instant>,
     target: usize,
 }
 
@@ -38,12 +41,15 @@ impl ChunkBuilder {
         ChunkBuilder {
             buffer: BytesMut::new(),
             messages: 0,
+            since: None,
             target,
         }
     }
 
-    /// Appends one message as a binary frame; returns a chunk when the target is reached.
-    pub fn push(&mut self, payload: &[u8]) -> Option<Chunk> {
+    /// Appends one message, which arrived at `arrived`, as a binary frame; returns a chunk
+    /// when the target is reached.
+    pub fn push(&mut self, payload: &[u8], arrived: Instant) -> Option<Chunk> {
+        self.since.get_or_insert(arrived);
         let header = FrameHeader {
             opcode: OpCode::Data(Data::Binary),
             ..FrameHeader::default()
@@ -62,12 +68,10 @@ impl ChunkBuilder {
 
     /// The chunk of everything pushed since the last one, if anything was.
     pub fn finish(&mut self) -> Option<Chunk> {
-        if self.messages == 0 {
-            return None;
-        }
+        let since = self.since.take()?;
         let messages = std::mem::take(&mut self.messages);
         Some(Chunk {
-            encoded_at: Instant::now(),
+            since,
             frames: self.buffer.split().freeze(),
             messages,
         })
@@ -167,7 +171,7 @@ mod tests {
             .collect();
         let mut builder = ChunkBuilder::new(usize::MAX);
         for payload in &payloads {
-            assert!(builder.push(payload).is_none());
+            assert!(builder.push(payload, Instant::now()).is_none());
         }
         let chunk = builder.finish().expect("a chunk");
         assert_eq!(chunk.messages as usize, payloads.len());
@@ -178,7 +182,7 @@ mod tests {
     #[test]
     fn frames_match_tungstenites_own_encoding() {
         let mut builder = ChunkBuilder::new(usize::MAX);
-        builder.push(b"hello");
+        builder.push(b"hello", Instant::now());
         let chunk = builder.finish().expect("a chunk");
         let mut expected = Vec::new();
         Frame::message(
@@ -194,8 +198,10 @@ mod tests {
     #[test]
     fn chunks_close_at_the_target_size() {
         let mut builder = ChunkBuilder::new(100);
-        assert!(builder.push(&[1; 40]).is_none());
-        let chunk = builder.push(&[2; 70]).expect("target reached");
+        assert!(builder.push(&[1; 40], Instant::now()).is_none());
+        let chunk = builder
+            .push(&[2; 70], Instant::now())
+            .expect("target reached");
         assert_eq!(chunk.messages, 2);
         assert_eq!(decode(&chunk.frames), vec![vec![1; 40], vec![2; 70]]);
     }

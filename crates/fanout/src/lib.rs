@@ -4,9 +4,10 @@
 //! - [`ChunkBuilder`] encodes each batch of messages once into a [`Chunk`]: unmasked binary
 //!   WebSocket frames back to back, valid on every subscriber's socket.
 //! - [`Backlog`] is a topic's bounded window of recent chunks; every subscriber reads it from
-//!   its own [`Cursor`], so a message is stored once however many subscribers there are, and a
-//!   subscriber that falls out of the window learns it ([`Lagged`]) instead of missing messages
-//!   silently.
+//!   its own [`Cursor`] (only [`Backlog::join`] makes one), so a message is stored once however
+//!   many subscribers there are, what a subscriber is still writing counts against the bound,
+//!   and a subscriber that falls out of the window learns it ([`Lagged`]) instead of missing
+//!   messages silently.
 //! - [`FrameQueue`] is what a subscriber's socket writer holds: shared chunks as one
 //!   vectored [`bytes::Buf`], so one `writev` carries many of them.
 

@@ -7,10 +7,12 @@
 #![allow(clippy::panic, clippy::expect_used)]
 
 mod clients;
+mod drain;
 mod raw;
 mod token;
 
 pub use clients::{last_err, next_ok, self_signed, wait_for_left};
+pub use drain::Drain;
 pub use raw::{
     RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape, upgrade_request,
 };

@@ -68,6 +68,15 @@ impl Process {
         addr.to_owned()
     }
 
+    /// Waits (without blocking the runtime) for the process to exit, and says how it did.
+    pub(crate) async fn exit_status(mut self) -> std::process::ExitStatus {
+        let waiter = tokio::task::spawn_blocking(move || self.child.wait());
+        wspubsub_testkit::within(TIMEOUT, waiter)
+            .await
+            .expect("the waiting thread")
+            .expect("wait for wspubsub")
+    }
+
     /// Sends SIGTERM: a graceful stop.
     pub(crate) fn terminate(&self) {
         self.signal("TERM");

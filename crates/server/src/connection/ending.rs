@@ -26,7 +26,7 @@ pub(crate) enum Ending {
     ConnectionLost(String),
     /// The client's token expired.
     TokenExpired,
-    /// Something in the server went wrong (a topic ended under a live client).
+    /// Something in the server went wrong (a topic's actor failed under a live publisher).
     Internal(&'static str),
 }
 

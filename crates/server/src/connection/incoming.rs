@@ -1,4 +1,5 @@
-//! What a frame read from a peer means, the same way for both roles.
+//! What a frame read from a peer means, the same way for both roles ([`PeerFrame`]; not to be
+//! confused with hyper's `PeerFrame` request body).
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -7,7 +8,7 @@ use super::Ending;
 
 /// One item read from a peer, sorted by what the connection tasks do with it.
 #[derive(Debug)]
-pub(super) enum Incoming {
+pub(super) enum PeerFrame {
     /// A binary message.
     Binary(Bytes),
     /// A text message (refused from publishers, ignored from subscribers).
@@ -18,15 +19,15 @@ pub(super) enum Incoming {
     End(Ending),
 }
 
-impl From<Option<Result<Message, tungstenite::Error>>> for Incoming {
+impl From<Option<Result<Message, tungstenite::Error>>> for PeerFrame {
     fn from(item: Option<Result<Message, tungstenite::Error>>) -> Self {
         match item {
-            Some(Ok(Message::Binary(message))) => Incoming::Binary(message),
-            Some(Ok(Message::Text(_))) => Incoming::Text,
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Control,
-            Some(Ok(Message::Close(frame))) => Incoming::End(Ending::from_close_frame(frame)),
-            Some(Err(error)) => Incoming::End(Ending::from_read_error(error)),
-            None => Incoming::End(Ending::ConnectionLost(
+            Some(Ok(Message::Binary(message))) => PeerFrame::Binary(message),
+            Some(Ok(Message::Text(_))) => PeerFrame::Text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => PeerFrame::Control,
+            Some(Ok(Message::Close(frame))) => PeerFrame::End(Ending::from_close_frame(frame)),
+            Some(Err(error)) => PeerFrame::End(Ending::from_read_error(error)),
+            None => PeerFrame::End(Ending::ConnectionLost(
                 "end of stream without a close frame".into(),
             )),
         }

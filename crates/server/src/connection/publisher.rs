@@ -1,4 +1,9 @@
 //! A publisher's connection task: read binary frames and hand them to the topic actor.
+//!
+//! On shutdown a publisher stops reading at once, but a message it has read is always queued
+//! for the topic first: the drain delivers every message the server read.
+
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -7,7 +12,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use wspubsub_liveness::{Liveness, Tick};
 
-use super::incoming::Incoming;
+use super::incoming::PeerFrame;
 use super::write::{self, WriteFailure};
 use super::{Connection, Ending, expired};
 use crate::topic::TopicPublisher;
@@ -31,25 +36,23 @@ where
             biased;
             () = connection.shutdown.cancelled() => return Ending::Shutdown,
             () = expired(&mut token_expiry) => return Ending::TokenExpired,
-            incoming = ws.next() => match Incoming::from(incoming) {
-                Incoming::Binary(message) => {
+            frame = ws.next() => match PeerFrame::from(frame) {
+                PeerFrame::Binary(message) => {
+                    let arrived = Instant::now();
                     liveness.heard();
                     connection.metrics.received(message.len());
-                    tokio::select! {
-                        biased;
-                        () = connection.shutdown.cancelled() => return Ending::Shutdown,
-                        published = topic.publish(message) => {
-                            if published.is_err() {
-                                return Ending::Internal("topic ended under a live publisher");
-                            }
-                        }
+                    // Not cancelled by shutdown: the topic keeps taking messages until its
+                    // publishers are gone, so this completes and the drain delivers it. It
+                    // fails only if the topic's actor failed.
+                    if topic.publish(message, arrived).await.is_err() {
+                        return Ending::Internal("the topic takes no more messages");
                     }
                     // Time spent waiting on a full topic queue was ours, not the peer's silence.
                     liveness.heard();
                 }
-                Incoming::Text => return Ending::TextFromPublisher,
-                Incoming::Control => liveness.heard(),
-                Incoming::End(ending) => return ending,
+                PeerFrame::Text => return Ending::TextFromPublisher,
+                PeerFrame::Control => liveness.heard(),
+                PeerFrame::End(ending) => return ending,
             },
             tick = liveness.tick() => match tick {
                 Tick::Ping => match write::timed(options.write_timeout, ws.send(Message::Ping(Bytes::new()))).await {

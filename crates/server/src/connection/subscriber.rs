@@ -1,10 +1,15 @@
 //! A subscriber's connection task: write the topic's frames out, batch by batch.
+//!
+//! On shutdown a subscriber does not stop at once: it tells its topic to drain
+//! ([`TopicFeed::drain`]) and keeps writing until it has everything the topic took (the
+//! backlog is finished), then closes with 1001. Half the close deadline bounds that drain, so
+//! that the close handshake keeps the other half.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use wspubsub_liveness::{Liveness, Tick};
 
 use super::ending::SlowReason;
-use super::incoming::Incoming;
+use super::incoming::PeerFrame;
 use super::write::{self, WriteFailure};
 use super::{Connection, Ending, SubscriberSocket, expired};
 use crate::topic::TopicFeed;
@@ -28,6 +33,8 @@ where
     let options = &connection.options;
     let mut liveness = Liveness::new(options.pong_deadline);
     let mut token_expiry = connection.token_expiry();
+    // Set when the server starts shutting down: the end of this subscriber's drain.
+    let mut drain_deadline = None;
     loop {
         let batch = match feed.next_batch(socket.pending(), BATCH_BYTES) {
             Ok(batch) => batch,
@@ -37,7 +44,6 @@ where
                 });
             }
         };
-        let more_pending = batch.more_pending;
         if socket.has_pending() {
             let bytes = socket.pending_bytes();
             if let Err(failure) = write::timed(options.write_timeout, socket.flush()).await {
@@ -47,22 +53,32 @@ where
                 .metrics
                 .delivered(batch.messages, bytes, batch.oldest);
         }
+        if batch.finished {
+            // A topic finishes only once it closes, and with this subscriber still in it that
+            // means a shutdown: everything the topic took is written.
+            return Ending::Shutdown;
+        }
+        let more_pending = batch.more_pending;
         // Between batches, always look at the peer and the timers, so that a busy topic
         // cannot starve pongs, pings or shutdown.
         tokio::select! {
             biased;
-            () = connection.shutdown.cancelled() => return Ending::Shutdown,
+            () = connection.shutdown.cancelled(), if drain_deadline.is_none() => {
+                feed.drain();
+                drain_deadline = Some(Box::pin(tokio::time::sleep(options.close_deadline / 2)));
+            }
+            () = expired(&mut drain_deadline) => return Ending::Shutdown,
             () = expired(&mut token_expiry) => return Ending::TokenExpired,
-            incoming = socket.next() => match Incoming::from(incoming) {
-                Incoming::End(ending) => return ending,
-                Incoming::Control => {
+            frame = socket.next() => match PeerFrame::from(frame) {
+                PeerFrame::End(ending) => return ending,
+                PeerFrame::Control => {
                     liveness.heard();
                     if let Err(error) = socket.queue_pongs().await {
                         return Ending::ConnectionLost(error.to_string());
                     }
                 }
                 // Data frames from subscribers are read and discarded; they prove the peer alive.
-                Incoming::Binary(_) | Incoming::Text => liveness.heard(),
+                PeerFrame::Binary(_) | PeerFrame::Text => liveness.heard(),
             },
             tick = liveness.tick() => match tick {
                 Tick::Ping => {
@@ -74,11 +90,7 @@ where
                 Tick::Expired => return Ending::PongTimeout,
             },
             () = std::future::ready(()), if more_pending => {}
-            changed = feed.changed(), if !more_pending => {
-                if changed.is_err() {
-                    return Ending::Internal("topic ended under a live subscriber");
-                }
-            }
+            () = feed.changed(), if !more_pending => {}
         }
     }
 }
