@@ -27,7 +27,8 @@
 //!   other sites, and `auth` requests without a valid token for their topic, all before the
 //!   upgrade.
 //! - [`ServerHandle::shutdown`] starts a drain: `/readyz` says 503, new clients are refused
-//!   with 503, every client is closed with 1001; [`Server::run`] returns when all are done or
+//!   with 503, publishers stop being read, subscribers get every message the server already
+//!   took, then every client is closed with 1001; [`Server::run`] returns when all are done or
 //!   the close deadline has passed.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
 //! - With the cargo feature `fuzzing` (off by default), `fuzzing` exposes the admission

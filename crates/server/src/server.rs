@@ -3,7 +3,9 @@
 //!
 //! Shutdown is a drain, then a stop. [`ServerHandle::shutdown`] cancels a
 //! [`CancellationToken`]: from then on `/readyz` answers 503 and new WebSocket clients are
-//! refused (503), while every client task closes its peer with 1001. The listener keeps
+//! refused (503), publishers stop being read (and get 1001), each topic moves what it already
+//! took into its backlog, and every subscriber writes what it holds before its 1001. The
+//! listener keeps
 //! answering health checks until every client and topic task (one [`TaskTracker`]) is done or
 //! the close deadline has passed; then it closes, open HTTP connections are shut, and
 //! [`Server::run`] returns.
@@ -173,9 +175,10 @@ impl Server {
         }
     }
 
-    /// Serves until [`ServerHandle::shutdown`], then drains: closes every client with 1001
-    /// (answering health checks meanwhile) and returns once all of them are done or the close
-    /// deadline has passed.
+    /// Serves until [`ServerHandle::shutdown`], then drains: stops reading publishers,
+    /// delivers what the server already took to every subscriber, closes every client with
+    /// 1001 (answering health checks meanwhile), and returns once all of them are done or the
+    /// close deadline has passed.
     pub async fn run(self) {
         let Server {
             listener,
