@@ -245,8 +245,8 @@ mod tests {
 
     #[test]
     fn durations_and_sizes_parse() {
-        let args = parse(&["--pong-deadline", "250ms", "--max-message-size", "64KiB"])
-            .expect("parse");
+        let args =
+            parse(&["--pong-deadline", "250ms", "--max-message-size", "64KiB"]).expect("parse");
         let options = args.options().expect("valid");
         assert_eq!(options.pong_deadline, Duration::from_millis(250));
         assert_eq!(options.max_message_size, 64 * 1024);
@@ -290,7 +290,10 @@ mod tests {
             secret.options().expect("valid").auth,
             Some(AuthKey::Hs256(b"s3cret".to_vec()))
         );
-        assert_eq!(parse(&[]).expect("parse").options().expect("valid").auth, None);
+        assert_eq!(
+            parse(&[]).expect("parse").options().expect("valid").auth,
+            None
+        );
         assert!(
             parse(&["--jwt-secret", "a", "--jwt-public-key", "k.pem"]).is_err(),
             "one key at a time"

@@ -22,7 +22,10 @@ pub(crate) fn render(command: &Command, matches: &ArgMatches) -> String {
             .try_get_raw(id)
             .ok()
             .flatten()
-            .map(|raw| raw.map(|value| value.to_string_lossy().into_owned()).collect())
+            .map(|raw| {
+                raw.map(|value| value.to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         let line = if values.is_empty() && arg.get_value_delimiter().is_none() {
             format!("# {key} is not set")
