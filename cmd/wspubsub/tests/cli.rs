@@ -280,7 +280,7 @@ fn sighup_rotates_the_token_public_key() {
 #[tokio::test]
 async fn pub_sends_each_line_while_stdin_is_still_open() {
     use wspubsub_server::protocol::Role;
-    use wspubsub_testkit::{connect, next_binary};
+    use wspubsub_testkit::{TIMEOUT, connect, next_binary, within};
 
     let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
     let url = format!("ws://{}/tail", server.listen_addr());
@@ -294,9 +294,12 @@ async fn pub_sends_each_line_while_stdin_is_still_open() {
         .expect("start wspubsub pub");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"first\n").expect("write stdin");
-    assert_eq!(next_binary(&mut subscriber).await, &b"first"[..]);
+    // One bound for the whole wait: next_binary's own is per frame, and pings keep coming.
+    let first = within(TIMEOUT, next_binary(&mut subscriber)).await;
+    assert_eq!(first, &b"first"[..], "sent while stdin is still open");
     stdin.write_all(b"second\r\n").expect("write stdin");
-    assert_eq!(next_binary(&mut subscriber).await, &b"second"[..]);
+    let second = within(TIMEOUT, next_binary(&mut subscriber)).await;
+    assert_eq!(second, &b"second"[..]);
     drop(stdin);
     let output = tokio::task::spawn_blocking(move || finish(child))
         .await

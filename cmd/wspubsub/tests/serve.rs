@@ -254,6 +254,14 @@ async fn sighup_with_nothing_to_reload_keeps_serving() {
     send(&mut publisher, &b"still here"[..]).await;
     assert_eq!(next_binary(&mut subscriber).await, &b"still here"[..]);
     process.terminate();
+    for client in [&mut subscriber, &mut publisher] {
+        let (_, close) = read_until_close(client).await;
+        assert_eq!(
+            close.map(|(code, _)| code),
+            Some(CloseCode::GoingAway.code()),
+            "a drain, not a death"
+        );
+    }
     let status = tokio::task::spawn_blocking(move || process.wait())
         .await
         .expect("waiter");
