@@ -58,6 +58,11 @@ fn invalid_configuration_is_one_line_and_exit_2() {
     let dir = TempDir::new("bad-file");
     let file = dir.write("bad.toml", "max-topics = \n");
     assert_one_line_failure(&serve(&["--config", &file]), "not valid TOML");
+    let both_keys = dir.write(
+        "both.toml",
+        "jwt-secret = \"s\"\njwt-public-key = \"/nonexistent/k.pem\"\n",
+    );
+    assert_one_line_failure(&serve(&["--config", &both_keys]), "cannot be used together");
 }
 
 #[test]

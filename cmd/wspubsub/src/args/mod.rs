@@ -190,6 +190,11 @@ impl ServeArgs {
 
     /// The token key, if auth is configured.
     pub(crate) fn auth_key(&self) -> anyhow::Result<Option<AuthKey>> {
+        // clap checks the conflict on the command line only, not between file values.
+        anyhow::ensure!(
+            self.jwt_secret.is_none() || self.jwt_public_key.is_none(),
+            "--jwt-secret and --jwt-public-key cannot be used together: give one"
+        );
         if let Some(secret) = &self.jwt_secret {
             anyhow::ensure!(!secret.is_empty(), "--jwt-secret must not be empty");
             return Ok(Some(AuthKey::Hs256(secret.clone().into_bytes())));
@@ -220,17 +225,19 @@ fn parse_network(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{text:?} is neither an IP address nor a network like 10.0.0.0/8"))
 }
 
+/// `serve`'s flags alone, as the unit tests parse them.
+#[cfg(test)]
+#[derive(Debug, clap::Parser)]
+pub(crate) struct Wrapper {
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
     use super::*;
-
-    #[derive(Debug, Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
 
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         Wrapper::try_parse_from([&["wspubsub"], args].concat()).map(|wrapper| wrapper.serve)

@@ -56,16 +56,10 @@ fn typed(value: &str) -> toml::Value {
 
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory, FromArgMatches, Parser};
+    use clap::{CommandFactory, FromArgMatches};
 
     use super::*;
-    use crate::args::ServeArgs;
-
-    #[derive(Debug, Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
+    use crate::args::Wrapper;
 
     fn print(args: &[&str]) -> String {
         let command = Wrapper::command();
