@@ -6,16 +6,18 @@
 //! `wspubsub pub` and `wspubsub sub` are built on the client crates; their errors are one line
 //! on stderr and exit code 2.
 
-mod config;
+mod args;
 mod connect;
 mod logging;
 mod publish;
 mod serve;
+#[cfg(unix)]
+mod signals;
 mod subscribe;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// An in-memory WebSocket publish/subscribe server: every URL path is a topic.
 #[derive(Debug, Parser)]
@@ -30,7 +32,7 @@ struct Cli {
     command: Option<Command>,
     /// `serve`'s flags, for when no subcommand is given.
     #[command(flatten)]
-    serve: serve::ServeArgs,
+    serve: args::ServeArgs,
     /// Log line format.
     #[arg(
         long,
@@ -45,44 +47,56 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(Box<serve::ServeArgs>),
+    Serve(Box<args::ServeArgs>),
     /// Publish to a topic: each line of stdin, or each file given, is one message.
     Pub(publish::PubArgs),
     /// Subscribe to a topic and print its messages.
     Sub(subscribe::SubArgs),
 }
 
-/// Exit code of `pub` and `sub` when they fail.
-const CLIENT_FAILURE: u8 = 2;
+/// Exit code of any failure: bad settings, a server that cannot start, `pub` and `sub`
+/// failing (as clap's own usage errors).
+const FAILURE: u8 = 2;
 
-fn main() -> anyhow::Result<ExitCode> {
-    let matches = config::matches(Cli::command)?;
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wspubsub: {error:#}");
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let matches = args::file::matches(Cli::command)?;
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(Box::new(cli.serve)));
+    if matches!(&command, Command::Serve(args) if args.print_config) {
+        print_config(&matches);
+        return Ok(());
+    }
     logging::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client = match cli.command {
-        Some(Command::Serve(args)) => {
-            return runtime
-                .block_on(serve::run(*args))
-                .map(|()| ExitCode::SUCCESS);
-        }
-        None => {
-            return runtime
-                .block_on(serve::run(cli.serve))
-                .map(|()| ExitCode::SUCCESS);
-        }
-        Some(Command::Pub(args)) => runtime.block_on(publish::run(args)),
-        Some(Command::Sub(args)) => runtime.block_on(subscribe::run(args)),
-    };
-    Ok(match client {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("wspubsub: {error:#}");
-            ExitCode::from(CLIENT_FAILURE)
-        }
-    })
+    match command {
+        Command::Serve(args) => runtime.block_on(serve::run(*args)),
+        Command::Pub(args) => runtime.block_on(publish::run(args)),
+        Command::Sub(args) => runtime.block_on(subscribe::run(args)),
+    }
+}
+
+/// Prints `serve`'s effective settings (`--print-config`).
+fn print_config(matches: &ArgMatches) {
+    let mut command = Cli::command();
+    command.build();
+    let serve_matches = matches.subcommand_matches("serve").unwrap_or(matches);
+    if let Some(serve) = command.find_subcommand("serve") {
+        print!("{}", args::print::render(serve, serve_matches));
+    }
 }
 
 #[cfg(test)]

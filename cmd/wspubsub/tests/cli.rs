@@ -5,8 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 mod support;
 
-use support::Process;
-use wspubsub_testkit::TIMEOUT;
+use support::{Process, TempDir, assert_one_line_failure, finish};
 
 fn wspubsub() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wspubsub"))
@@ -49,18 +48,6 @@ fn finish_sub(sub: Sub) -> Output {
     let mut output = finish(sub.child);
     output.stderr = sub.stderr.join().expect("stderr reader").into_bytes();
     output
-}
-
-/// Waits for `child` (bounded) and returns its output.
-fn finish(child: Child) -> Output {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    receiver
-        .recv_timeout(TIMEOUT)
-        .expect("process ended in time")
-        .expect("process output")
 }
 
 /// Runs `wspubsub pub ARGS` with `input` on stdin.
@@ -109,14 +96,12 @@ fn stdin_lines_become_messages_that_sub_prints() {
 fn files_and_count_cycle_through_the_input() {
     let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
     let url = format!("ws://{}/files", server.listen_addr());
-    let dir = std::env::temp_dir().join(format!("wspubsub-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (one, two) = (dir.join("one.bin"), dir.join("two.bin"));
+    let dir = TempDir::new("files");
+    let (one, two) = (dir.path("one.bin"), dir.path("two.bin"));
     std::fs::write(&one, [0u8, 1, 2]).expect("write");
     std::fs::write(&two, b"two\n").expect("write");
     let subscriber = subscribe(&[&url, "--count", "3", "--format", "base64"]);
-    let (one, two) = (one.to_str().expect("utf-8"), two.to_str().expect("utf-8"));
-    let published = publish(&[&url, one, two, "--count", "3", "--rate", "1000"], b"");
+    let published = publish(&[&url, &one, &two, "--count", "3", "--rate", "1000"], b"");
     assert!(
         published.status.success(),
         "{}",
@@ -127,7 +112,6 @@ fn files_and_count_cycle_through_the_input() {
         String::from_utf8_lossy(&printed.stdout),
         "AAEC\ndHdvCg==\nAAEC\n"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -137,10 +121,7 @@ fn failures_are_one_line_and_exit_2() {
         .local_addr()
         .expect("addr");
     let refused = publish(&[&format!("ws://{closed}/x")], b"hello\n");
-    assert_eq!(refused.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.starts_with("wspubsub: cannot connect"), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert_one_line_failure(&refused, "wspubsub: cannot connect");
 
     let bad_url = wspubsub()
         .args(["sub", "http://127.0.0.1:1/x"])
@@ -206,29 +187,6 @@ fn pub_and_sub_speak_tls_and_carry_tokens() {
     assert_eq!(no_token.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&no_token.stderr);
     assert!(stderr.contains("401"), "{stderr}");
-}
-
-/// A directory of its own for a test's files, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    /// A fresh directory named after `name` and this process.
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("wspubsub-cli-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    /// The path of `file` in the directory.
-    fn path(&self, file: &str) -> String {
-        self.0.join(file).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Writes a fresh self-signed certificate for 127.0.0.1 to `cert` and its key to `key` (a
@@ -316,5 +274,39 @@ fn sighup_rotates_the_token_public_key() {
         rotated.status.success(),
         "{}",
         String::from_utf8_lossy(&rotated.stderr)
+    );
+}
+
+#[tokio::test]
+async fn pub_sends_each_line_while_stdin_is_still_open() {
+    use wspubsub_server::protocol::Role;
+    use wspubsub_testkit::{TIMEOUT, connect, next_binary, within};
+
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let url = format!("ws://{}/tail", server.listen_addr());
+    let mut subscriber = connect(&url, Role::Subscriber, None).await;
+    let mut child = wspubsub()
+        .args(["pub", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wspubsub pub");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"first\n").expect("write stdin");
+    // One bound for the whole wait: next_binary's own is per frame, and pings keep coming.
+    let first = within(TIMEOUT, next_binary(&mut subscriber)).await;
+    assert_eq!(first, &b"first"[..], "sent while stdin is still open");
+    stdin.write_all(b"second\r\n").expect("write stdin");
+    let second = within(TIMEOUT, next_binary(&mut subscriber)).await;
+    assert_eq!(second, &b"second"[..]);
+    drop(stdin);
+    let output = tokio::task::spawn_blocking(move || finish(child))
+        .await
+        .expect("waiter");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

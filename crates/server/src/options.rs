@@ -37,6 +37,11 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 512;
 /// The smallest request-head cap the HTTP layer (hyper) supports.
 pub const MIN_MAX_HEADER_SIZE: usize = 8192;
 
+/// The longest duration any option may be (one year): far beyond any sensible setting, and
+/// small enough that adding it to an `Instant`, or multiplying it for a ping interval, can
+/// never overflow.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// How the server treats its connections. `Options::default()` is what `wspubsub serve` runs
 /// with when no flag is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,22 +144,24 @@ pub struct InvalidOption {
 }
 
 impl Options {
-    /// Checks that the values make sense together; [`crate::Server::bind`] calls it.
+    /// Checks that the values make sense together and are in range (durations above zero and
+    /// at most a year, so that no deadline arithmetic can overflow); [`crate::Server::bind`]
+    /// calls it.
     pub fn validate(&self) -> Result<(), InvalidOption> {
-        let positive = |name, duration: Duration| {
-            if duration.is_zero() {
-                Err(InvalidOption {
-                    name,
-                    problem: "must be greater than zero",
-                })
+        let duration = |name, duration: Duration| {
+            let problem = if duration.is_zero() {
+                "must be greater than zero"
+            } else if duration > MAX_DURATION {
+                "must be at most a year"
             } else {
-                Ok(())
-            }
+                return Ok(());
+            };
+            Err(InvalidOption { name, problem })
         };
-        positive("pong-deadline", self.pong_deadline)?;
-        positive("write-timeout", self.write_timeout)?;
-        positive("close-deadline", self.close_deadline)?;
-        positive("handshake-timeout", self.handshake_timeout)?;
+        duration("pong-deadline", self.pong_deadline)?;
+        duration("write-timeout", self.write_timeout)?;
+        duration("close-deadline", self.close_deadline)?;
+        duration("handshake-timeout", self.handshake_timeout)?;
         let at_least_one = |name, value: usize| {
             if value == 0 {
                 Err(InvalidOption {
@@ -168,6 +175,7 @@ impl Options {
         at_least_one("max-message-size", self.max_message_size)?;
         at_least_one("subscriber-queue", self.subscriber_queue_messages)?;
         at_least_one("topic-queue", self.topic_queue)?;
+        at_least_one("max-handshakes", self.max_handshakes)?;
         if self.max_header_size < MIN_MAX_HEADER_SIZE {
             return Err(InvalidOption {
                 name: "max-header-size",
@@ -192,6 +200,8 @@ impl Options {
 
 #[cfg(test)]
 mod tests {
+    use wspubsub_protocol::ping_interval;
+
     use super::*;
 
     #[test]
@@ -225,5 +235,35 @@ mod tests {
             no_topic_queue.validate().map_err(|e| e.name),
             Err("topic-queue")
         );
+    }
+
+    #[test]
+    fn rejects_durations_that_would_overflow_or_never_ping() {
+        let name = |options: Options| options.validate().map_err(|e| e.name);
+        let absurd = Duration::from_secs(1_000_000_000 * 365 * 24 * 3600);
+        for (field, option) in [
+            (
+                "pong-deadline",
+                (|o: &mut Options| &mut o.pong_deadline) as fn(&mut Options) -> &mut Duration,
+            ),
+            ("write-timeout", |o| &mut o.write_timeout),
+            ("close-deadline", |o| &mut o.close_deadline),
+            ("handshake-timeout", |o| &mut o.handshake_timeout),
+        ] {
+            let mut options = Options::default();
+            *option(&mut options) = absurd;
+            assert_eq!(name(options), Err(field));
+            let mut options = Options::default();
+            *option(&mut options) = MAX_DURATION;
+            assert_eq!(name(options), Ok(()), "{field} at the maximum");
+        }
+        // The shortest accepted deadline still pings (0.7 ns rounds to 1 ns), so a ping
+        // interval is never zero.
+        assert!(!ping_interval(Duration::from_nanos(1)).is_zero());
+        let no_handshakes = Options {
+            max_handshakes: 0,
+            ..Options::default()
+        };
+        assert_eq!(name(no_handshakes), Err("max-handshakes"));
     }
 }

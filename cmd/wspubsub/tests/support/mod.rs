@@ -3,14 +3,15 @@
 #![allow(dead_code)] // Each test file uses part of this.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 
 use wspubsub_testkit::TIMEOUT;
 
 /// A running `wspubsub` whose stderr lines are forwarded to a channel.
 pub(crate) struct Process {
-    pub(crate) child: Child,
+    /// The process, until [`Process::wait`] takes it.
+    child: Option<Child>,
     lines: mpsc::Receiver<String>,
 }
 
@@ -42,7 +43,10 @@ impl Process {
                 }
             }
         });
-        Process { child, lines }
+        Process {
+            child: Some(child),
+            lines,
+        }
     }
 
     /// The next log line that contains `needle`.
@@ -68,13 +72,11 @@ impl Process {
         addr.to_owned()
     }
 
-    /// Waits (without blocking the runtime) for the process to exit, and says how it did.
-    pub(crate) async fn exit_status(mut self) -> std::process::ExitStatus {
-        let waiter = tokio::task::spawn_blocking(move || self.child.wait());
-        wspubsub_testkit::within(TIMEOUT, waiter)
+    /// [`Process::wait`] from async code, without blocking the runtime.
+    pub(crate) async fn exit_status(self) -> std::process::ExitStatus {
+        tokio::task::spawn_blocking(move || self.wait())
             .await
             .expect("the waiting thread")
-            .expect("wait for wspubsub")
     }
 
     /// Sends SIGTERM: a graceful stop.
@@ -82,23 +84,108 @@ impl Process {
         self.signal("TERM");
     }
 
+    /// Waits (bounded) for the process to end, and says how it ended.
+    pub(crate) fn wait(mut self) -> std::process::ExitStatus {
+        let child = self.child.take().expect("a process not yet waited for");
+        finish(child).status
+    }
+
     /// Sends SIGHUP: reload the TLS certificate.
     pub(crate) fn hang_up(&self) {
         self.signal("HUP");
     }
 
+    /// The process id.
+    fn id(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("running: only wait takes the child")
+    }
+
     fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
     }
 }
 
+/// Waits for `child` and returns its output; past [`TIMEOUT`] kills it and fails the test,
+/// so that a process that should have ended never outlives the test.
+pub(crate) fn finish(child: Child) -> Output {
+    let pid = child.id().to_string();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(TIMEOUT) {
+        Ok(output) => output.expect("process output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("wspubsub did not end within {TIMEOUT:?}");
+        }
+    }
+}
+
+/// Runs `wspubsub ARGS` with `env` to its end (bounded by [`finish`]), stdin empty.
+pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_wspubsub"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wspubsub");
+    finish(child)
+}
+
+/// Asserts that `output` is a failure as the binary reports one: exit code 2 and exactly one
+/// line on stderr, which contains `needle`.
+pub(crate) fn assert_one_line_failure(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A directory of its own for a test's files, removed on drop.
+pub(crate) struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// A fresh directory named after `name` and this process.
+    pub(crate) fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("wspubsub-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// The path of `file` in the directory.
+    pub(crate) fn path(&self, file: &str) -> String {
+        self.0.join(file).to_string_lossy().into_owned()
+    }
+
+    /// Writes `text` to `file` in the directory; its path.
+    pub(crate) fn write(&self, file: &str, text: &str) -> String {
+        let path = self.path(file);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use clap::builder::OsStr;
 use clap::{ArgMatches, Command};
 
-/// Flags that make no sense inside the file itself.
-const NOT_IN_FILE: [&str; 3] = ["config", "print_config", "help"];
+/// Flags that make no sense inside the file itself (nor in `--print-config`'s output).
+pub(crate) const NOT_IN_FILE: [&str; 4] = ["config", "print_config", "help", "version"];
 
 /// Parses the command line, reading `--config` first when one is given.
 pub(crate) fn matches(command: impl Fn() -> Command) -> anyhow::Result<ArgMatches> {
@@ -35,11 +35,17 @@ pub(crate) fn matches(command: impl Fn() -> Command) -> anyhow::Result<ArgMatche
             );
         }
         let value = OsStr::from(value);
-        with_file = with_file
-            .mut_arg(id.as_str(), |arg| arg.default_value(value.clone()))
-            .mut_subcommand("serve", |serve| {
+        with_file = with_file.mut_arg(id.as_str(), |arg| arg.default_value(value.clone()));
+        // A global flag (`log-format`) is defined once, on the top level, and reaches `serve`
+        // only when the command is built: set the default where the flag is defined.
+        with_file = with_file.mut_subcommand("serve", |serve| {
+            let local = serve.get_arguments().any(|arg| arg.get_id() == id.as_str());
+            if local {
                 serve.mut_arg(id.as_str(), |arg| arg.default_value(value))
-            });
+            } else {
+                serve
+            }
+        });
     }
     Ok(with_file.get_matches())
 }
@@ -48,9 +54,18 @@ pub(crate) fn matches(command: impl Fn() -> Command) -> anyhow::Result<ArgMatche
 fn read(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+        // The error's own text spans several lines (it quotes the file); errors are one line.
+        let line = error
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map_or(1, |before| before.matches('\n').count() + 1);
+        anyhow::anyhow!(
+            "{} is not valid TOML: line {line}: {}",
+            path.display(),
+            error.message().trim()
+        )
+    })?;
     table
         .into_iter()
         .map(|(key, value)| Ok((key.replace('-', "_"), spell(&key, value)?)))
