@@ -176,13 +176,18 @@ pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
 pub async fn next_binary<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut WebSocketStream<S>,
 ) -> Bytes {
-    loop {
-        match within(TIMEOUT, client.next()).await {
-            Some(Ok(Message::Binary(message))) => return message,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            other => panic!("expected a binary message, got {other:?}"),
+    // One bound for the whole wait: pings arrive more often than TIMEOUT, so a bound per
+    // frame would wait forever for a message that never comes.
+    within(TIMEOUT, async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Binary(message))) => return message,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a binary message, got {other:?}"),
+            }
         }
-    }
+    })
+    .await
 }
 
 /// Reads until the server's close frame, answers it, and returns its code and reason with
@@ -191,20 +196,26 @@ pub async fn read_until_close<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut WebSocketStream<S>,
 ) -> (Vec<Bytes>, Option<(u16, String)>) {
     let mut messages = Vec::new();
-    loop {
-        match within(TIMEOUT, client.next()).await {
-            Some(Ok(Message::Binary(message))) => messages.push(message),
-            Some(Ok(Message::Close(frame))) => {
-                let close = frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
-                // Reading on sends our echo of the close, which completes the handshake.
-                let _ = tokio::time::timeout(TIMEOUT, client.next()).await;
-                return (messages, close);
+    // One bound for the whole read, as in `next_binary`: pings alone never run out the clock.
+    let close = within(TIMEOUT, async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Binary(message))) => messages.push(message),
+                Some(Ok(Message::Close(frame))) => {
+                    let close =
+                        frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
+                    // Reading on sends our echo of the close, which completes the handshake.
+                    let _ = tokio::time::timeout(TIMEOUT, client.next()).await;
+                    return close;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => panic!("connection failed before a close frame: {error}"),
+                None => panic!("connection ended without a close frame"),
             }
-            Some(Ok(_)) => {}
-            Some(Err(error)) => panic!("connection failed before a close frame: {error}"),
-            None => panic!("connection ended without a close frame"),
         }
-    }
+    })
+    .await;
+    (messages, close)
 }
 
 /// Reads until the close frame and returns its code, failing on data in between.
