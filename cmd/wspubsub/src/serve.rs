@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use tokio::sync::broadcast::error::RecvError;
-use wspubsub_server::{Event, Options, Server, ServerError, ServerHandle};
+use wspubsub_server::{Event, Options, Server, ServerHandle};
 
 use crate::args::ServeArgs;
 
@@ -33,9 +33,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds `addr`. Go's `:PORT` means every interface: `[::]:PORT`, which takes IPv4 clients
-/// too where IPv6 sockets are dual-stack (Linux's default, `net.ipv6.bindv6only = 0`), and
-/// `0.0.0.0:PORT` (IPv4 only) where IPv6 cannot be bound.
+/// Binds `addr`. Go's `:PORT` means every interface: one IPv6 socket on `[::]:PORT` with
+/// `IPV6_V6ONLY` off, so that it takes IPv4 clients too whatever the system's default, and
+/// `0.0.0.0:PORT` (IPv4 only) where IPv6 is unavailable.
 async fn bind(addr: &str, options: Options) -> anyhow::Result<Server> {
     let cannot_start = |addr: &str| format!("cannot start on {addr}");
     let Some(port) = addr.strip_prefix(':') else {
@@ -43,9 +43,15 @@ async fn bind(addr: &str, options: Options) -> anyhow::Result<Server> {
             .await
             .with_context(|| cannot_start(addr));
     };
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("invalid --addr {addr}: expected :PORT with PORT 0 to 65535"))?;
     let every_ipv6 = format!("[::]:{port}");
-    match Server::bind(every_ipv6.as_str(), options.clone()).await {
-        Err(ServerError::Bind(ipv6)) => {
+    match dual_stack_listener(port) {
+        Ok(listener) => Server::from_listener(listener, options)
+            .await
+            .with_context(|| cannot_start(&every_ipv6)),
+        Err(ipv6) => {
             let every_ipv4 = format!("0.0.0.0:{port}");
             let server = Server::bind(every_ipv4.as_str(), options)
                 .await
@@ -53,9 +59,24 @@ async fn bind(addr: &str, options: Options) -> anyhow::Result<Server> {
             tracing::warn!(error = %ipv6, "cannot listen on {every_ipv6}: serving IPv4 only");
             Ok(server)
         }
-        other => other.with_context(|| cannot_start(&every_ipv6)),
     }
 }
+
+/// A listening IPv6 socket on every interface that takes IPv4 clients too.
+fn dual_stack_listener(port: u16) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    // As tokio's own bind does: a restarted server can take its port back at once.
+    socket.set_reuse_address(true)?;
+    let every_interface = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    socket.bind(&every_interface.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Connections the kernel queues before they are accepted (tokio's own default).
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// Writes one info line per server event.
 async fn log_events(handle: ServerHandle) {

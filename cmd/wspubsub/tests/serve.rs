@@ -50,6 +50,10 @@ fn invalid_configuration_is_one_line_and_exit_2() {
     assert_one_line_failure(&serve(&["--pong-deadline", "1000000000y"]), "pong-deadline");
     assert_one_line_failure(&serve(&["--close-deadline", "0s"]), "close-deadline");
     assert_one_line_failure(
+        &run(&["serve", "--addr", ":65536"], &[]),
+        "invalid --addr :65536",
+    );
+    assert_one_line_failure(
         &serve(&["--max-message-size", "2MiB", "--topic-queue-bytes", "1MiB"]),
         "topic-queue-bytes",
     );

@@ -102,6 +102,23 @@ impl Server {
     pub async fn bind(addr: impl ToSocketAddrs, options: Options) -> Result<Server, ServerError> {
         options.validate()?;
         let listener = TcpListener::bind(addr).await.map_err(ServerError::Bind)?;
+        Server::serve_on(listener, options).await
+    }
+
+    /// Serves on `listener`, a listening socket the caller made itself, for socket options
+    /// [`Server::bind`] does not set (a dual-stack IPv6 socket, say).
+    pub async fn from_listener(
+        listener: std::net::TcpListener,
+        options: Options,
+    ) -> Result<Server, ServerError> {
+        options.validate()?;
+        listener.set_nonblocking(true).map_err(ServerError::Bind)?;
+        let listener = TcpListener::from_std(listener).map_err(ServerError::Bind)?;
+        Server::serve_on(listener, options).await
+    }
+
+    /// Binds the admin listener, if any, beside the main `listener`.
+    async fn serve_on(listener: TcpListener, options: Options) -> Result<Server, ServerError> {
         let admin = match options.admin_addr {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(ServerError::Bind)?),
             None => None,
