@@ -10,7 +10,9 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Buf;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
@@ -19,6 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use wspubsub_fanout::FrameQueue;
+
+use super::write::{self, WriteFailure};
 
 /// What closing a connection needs from its socket.
 pub(crate) trait Peer {
@@ -95,12 +99,34 @@ where
     /// Writes every pending frame, control frames last. Cancel-safe: what was written stays
     /// written, and the rest stays queued, so a later call resumes at the same byte.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        self.queue_outbox();
+        self.writer.write_all_buf(&mut self.pending).await?;
+        self.writer.flush().await
+    }
+
+    /// Writes every pending frame like [`Self::flush`], failing only when the socket takes
+    /// no bytes for `stall`: a slow reader that keeps reading is never cut, however long the
+    /// whole write takes.
+    pub(super) async fn flush_progressing(&mut self, stall: Duration) -> Result<(), WriteFailure> {
+        self.queue_outbox();
+        while self.pending.has_remaining() {
+            // Each step is one write the socket took something of (write_buf is cancel-safe:
+            // a timed-out step wrote nothing).
+            match write::timed(stall, self.writer.write_buf(&mut self.pending)).await {
+                Ok(0) => return Err(WriteFailure::Failed("the socket takes no more".into())),
+                Ok(_) => {}
+                Err(failure) => return Err(failure),
+            }
+        }
+        write::timed(stall, self.writer.flush()).await
+    }
+
+    /// Moves the control frames tungstenite wrote behind the data frames already queued.
+    fn queue_outbox(&mut self) {
         let outbox = &mut self.ws.get_mut().outbox;
         if !outbox.is_empty() {
             self.pending.push(outbox.split().freeze());
         }
-        self.writer.write_all_buf(&mut self.pending).await?;
-        self.writer.flush().await
     }
 
     /// Queues a ping.
