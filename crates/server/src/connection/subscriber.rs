@@ -47,8 +47,12 @@ where
         };
         if socket.has_pending() {
             let bytes = socket.pending_bytes();
-            if let Err(failure) = socket.flush_progressing(options.write_timeout).await {
-                return slow_or_lost(failure);
+            match socket.flush_progressing(options.write_timeout).await {
+                // The socket was full and took bytes again: the peer reads, and our pings
+                // wait behind the data, so its pongs cannot come sooner.
+                Ok(true) => liveness.heard(),
+                Ok(false) => {}
+                Err(failure) => return slow_or_lost(failure),
             }
             connection
                 .metrics
