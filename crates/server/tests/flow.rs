@@ -1,12 +1,12 @@
 //! Flow control end to end (`--slow-subscriber`). With `hold`, subscribers that read, however
 //! slowly, get every message of a burst far larger than their bound and are never cut, while
 //! one that stops reading is closed with 4000 once its socket has taken no bytes for the write
-//! timeout, and its topic goes on without it. With `close`, the same slow readers are cut at
-//! their bound.
+//! timeout, and its topic goes on without it, and a held publisher still hears from the
+//! server. With `close`, the same slow readers are cut at their bound.
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -263,4 +263,59 @@ async fn close_cuts_a_subscriber_that_stops_reading_and_never_holds_the_topic() 
         "{}",
         cut.metrics
     );
+}
+
+#[tokio::test]
+async fn a_held_publisher_still_hears_from_the_server() {
+    let options = Options {
+        pong_deadline: Duration::from_secs(1),
+        // A write timeout longer than the test: the stalled subscriber holds the topic
+        // throughout.
+        ..options(SlowSubscriber::Hold, TIMEOUT * 2)
+    };
+    let server = TestServer::start(options).await;
+    let mut events = server.handle().events();
+    let _stalled = small_window_subscriber(&server, "/held").await;
+    let publisher = connect(&server.url("/held"), Role::Publisher, None).await;
+    let (mut sink, mut stream) = publisher.split();
+    let publishing = tokio::spawn(async move {
+        // 40 MiB: the topic holds this publisher long before the end.
+        for n in 0..10_240 {
+            if sink
+                .send(Message::Binary(numbered(n).into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    // Pings come at 0.7 s; a publisher stuck behind a held topic would hear none.
+    let pings = within(TIMEOUT, async {
+        let mut pings = 0;
+        while pings < 5 {
+            match stream.next().await {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(_)) => {}
+                other => panic!("the server ended the publisher: {other:?}"),
+            }
+        }
+        pings
+    })
+    .await;
+    assert_eq!(pings, 5);
+    // Still held: the server took only what its queues and the bound hold.
+    let received = metric(
+        &scrape(server.addr()).await,
+        "wspubsub_messages_received_total",
+    );
+    assert!(
+        received.is_some_and(|count| count < 5000.0),
+        "the publisher is held: {received:?}"
+    );
+    while let Ok(event) = events.try_recv() {
+        assert_ne!(event.kind, EventKind::SubscriberLeft, "{event:?}");
+        assert_ne!(event.kind, EventKind::PublisherLeft, "{event:?}");
+    }
+    publishing.abort();
 }
