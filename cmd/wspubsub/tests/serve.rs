@@ -132,6 +132,7 @@ const EVERY_KEY: &[(&str, &str)] = &[
     ("max-message-size", "65536"),
     ("subscriber-queue", "99"),
     ("subscriber-queue-bytes", "131072"),
+    ("slow-subscriber", r#""close""#),
     ("topic-queue", "33"),
     ("topic-queue-bytes", "262144"),
     ("handshake-timeout", r#""3s""#),
@@ -221,8 +222,13 @@ fn print_config_names_every_flag_and_reads_no_file() {
         &[
             ("PUBSUB_JWT_AUDIENCE", "api,web"),
             ("PUBSUB_MAX_HANDSHAKES", "9"),
+            ("PUBSUB_SLOW_SUBSCRIBER", "close"),
         ],
     ));
+    assert!(
+        printed.contains("slow-subscriber = \"close\"\n"),
+        "{printed}"
+    );
     assert!(
         printed.contains("tls-cert = \"/nonexistent/cert.pem\"\n"),
         "{printed}"
@@ -244,6 +250,10 @@ fn print_config_names_every_flag_and_reads_no_file() {
     let defaults = success(&run(&["serve", "--print-config"], &[]));
     assert!(defaults.contains("# tls-cert is not set\n"), "{defaults}");
     assert!(defaults.contains("max-handshakes = 512\n"), "{defaults}");
+    assert!(
+        defaults.contains("slow-subscriber = \"hold\"\n"),
+        "{defaults}"
+    );
     assert!(
         defaults.contains("topic-queue-bytes = 16777216\n"),
         "{defaults}"

@@ -13,6 +13,11 @@
 //! A reader still holding a chunk forced out has fallen too far behind: it learns so
 //! ([`Lagged`]) and is closed, never silently skipped.
 //!
+//! A writer that must not cut readers appends with [`Backlog::try_push`] instead: it appends
+//! only what forces nothing out, and the writer waits (pushing back its own producers) until
+//! the readers holding the backlog take more. A reader lets go of what it wrote at its next
+//! read, or at once with [`Backlog::let_go`] (so that a reader that is idle holds nothing).
+//!
 //! Cursors come only from [`Backlog::join`] and are neither `Copy` nor `Clone`, and a cursor
 //! that left is spent, so a chunk's count of readers cannot be decremented twice for one
 //! reader, or for a reader it never counted: the counts cannot wrap.
@@ -173,6 +178,22 @@ impl Backlog {
         }
     }
 
+    /// Appends `chunk` if that forces nothing out: what the slowest reader still holds plus
+    /// `chunk` stays within the bounds, or nothing is held at all (so even a chunk larger
+    /// than the bounds goes in eventually). Otherwise gives `chunk` back, and nothing changes
+    /// but the release of chunks every reader has let go of. Appending only this way, a
+    /// writer never makes a reader lag.
+    pub fn try_push(&mut self, chunk: Chunk) -> Result<(), Chunk> {
+        self.release_read();
+        let messages = self.messages + chunk.messages as usize;
+        let bytes = self.bytes + chunk.frames.len();
+        if !self.entries.is_empty() && (messages > self.max_messages || bytes > self.max_bytes) {
+            return Err(chunk);
+        }
+        self.push(chunk);
+        Ok(())
+    }
+
     /// Marks the writer done: readers that read everything learn that nothing will follow.
     pub fn finish(&mut self) {
         self.finished = true;
@@ -201,12 +222,8 @@ impl Backlog {
                 missed: self.first.message.saturating_sub(cursor.next.message),
             });
         }
-        let held = self.index_of(cursor.held);
+        self.let_go(cursor);
         let next = self.index_of(cursor.next);
-        for entry in self.entries.range(held..next) {
-            entry.unread.fetch_sub(1, Ordering::AcqRel);
-        }
-        cursor.held = cursor.next;
         let mut oldest = None;
         let mut taken = 0;
         for entry in self.entries.range(next..) {
@@ -228,6 +245,24 @@ impl Backlog {
         })
     }
 
+    /// Lets go of what `cursor` took last time (written by now) without taking more; says
+    /// whether it held anything. [`Self::read_from`] does this first; a reader that has
+    /// written everything calls it so as not to hold the backlog while idle.
+    pub fn let_go(&self, cursor: &mut Cursor) -> bool {
+        if !cursor.joined || cursor.held.chunk < self.first.chunk || cursor.held == cursor.next {
+            return false;
+        }
+        let held = self.index_of(cursor.held);
+        let next = self.index_of(cursor.next);
+        // SeqCst, as the loads in `release_read`: a writer that announced it waits for room
+        // and then finds none is sure that every later let-go sees its announcement.
+        for entry in self.entries.range(held..next) {
+            entry.unread.fetch_sub(1, Ordering::SeqCst);
+        }
+        cursor.held = cursor.next;
+        true
+    }
+
     /// Index in `entries` of the chunk at `position` (0 for a position before the first).
     fn index_of(&self, position: Position) -> usize {
         usize::try_from(position.chunk.saturating_sub(self.first.chunk)).unwrap_or(usize::MAX)
@@ -238,7 +273,7 @@ impl Backlog {
         while self
             .entries
             .front()
-            .is_some_and(|entry| entry.unread.load(Ordering::Acquire) == 0)
+            .is_some_and(|entry| entry.unread.load(Ordering::SeqCst) == 0)
         {
             self.pop_front();
         }
@@ -440,5 +475,57 @@ mod tests {
             .expect("not lagged");
         assert!(last.caught_up && last.finished);
         assert_eq!(out.remaining(), 20);
+    }
+
+    #[test]
+    fn try_push_refuses_what_would_force_out_a_held_chunk_until_the_reader_takes_more() {
+        let mut backlog = Backlog::new(100, 25);
+        let mut reader = backlog.join();
+        assert_eq!(backlog.try_push(chunk(1, 10)), Ok(()));
+        assert_eq!(backlog.try_push(chunk(1, 10)), Ok(()));
+        let refused = backlog
+            .try_push(chunk(1, 10))
+            .expect_err("30 bytes over a 25-byte bound");
+        assert_eq!(backlog.chunks(), 2, "nothing forced out");
+        assert_eq!(read_all(&backlog, &mut reader).map(|b| b.len()), Ok(20));
+        assert_eq!(
+            backlog.try_push(refused.clone()),
+            Err(refused.clone()),
+            "the reader still holds what it is writing"
+        );
+        assert!(backlog.let_go(&mut reader), "it held two chunks");
+        assert!(!backlog.let_go(&mut reader), "and now nothing");
+        assert_eq!(backlog.try_push(refused), Ok(()));
+        assert_eq!(read_all(&backlog, &mut reader).map(|b| b.len()), Ok(10));
+    }
+
+    #[test]
+    fn try_push_counts_messages_and_always_takes_a_chunk_into_an_empty_backlog() {
+        let mut backlog = Backlog::new(3, 1 << 20);
+        let mut reader = backlog.join();
+        assert_eq!(backlog.try_push(chunk(2, 1)), Ok(()));
+        assert!(backlog.try_push(chunk(2, 1)).is_err(), "4 messages over 3");
+        assert_eq!(read_all(&backlog, &mut reader).map(|b| b.len()), Ok(1));
+        backlog.let_go(&mut reader);
+        assert_eq!(
+            backlog.try_push(chunk(5, 1)),
+            Ok(()),
+            "larger than the bound, but nothing is held"
+        );
+        assert_eq!(read_all(&backlog, &mut reader), Ok(vec![5]));
+    }
+
+    #[test]
+    fn a_reader_that_left_holds_nothing_back() {
+        let mut backlog = Backlog::new(100, 10);
+        let mut stalled = backlog.join();
+        assert_eq!(backlog.try_push(chunk(1, 10)), Ok(()));
+        assert!(backlog.try_push(chunk(1, 10)).is_err());
+        backlog.leave(&mut stalled);
+        assert_eq!(backlog.try_push(chunk(1, 10)), Ok(()));
+        assert!(
+            !backlog.let_go(&mut stalled),
+            "a spent cursor holds nothing"
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio_util::task::TaskTracker;
 
 use crate::limits::LimitReached;
+use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::topic::{Topic, TopicFeed, TopicPublisher};
 
@@ -27,6 +28,8 @@ struct HubInner {
     options: Arc<Options>,
     /// Topic actors are tracked so that shutdown can wait for them.
     tracker: TaskTracker,
+    /// Where topics count their waits.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -39,12 +42,13 @@ struct Entry {
 }
 
 impl Hub {
-    pub(crate) fn new(options: Arc<Options>, tracker: TaskTracker) -> Self {
+    pub(crate) fn new(options: Arc<Options>, tracker: TaskTracker, metrics: Arc<Metrics>) -> Self {
         Hub {
             inner: Arc::new(HubInner {
                 topics: Mutex::default(),
                 options,
                 tracker,
+                metrics,
             }),
         }
     }
@@ -87,7 +91,12 @@ impl Hub {
             }
             None => {
                 let name: Arc<str> = Arc::from(name);
-                let topic = Topic::spawn(Arc::clone(&name), options, &self.inner.tracker);
+                let topic = Topic::spawn(
+                    Arc::clone(&name),
+                    options,
+                    &self.inner.tracker,
+                    &self.inner.metrics,
+                );
                 topics.entry(Arc::clone(&name)).or_insert(Entry {
                     name,
                     topic,
@@ -161,7 +170,11 @@ mod tests {
     use super::*;
 
     fn hub() -> Hub {
-        Hub::new(Arc::new(Options::default()), TaskTracker::new())
+        Hub::new(
+            Arc::new(Options::default()),
+            TaskTracker::new(),
+            Arc::new(Metrics::new()),
+        )
     }
 
     #[tokio::test]
@@ -171,7 +184,11 @@ mod tests {
             max_subscribers_per_topic: 1,
             ..Options::default()
         };
-        let hub = Hub::new(Arc::new(options), TaskTracker::new());
+        let hub = Hub::new(
+            Arc::new(options),
+            TaskTracker::new(),
+            Arc::new(Metrics::new()),
+        );
         let (subscriber, _) = hub.join_subscriber("/a").expect("first topic");
         assert_eq!(
             hub.join_subscriber("/b").err(),

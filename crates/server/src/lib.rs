@@ -16,7 +16,10 @@
 //!   (bounded, so they are pushed back), it encodes each batch once into frames and appends
 //!   them to the topic's backlog (the `wspubsub-fanout` crate), a bounded window every
 //!   subscriber reads from its own cursor. A message is stored once, whatever the
-//!   number of subscribers; a subscriber that falls out of the window is closed with 4000.
+//!   number of subscribers. A full window holds the publishers back until its slowest
+//!   subscriber takes more ([`SlowSubscriber::Hold`], the default; `topic::hold`), or cuts
+//!   that subscriber with 4000 ([`SlowSubscriber::Close`]); a subscriber whose socket takes no
+//!   bytes for the write timeout is closed with 4000 either way.
 //! - The `connection` tasks own one socket each: publishers read frames into the topic,
 //!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
 //!   deadline and close a silent peer.
@@ -78,6 +81,7 @@ pub use options::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE,
     DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE,
     DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption, MIN_MAX_HEADER_SIZE, Options,
+    SlowSubscriber,
 };
 pub use server::{Server, ServerError, ServerHandle};
 pub use tls::{BadTls, TlsIdentity};

@@ -3,7 +3,8 @@
 //! Counters are plain atomics on the hot path; gauges that the server already knows (topics)
 //! are read when scraped.
 
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -39,6 +40,24 @@ struct BuildLabel {
     version: &'static str,
 }
 
+/// Why publishers waited: what was full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeldReason {
+    /// The topic's inbound queue (a publisher waited to queue a message).
+    TopicQueue,
+    /// A subscriber's backlog, with `--slow-subscriber hold` (the topic waited to append).
+    SubscriberBacklog,
+}
+
+impl HeldReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            HeldReason::TopicQueue => "topic_queue",
+            HeldReason::SubscriberBacklog => "subscriber_backlog",
+        }
+    }
+}
+
 /// Every metric of one server.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -54,6 +73,7 @@ pub(crate) struct Metrics {
     handshake_timeouts: Counter,
     tls_failures: Counter,
     publish_to_write: Histogram,
+    held: Family<ReasonLabel, Counter<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -72,6 +92,7 @@ impl Metrics {
             tls_failures: Counter::default(),
             // 50 us to about 3.3 s.
             publish_to_write: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
+            held: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -125,6 +146,11 @@ impl Metrics {
             "Time from a message's arrival (read from its publisher) to its write to a subscriber, for the oldest message of each batch written",
             metrics.publish_to_write.clone(),
         );
+        registry.register(
+            "publish_held_seconds",
+            "Time publishers were held back, by what was full: a topic's inbound queue (time each publisher waited), or a subscriber's backlog with --slow-subscriber hold (time each topic waited)",
+            metrics.held.clone(),
+        );
         let build = Family::<BuildLabel, Gauge>::default();
         build
             .get_or_create(&BuildLabel {
@@ -177,6 +203,15 @@ impl Metrics {
         }
     }
 
+    /// Publishers were held back for `waited`, because of `reason`.
+    pub(crate) fn held(&self, reason: HeldReason, waited: Duration) {
+        self.held
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc_by(waited.as_secs_f64());
+    }
+
     /// A request was refused with `status`, by the rule named `reason`.
     pub(crate) fn rejected(&self, status: u16, reason: &'static str) {
         self.rejections
@@ -219,6 +254,9 @@ mod tests {
         metrics.rejected(400, "not_websocket");
         metrics.handshake_timed_out();
         metrics.tls_failed();
+        metrics.held(HeldReason::TopicQueue, Duration::from_millis(1500));
+        metrics.held(HeldReason::SubscriberBacklog, Duration::from_millis(250));
+        metrics.held(HeldReason::SubscriberBacklog, Duration::from_millis(250));
         let text = metrics.encode(2);
         for line in [
             "wspubsub_connections{role=\"subscriber\"} 1",
@@ -233,6 +271,8 @@ mod tests {
             "wspubsub_handshake_timeouts_total 1",
             "wspubsub_tls_handshake_failures_total 1",
             "wspubsub_publish_to_write_seconds_count 1",
+            "wspubsub_publish_held_seconds_total{reason=\"topic_queue\"} 1.5",
+            "wspubsub_publish_held_seconds_total{reason=\"subscriber_backlog\"} 0.5",
             "wspubsub_build_info{version=\"",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -21,7 +21,8 @@ pub const DEFAULT_TOPIC_QUEUE: usize = 1024;
 /// Default bound on the payload bytes a topic's inbound queue holds (16 MiB).
 pub const DEFAULT_TOPIC_QUEUE_BYTES: usize = 16 << 20;
 
-/// Default time a subscriber has to take one batch of writes before it is cut as slow.
+/// Default time a subscriber's socket may take no bytes, while it has some to write, before the
+/// subscriber is cut as slow.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default time a client has to send its complete HTTP upgrade request.
@@ -42,6 +43,31 @@ pub const MIN_MAX_HEADER_SIZE: usize = 8192;
 /// never overflow.
 pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// What a topic does when a subscriber's backlog reaches its bound
+/// ([`Options::subscriber_queue_messages`], [`Options::subscriber_queue_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowSubscriber {
+    /// The topic stops taking messages from its publishers (they are pushed back through TCP,
+    /// as by a full topic queue) until the subscribers holding the backlog take more. A
+    /// subscriber that reads, however slowly, loses nothing; one whose socket takes no bytes
+    /// for the write timeout is closed with 4000 and holds no one back any more.
+    #[default]
+    Hold,
+    /// The subscriber is closed with 4000 at the bound; publishers never wait for
+    /// subscribers (fan-out to many untrusted clients).
+    Close,
+}
+
+impl SlowSubscriber {
+    /// The name the command line and the config file use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlowSubscriber::Hold => "hold",
+            SlowSubscriber::Close => "close",
+        }
+    }
+}
+
 /// How the server treats its connections. `Options::default()` is what `wspubsub serve` runs
 /// with when no flag is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,18 +75,25 @@ pub struct Options {
     /// A peer that is heard from (pong or any frame) less often than this is closed with 4001.
     /// The server pings at 0.7x this interval.
     pub pong_deadline: Duration,
-    /// A subscriber whose socket does not take one batch of writes within this time is closed
-    /// as slow (4000), so that it never holds on to resources while stalled.
+    /// A subscriber whose socket takes no bytes for this long, while it has frames to write,
+    /// is closed as slow (4000), so that it never holds on to resources (or, with
+    /// [`SlowSubscriber::Hold`], its topic's publishers) while stalled. A slow reader that
+    /// keeps taking bytes is not cut, however long a batch takes.
     pub write_timeout: Duration,
     /// How long a graceful close (close frame out, echo back) may take; also the bound on how
     /// long shutdown waits for connections to finish.
     pub close_deadline: Duration,
     /// Largest message a client may send; larger ones close the client with 1009.
     pub max_message_size: usize,
-    /// Bound on a subscriber's pending messages; past it the subscriber is closed with 4000.
+    /// Bound on a subscriber's pending messages (what it has yet to write, the batch it is
+    /// writing included); at it, [`Options::slow_subscriber`] says what happens.
     pub subscriber_queue_messages: usize,
-    /// Bound on a subscriber's pending bytes; past it the subscriber is closed with 4000.
+    /// Bound on a subscriber's pending bytes of frames; at it, [`Options::slow_subscriber`]
+    /// says what happens.
     pub subscriber_queue_bytes: usize,
+    /// What a topic does when a subscriber reaches its pending bound: hold the publishers
+    /// (the default) or close the subscriber.
+    pub slow_subscriber: SlowSubscriber,
     /// Bound on a topic's inbound queue, in messages; publishers are pushed back past it.
     pub topic_queue: usize,
     /// Bound on a topic's inbound queue, in payload bytes; publishers are pushed back past it.
@@ -113,6 +146,7 @@ impl Default for Options {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             subscriber_queue_messages: DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
             subscriber_queue_bytes: DEFAULT_SUBSCRIBER_QUEUE_BYTES,
+            slow_subscriber: SlowSubscriber::Hold,
             topic_queue: DEFAULT_TOPIC_QUEUE,
             topic_queue_bytes: DEFAULT_TOPIC_QUEUE_BYTES,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,

@@ -151,8 +151,9 @@ impl Server {
             .map(Reloadable::new);
         let options = Arc::new(options);
         let clients = TaskTracker::new();
+        let metrics = Arc::new(Metrics::new());
         let state = State {
-            hub: Hub::new(Arc::clone(&options), clients.clone()),
+            hub: Hub::new(Arc::clone(&options), clients.clone(), Arc::clone(&metrics)),
             options,
             events: EventSink::new(),
             shutdown: CancellationToken::new(),
@@ -160,7 +161,7 @@ impl Server {
             clients,
             connections: TaskTracker::new(),
             limits: ConnectionLimits::new(options_limits.0, options_limits.1),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             origins,
             proxies,
             auth,

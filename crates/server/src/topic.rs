@@ -3,8 +3,11 @@
 //! Publishers hand messages to the actor over a queue bounded in messages and in bytes (so they
 //! are pushed back when it is full); the actor encodes each batch of them once into frames,
 //! appends those to the topic's [`Backlog`] and wakes the subscribers, each of which reads the
-//! backlog from its own cursor. The actor never waits on a subscriber, so a stalled subscriber
-//! cannot stall the topic.
+//! backlog from its own cursor. What happens when the slowest subscriber's unread messages
+//! reach the backlog's bound is the [`SlowSubscriber`] policy: with `Close` the actor never
+//! waits on a subscriber (the backlog drops the oldest chunk and the subscriber that still
+//! held it is closed); with `Hold` the actor waits ([`hold`]) until the subscribers make room,
+//! and its publishers wait behind it.
 //!
 //! The actor ends once the topic is closing and its publishers are gone, after moving
 //! everything they queued into the backlog and marking it finished. A topic closes when its
@@ -12,15 +15,21 @@
 //! publishers stop reading then, so every message the server read reaches the subscribers
 //! before they are closed.
 
+mod hold;
+
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::options::Options;
+use crate::metrics::{HeldReason, Metrics};
+use crate::options::{Options, SlowSubscriber};
+use hold::Hold;
 use wspubsub_fanout::{Backlog, Chunk, ChunkBuilder, Cursor, FrameQueue, Lagged};
 
 /// Most messages the actor moves into the backlog per wake-up; batching keeps the wake-ups
@@ -43,6 +52,10 @@ pub(crate) struct Topic {
     backlog: Arc<watch::Sender<Backlog>>,
     /// Cancelled when the topic stops waiting for new publishers.
     closing: CancellationToken,
+    /// Wakes the actor when it waits for subscribers to make room.
+    hold: Arc<Hold>,
+    /// Where publishers' waits are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// A message on its way through the topic's inbound queue.
@@ -76,6 +89,14 @@ impl QueueRoom {
         u32::try_from(len.min(self.capacity)).unwrap_or(u32::MAX)
     }
 
+    /// Takes the room of a message of `len` bytes if it fits now.
+    fn try_take(&self, len: usize) -> bool {
+        self.bytes
+            .try_acquire_many(self.permits(len))
+            .map(tokio::sync::SemaphorePermit::forget)
+            .is_ok()
+    }
+
     /// Waits until a message of `len` bytes fits, and takes its room (the actor gives it back
     /// when it takes the message out).
     async fn take(&self, len: usize) {
@@ -88,7 +109,12 @@ impl QueueRoom {
 
 impl Topic {
     /// Starts the actor of topic `name` on `tracker`.
-    pub(crate) fn spawn(name: Arc<str>, options: &Options, tracker: &TaskTracker) -> Topic {
+    pub(crate) fn spawn(
+        name: Arc<str>,
+        options: &Options,
+        tracker: &TaskTracker,
+        metrics: &Arc<Metrics>,
+    ) -> Topic {
         let (keepalive, receiver) = mpsc::channel(options.topic_queue);
         let backlog = Backlog::new(
             options.subscriber_queue_messages,
@@ -99,6 +125,8 @@ impl Topic {
             room: Arc::new(QueueRoom::new(options.topic_queue_bytes)),
             backlog: Arc::new(watch::Sender::new(backlog)),
             closing: CancellationToken::new(),
+            hold: Arc::default(),
+            metrics: Arc::clone(metrics),
         };
         tracker.spawn(run(
             name,
@@ -108,7 +136,12 @@ impl Topic {
                 room: Arc::clone(&topic.room),
             },
             topic.closing.clone(),
-            Arc::clone(&topic.backlog),
+            Outbound {
+                backlog: Arc::clone(&topic.backlog),
+                policy: options.slow_subscriber,
+                hold: Arc::clone(&topic.hold),
+                metrics: Arc::clone(metrics),
+            },
         ));
         topic
     }
@@ -118,6 +151,7 @@ impl Topic {
         TopicPublisher {
             inbound: self.inbound.upgrade(),
             room: Arc::clone(&self.room),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 
@@ -134,6 +168,7 @@ impl Topic {
             backlog: Arc::clone(&self.backlog),
             cursor: cursor.expect("send_if_modified always runs its closure"),
             closing: self.closing.clone(),
+            hold: Arc::clone(&self.hold),
         }
     }
 }
@@ -152,17 +187,39 @@ struct Inbound {
     room: Arc<QueueRoom>,
 }
 
+/// The actor's side of the backlog.
+struct Outbound {
+    backlog: Arc<watch::Sender<Backlog>>,
+    /// Whether a full backlog holds the actor or cuts the subscriber.
+    policy: SlowSubscriber,
+    /// Where a held actor waits for room.
+    hold: Arc<Hold>,
+    /// Where the actor's waits are counted.
+    metrics: Arc<Metrics>,
+}
+
+impl Outbound {
+    /// Appends `chunks` (all of them, in order) as the policy says.
+    async fn append(&self, chunks: &mut VecDeque<Chunk>) {
+        match self.policy {
+            SlowSubscriber::Close => self
+                .backlog
+                .send_modify(|backlog| chunks.drain(..).for_each(|chunk| backlog.push(chunk))),
+            SlowSubscriber::Hold => {
+                if let Some(waited) = self.hold.append(&self.backlog, chunks).await {
+                    self.metrics.held(HeldReason::SubscriberBacklog, waited);
+                }
+            }
+        }
+    }
+}
+
 /// The actor's loop: move queued messages into the backlog, batch by batch, until the topic
 /// is closing and every publisher is gone; then mark the backlog finished.
-async fn run(
-    name: Arc<str>,
-    mut inbound: Inbound,
-    closing: CancellationToken,
-    backlog: Arc<watch::Sender<Backlog>>,
-) {
+async fn run(name: Arc<str>, mut inbound: Inbound, closing: CancellationToken, outbound: Outbound) {
     tracing::debug!(topic = %name, "topic started");
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
-    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut chunks: VecDeque<Chunk> = VecDeque::new();
     let mut builder = ChunkBuilder::new(CHUNK_BYTES);
     loop {
         let received = tokio::select! {
@@ -184,9 +241,9 @@ async fn run(
         }
         chunks.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
-        backlog.send_modify(|backlog| chunks.drain(..).for_each(|chunk| backlog.push(chunk)));
+        outbound.append(&mut chunks).await;
     }
-    backlog.send_modify(Backlog::finish);
+    outbound.backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");
 }
 
@@ -197,6 +254,8 @@ pub(crate) struct TopicPublisher {
     /// shutdown): such a publisher is closed before it reads anything.
     inbound: Option<mpsc::Sender<Arrival>>,
     room: Arc<QueueRoom>,
+    /// Where waits for a full queue are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// The topic takes no more messages: it finished draining for a shutdown, or its actor
@@ -207,14 +266,28 @@ pub(crate) struct TopicGone;
 
 impl TopicPublisher {
     /// Queues a message that arrived at `at` for the topic, waiting while the topic's inbound
-    /// queue is full (in messages or in bytes).
+    /// queue is full (in messages or in bytes); the wait is counted, and costs no clock read
+    /// when there is none.
     pub(crate) async fn publish(&self, message: Bytes, at: Instant) -> Result<(), TopicGone> {
         let inbound = self.inbound.as_ref().ok_or(TopicGone)?;
-        self.room.take(message.len()).await;
-        inbound
-            .send(Arrival { message, at })
-            .await
-            .map_err(|_closed| TopicGone)
+        let len = message.len();
+        let mut waiting_since = None;
+        if !self.room.try_take(len) {
+            waiting_since = Some(Instant::now());
+            self.room.take(len).await;
+        }
+        let queued = match inbound.try_send(Arrival { message, at }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(TopicGone),
+            Err(TrySendError::Full(arrival)) => {
+                waiting_since.get_or_insert_with(Instant::now);
+                inbound.send(arrival).await.map_err(|_closed| TopicGone)
+            }
+        };
+        if let Some(since) = waiting_since {
+            self.metrics.held(HeldReason::TopicQueue, since.elapsed());
+        }
+        queued
     }
 }
 
@@ -242,6 +315,8 @@ pub(crate) struct TopicFeed {
     cursor: Cursor,
     /// The topic's closing signal, for [`Self::drain`].
     closing: CancellationToken,
+    /// Told when this subscriber makes room, in case the actor waits for it.
+    hold: Arc<Hold>,
 }
 
 impl TopicFeed {
@@ -254,12 +329,22 @@ impl TopicFeed {
     ) -> Result<Batch, Lagged> {
         let backlog = self.updates.borrow_and_update();
         let read = backlog.read_from(&mut self.cursor, out, batch_bytes)?;
+        drop(backlog);
+        self.hold.room_made();
         Ok(Batch {
             more_pending: !read.caught_up,
             finished: read.finished,
             messages: read.messages,
             oldest: read.oldest,
         })
+    }
+
+    /// Called when everything taken is written: if the topic waits for room, lets go of it at
+    /// once rather than at the next read, which may be long in coming.
+    pub(crate) fn written(&mut self) {
+        if self.hold.waited_for() && self.updates.borrow().let_go(&mut self.cursor) {
+            self.hold.room_made();
+        }
     }
 
     /// Waits until the topic has appended messages (or finished) since the last
@@ -283,15 +368,22 @@ impl Drop for TopicFeed {
             backlog.leave(cursor);
             false
         });
+        self.hold.room_made();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use bytes::Buf;
     use futures_util::FutureExt;
 
     use super::*;
+
+    fn spawn(options: &Options, tracker: &TaskTracker) -> Topic {
+        Topic::spawn("/t".into(), options, tracker, &Arc::new(Metrics::new()))
+    }
 
     /// Reads everything pending, waiting until at least `wanted` bytes of frames arrived.
     async fn read_frames(feed: &mut TopicFeed, wanted: usize) -> Vec<u8> {
@@ -299,6 +391,8 @@ mod tests {
         while out.remaining() < wanted {
             let batch = feed.next_batch(&mut out, usize::MAX).expect("not lagged");
             if !batch.more_pending && out.remaining() < wanted {
+                // As a subscriber's task does once it has written everything.
+                feed.written();
                 feed.changed().await;
             }
         }
@@ -321,7 +415,7 @@ mod tests {
     #[tokio::test]
     async fn subscribers_see_one_order_from_their_join_on() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
         let mut early = topic.subscriber();
         publish(&publisher, b"a").await;
@@ -339,7 +433,7 @@ mod tests {
     #[tokio::test]
     async fn messages_are_released_once_let_go_of_or_when_their_last_reader_leaves() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
         let mut reader = topic.subscriber();
         let idle = topic.subscriber();
@@ -367,7 +461,7 @@ mod tests {
             ..Options::default()
         };
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &options, &tracker);
+        let topic = spawn(&options, &tracker);
         let publisher = topic.publisher();
         let mut feed = topic.subscriber();
         // The actor does not run while this (single-threaded) test does not yield.
@@ -391,7 +485,7 @@ mod tests {
     #[tokio::test]
     async fn a_draining_topic_finishes_after_its_last_publisher_with_everything_appended() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
         let mut feed = topic.subscriber();
         publish(&publisher, b"a").await;
@@ -420,7 +514,7 @@ mod tests {
     #[tokio::test]
     async fn actor_ends_when_the_topic_is_dropped_and_its_publishers_are_gone() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
         drop(topic);
         publish(&publisher, b"x").await;
@@ -428,5 +522,66 @@ mod tests {
         tracker.close();
         tracker.wait().await;
         assert!(tracker.is_empty());
+    }
+
+    /// A topic whose backlog holds two messages and whose inbound queue one, with a task
+    /// publishing `a` to `f`, one byte each, and a subscriber that joined before.
+    fn six_messages_into_a_small_topic(
+        policy: SlowSubscriber,
+    ) -> (Topic, TopicFeed, tokio::task::JoinHandle<()>, Arc<Metrics>) {
+        let options = Options {
+            subscriber_queue_messages: 2,
+            topic_queue: 1,
+            slow_subscriber: policy,
+            ..Options::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let topic = Topic::spawn("/t".into(), &options, &TaskTracker::new(), &metrics);
+        let feed = topic.subscriber();
+        let publisher = topic.publisher();
+        let publishing = tokio::spawn(async move {
+            for message in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {
+                publish(&publisher, message).await;
+            }
+        });
+        (topic, feed, publishing, metrics)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_topic_waits_for_its_slowest_subscriber_and_it_loses_nothing() {
+        let (_topic, mut feed, mut publishing, metrics) =
+            six_messages_into_a_small_topic(SlowSubscriber::Hold);
+        // Paused time advances only once every task is idle: the publisher is stuck.
+        let stuck = tokio::time::timeout(Duration::from_secs(60), &mut publishing).await;
+        assert!(stuck.is_err(), "the publisher is held while nobody reads");
+        let all: Vec<u8> = [&b"a"[..], b"b", b"c", b"d", b"e", b"f"]
+            .iter()
+            .flat_map(|message| frame(message))
+            .collect();
+        assert_eq!(read_frames(&mut feed, all.len()).await, all);
+        publishing
+            .await
+            .expect("the publisher went on as the subscriber read");
+        assert!(
+            metrics
+                .encode(1)
+                .contains("wspubsub_publish_held_seconds_total{reason=\"subscriber_backlog\"}"),
+            "the wait is counted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_topic_that_closes_slow_subscribers_never_waits_for_them() {
+        let (_topic, mut feed, publishing, _metrics) =
+            six_messages_into_a_small_topic(SlowSubscriber::Close);
+        tokio::time::timeout(Duration::from_secs(60), publishing)
+            .await
+            .expect("the publisher is never held")
+            .expect("published");
+        let mut out = FrameQueue::default();
+        assert!(
+            feed.next_batch(&mut out, usize::MAX).is_err(),
+            "the subscriber fell out of the backlog"
+        );
     }
 }

@@ -16,7 +16,7 @@ use wspubsub_server::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 use wspubsub_server::{
     AuthKey, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES,
     DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, IpNet,
-    Options, TlsIdentity,
+    Options, SlowSubscriber, TlsIdentity,
 };
 
 /// Signature algorithms for a public key.
@@ -26,6 +26,25 @@ enum PublicKeyAlgorithm {
     Rs256,
     /// ECDSA P-256 with SHA-256.
     Es256,
+}
+
+/// `--slow-subscriber`: what a topic does when a subscriber's pending bound is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SlowSubscriberPolicy {
+    /// Hold the topic's publishers until the subscriber takes more; cut it only when its
+    /// socket takes no bytes for --write-timeout.
+    Hold,
+    /// Close the subscriber with 4000; publishers never wait for subscribers.
+    Close,
+}
+
+impl From<SlowSubscriberPolicy> for SlowSubscriber {
+    fn from(policy: SlowSubscriberPolicy) -> Self {
+        match policy {
+            SlowSubscriberPolicy::Hold => SlowSubscriber::Hold,
+            SlowSubscriberPolicy::Close => SlowSubscriber::Close,
+        }
+    }
 }
 
 /// Flags of `wspubsub serve`; each falls back to the environment variable it names.
@@ -38,7 +57,8 @@ pub(crate) struct ServeArgs {
     /// Close a peer not heard from (no pong, no frame) within this time; pings go out at 0.7x.
     #[arg(long, env = "PUBSUB_PONG_DEADLINE", default_value = "5s", value_parser = humantime::parse_duration)]
     pong_deadline: Duration,
-    /// Close a subscriber as slow (4000) when one batch of writes takes longer than this.
+    /// Close a subscriber as slow (4000) when its socket takes no bytes for this long while
+    /// it has frames to write.
     #[arg(long, env = "PUBSUB_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     write_timeout: Duration,
     /// How long a close handshake, and the whole graceful shutdown, may take.
@@ -47,12 +67,23 @@ pub(crate) struct ServeArgs {
     /// Largest message a client may send (`1MiB`, `65536`); larger ones are closed with 1009.
     #[arg(long, env = "PUBSUB_MAX_MESSAGE_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE, value_parser = parse_size)]
     max_message_size: usize,
-    /// Most messages a subscriber may have pending before it is closed as slow (4000).
+    /// Most messages a subscriber may have pending (the batch it writes included); at the
+    /// bound, --slow-subscriber says what happens.
     #[arg(long, env = "PUBSUB_SUBSCRIBER_QUEUE", default_value_t = DEFAULT_SUBSCRIBER_QUEUE_MESSAGES)]
     subscriber_queue: usize,
-    /// Most bytes a subscriber may have pending before it is closed as slow (4000).
+    /// Most bytes a subscriber may have pending (the batch it writes included); at the bound,
+    /// --slow-subscriber says what happens.
     #[arg(long, env = "PUBSUB_SUBSCRIBER_QUEUE_BYTES", default_value_t = DEFAULT_SUBSCRIBER_QUEUE_BYTES, value_parser = parse_size)]
     subscriber_queue_bytes: usize,
+    /// At a subscriber's pending bound: `hold` the topic's publishers until it takes more (a
+    /// reader that reads loses nothing), or `close` it with 4000 (publishers never wait).
+    #[arg(
+        long,
+        env = "PUBSUB_SLOW_SUBSCRIBER",
+        value_enum,
+        default_value = SlowSubscriber::default().as_str()
+    )]
+    slow_subscriber: SlowSubscriberPolicy,
     /// Messages a topic queues from its publishers before they are pushed back.
     #[arg(long, env = "PUBSUB_TOPIC_QUEUE", default_value_t = DEFAULT_TOPIC_QUEUE)]
     topic_queue: usize,
@@ -152,6 +183,7 @@ impl ServeArgs {
             max_message_size: self.max_message_size,
             subscriber_queue_messages: self.subscriber_queue,
             subscriber_queue_bytes: self.subscriber_queue_bytes,
+            slow_subscriber: self.slow_subscriber.into(),
             topic_queue: self.topic_queue,
             topic_queue_bytes: self.topic_queue_bytes,
             handshake_timeout: self.handshake_timeout,
@@ -276,6 +308,7 @@ mod tests {
         .expect("parse");
         let options = args.options().expect("valid");
         assert_eq!(options.jwt_audience, ["api", "web", "cli"]);
+        assert_eq!(options.slow_subscriber, SlowSubscriber::Hold, "the default");
         assert_eq!(options.jwt_issuer, ["https://id.example.com"]);
         assert_eq!(options.max_handshakes, 64);
         assert_eq!(options.topic_queue_bytes, 2 << 20);
@@ -342,6 +375,21 @@ mod tests {
         .expect_err("unreadable files");
         assert!(error.to_string().contains("--tls-cert"), "{error}");
         assert_eq!(options(&[]).expect("no TLS").tls, None);
+    }
+
+    #[test]
+    fn slow_subscriber_policy_is_hold_or_close() {
+        let policy =
+            |args: &[&str]| parse(args).map(|a| a.options().expect("valid").slow_subscriber);
+        assert_eq!(
+            policy(&["--slow-subscriber", "close"]).ok(),
+            Some(SlowSubscriber::Close)
+        );
+        assert_eq!(
+            policy(&["--slow-subscriber", "hold"]).ok(),
+            Some(SlowSubscriber::Hold)
+        );
+        assert!(policy(&["--slow-subscriber", "drop"]).is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the index of the first one kept, and each reader's two indexes. Random sequences of joins,
 //! departures, pushes, reads and evictions (small bounds) must give the same messages in the
 //! same order, the same lag reports, reader counts that never wrap, and chunks released
-//! exactly when the model says no reader needs them any more.
+//! exactly when the model says no reader needs them any more. Appends through `try_push`
+//! alone never make a reader lag.
 
 use std::time::Instant;
 
@@ -21,10 +22,17 @@ enum Op {
         messages: u32,
         len: usize,
     },
+    /// Push only if that forces nothing out (`Backlog::try_push`).
+    TryPush {
+        messages: u32,
+        len: usize,
+    },
     Read {
         reader: usize,
         budget: usize,
     },
+    /// Let go of the last read without reading (`Backlog::let_go`).
+    LetGo(usize),
     Finish,
 }
 
@@ -33,7 +41,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Join),
         1 => any::<usize>().prop_map(Op::Leave),
         5 => (1..=3u32, 1..=40usize).prop_map(|(messages, len)| Op::Push { messages, len }),
+        5 => (1..=3u32, 1..=40usize).prop_map(|(messages, len)| Op::TryPush { messages, len }),
         5 => (any::<usize>(), 0..=100usize).prop_map(|(reader, budget)| Op::Read { reader, budget }),
+        2 => any::<usize>().prop_map(Op::LetGo),
         1 => Just(Op::Finish),
     ]
 }
@@ -97,6 +107,32 @@ impl Model {
         }
     }
 
+    /// Whether `try_push` takes a chunk: after the release, nothing is kept, or the kept
+    /// chunks plus this one are within both bounds.
+    fn try_push(&mut self, messages: u32, len: usize) -> bool {
+        self.release();
+        let kept = &self.chunks[self.first..];
+        let fits = kept.is_empty()
+            || (kept.iter().map(|&(m, _)| m as usize).sum::<usize>() + messages as usize
+                <= self.max_messages
+                && kept.iter().map(|&(_, b)| b).sum::<usize>() + len <= self.max_bytes);
+        if fits {
+            self.push(messages, len);
+        }
+        fits
+    }
+
+    /// Lets go of what `reader` read last; whether it held anything.
+    fn let_go(&mut self, reader: usize) -> bool {
+        let first = self.first;
+        let state = &mut self.readers[reader];
+        if !state.joined || state.held < first || state.held == state.next {
+            return false;
+        }
+        state.held = state.next;
+        true
+    }
+
     /// What reading `reader` with `budget` gives: the bytes, or the lag.
     fn read(&mut self, reader: usize, budget: usize) -> Result<Vec<u8>, Lagged> {
         let first = self.first;
@@ -153,6 +189,8 @@ proptest! {
         let mut backlog = Backlog::new(max_messages, max_bytes);
         let mut cursors: Vec<Cursor> = Vec::new();
         let mut model = Model { max_messages, max_bytes, ..Model::default() };
+        // Until the first plain push, every append went through try_push: nobody may lag.
+        let mut only_try_push = true;
         for op in ops {
             match op {
                 Op::Join => {
@@ -176,6 +214,7 @@ proptest! {
                         since: Instant::now(),
                     });
                     model.push(messages, len);
+                    only_try_push = false;
                 }
                 Op::Read { reader, budget } if !cursors.is_empty() => {
                     let reader = reader % cursors.len();
@@ -189,13 +228,38 @@ proptest! {
                         assert_eq!(read.finished, caught_up && model.finished, "finished");
                         out.copy_to_bytes(out.remaining()).to_vec()
                     });
+                    prop_assert!(!only_try_push || got.is_ok(), "lagged without a plain push");
                     prop_assert_eq!(got, expected);
+                }
+                Op::TryPush { messages, len } if !model.finished => {
+                    let id = model.head() as u8;
+                    let chunk = Chunk {
+                        frames: Bytes::from(vec![id; len]),
+                        messages,
+                        since: Instant::now(),
+                    };
+                    let kept_before = model.first;
+                    let taken = model.try_push(messages, len);
+                    prop_assert_eq!(backlog.try_push(chunk).is_ok(), taken);
+                    if taken && only_try_push {
+                        // Whatever it released was let go of by every reader: no lag.
+                        prop_assert!(model.readers.iter().all(|r| !r.joined || r.held >= model.first),
+                            "try_push forced out a held chunk (first was {})", kept_before);
+                    }
+                }
+                Op::LetGo(reader) if !cursors.is_empty() => {
+                    let reader = reader % cursors.len();
+                    prop_assert_eq!(backlog.let_go(&mut cursors[reader]), model.let_go(reader));
                 }
                 Op::Finish => {
                     backlog.finish();
                     model.finished = true;
                 }
-                Op::Leave(_) | Op::Push { .. } | Op::Read { .. } => {}
+                Op::Leave(_)
+                | Op::Push { .. }
+                | Op::TryPush { .. }
+                | Op::Read { .. }
+                | Op::LetGo(_) => {}
             }
             check(&backlog, &model)?;
         }

@@ -38,7 +38,7 @@ pub(crate) enum SlowReason {
         /// Messages the subscriber would have missed.
         missed: u64,
     },
-    /// One batch of writes took longer than the write timeout.
+    /// Its socket took no bytes for the write timeout.
     WriteTimeout,
 }
 
@@ -119,7 +119,7 @@ impl fmt::Display for Ending {
             ),
             Ending::SlowSubscriber(SlowReason::WriteTimeout) => write!(
                 f,
-                "closed with {}: a write took longer than the write timeout",
+                "closed with {}: the socket took no bytes for the write timeout",
                 CloseCode::SlowSubscriber.code()
             ),
             Ending::Internal(why) => {

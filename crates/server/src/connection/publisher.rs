@@ -3,7 +3,7 @@
 //! On shutdown a publisher stops reading at once, but a message it has read is always queued
 //! for the topic first: the drain delivers every message the server read.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -42,10 +42,11 @@ where
                     liveness.heard();
                     connection.metrics.received(message.len());
                     // Not cancelled by shutdown: the topic keeps taking messages until its
-                    // publishers are gone, so this completes and the drain delivers it. It
-                    // fails only if the topic's actor failed.
-                    if topic.publish(message, arrived).await.is_err() {
-                        return Ending::Internal("the topic takes no more messages");
+                    // publishers are gone, so this completes and the drain delivers it.
+                    if let Err(ending) =
+                        publish(ws, connection, topic, &mut liveness, message, arrived).await
+                    {
+                        return ending;
                     }
                     // Time spent waiting on a full topic queue was ours, not the peer's silence.
                     liveness.heard();
@@ -55,16 +56,59 @@ where
                 PeerFrame::End(ending) => return ending,
             },
             tick = liveness.tick() => match tick {
-                Tick::Ping => match write::timed(options.write_timeout, ws.send(Message::Ping(Bytes::new()))).await {
-                    Ok(()) => {}
-                    Err(WriteFailure::TimedOut) => {
-                        return Ending::ConnectionLost("a ping write timed out".into());
+                Tick::Ping => {
+                    if let Err(ending) = ping(ws, options.write_timeout).await {
+                        return ending;
                     }
-                    Err(WriteFailure::Failed(error)) => return Ending::ConnectionLost(error),
-                },
+                }
                 Tick::Alive => {}
                 Tick::Expired => return Ending::PongTimeout,
             },
         }
+    }
+}
+
+/// Queues `message` for the topic. While the topic holds it back (a full queue, or a held
+/// backlog), the publisher still hears from us at the ping interval, so that its client does
+/// not take us for dead; and its own silence is not held against it, since its pongs wait
+/// behind the data we are not reading.
+async fn publish<S>(
+    ws: &mut WebSocketStream<S>,
+    connection: &Connection,
+    topic: &TopicPublisher,
+    liveness: &mut Liveness,
+    message: Bytes,
+    arrived: Instant,
+) -> Result<(), Ending>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let queued = topic.publish(message, arrived);
+    tokio::pin!(queued);
+    loop {
+        tokio::select! {
+            biased;
+            // It fails only if the topic's actor failed.
+            result = &mut queued => {
+                return result.map_err(|_gone| Ending::Internal("the topic takes no more messages"));
+            }
+            tick = liveness.tick() => match tick {
+                Tick::Ping => ping(ws, connection.options.write_timeout).await?,
+                Tick::Alive => {}
+                Tick::Expired => liveness.heard(),
+            },
+        }
+    }
+}
+
+/// Sends a ping, within the write timeout.
+async fn ping<S>(ws: &mut WebSocketStream<S>, write_timeout: Duration) -> Result<(), Ending>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match write::timed(write_timeout, ws.send(Message::Ping(Bytes::new()))).await {
+        Ok(()) => Ok(()),
+        Err(WriteFailure::TimedOut) => Err(Ending::ConnectionLost("a ping write timed out".into())),
+        Err(WriteFailure::Failed(error)) => Err(Ending::ConnectionLost(error)),
     }
 }

@@ -10,15 +10,19 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Buf;
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use wspubsub_fanout::FrameQueue;
+
+use super::write::{self, WriteFailure};
 
 /// What closing a connection needs from its socket.
 pub(crate) trait Peer {
@@ -95,12 +99,49 @@ where
     /// Writes every pending frame, control frames last. Cancel-safe: what was written stays
     /// written, and the rest stays queued, so a later call resumes at the same byte.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        self.queue_outbox();
+        self.writer.write_all_buf(&mut self.pending).await?;
+        self.writer.flush().await
+    }
+
+    /// Writes every pending frame like [`Self::flush`], failing only when the socket takes
+    /// no bytes for `stall`: a slow reader that keeps reading is never cut, however long the
+    /// whole write takes. Says whether the socket was full and then took bytes again, which
+    /// proves the peer reads (as a pong would: a ping queued behind the data cannot overtake
+    /// it).
+    pub(super) async fn flush_progressing(
+        &mut self,
+        stall: Duration,
+    ) -> Result<bool, WriteFailure> {
+        self.queue_outbox();
+        let mut peer_read = false;
+        while self.pending.has_remaining() {
+            // One step is one write of at least a byte; write_buf is cancel-safe, so a step
+            // that timed out wrote nothing.
+            let step = self.writer.write_buf(&mut self.pending);
+            tokio::pin!(step);
+            let written = match step.as_mut().now_or_never() {
+                Some(result) => result.map_err(|error| WriteFailure::Failed(error.to_string()))?,
+                None => {
+                    let written = write::timed(stall, step).await?;
+                    peer_read = true;
+                    written
+                }
+            };
+            if written == 0 {
+                return Err(WriteFailure::Failed("the socket takes no more".into()));
+            }
+        }
+        write::timed(stall, self.writer.flush()).await?;
+        Ok(peer_read)
+    }
+
+    /// Moves the control frames tungstenite wrote behind the data frames already queued.
+    fn queue_outbox(&mut self) {
         let outbox = &mut self.ws.get_mut().outbox;
         if !outbox.is_empty() {
             self.pending.push(outbox.split().freeze());
         }
-        self.writer.write_all_buf(&mut self.pending).await?;
-        self.writer.flush().await
     }
 
     /// Queues a ping.
@@ -170,5 +211,68 @@ impl<S> AsyncWrite for ControlSide<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    use super::*;
+
+    const STALL: Duration = Duration::from_secs(1);
+
+    /// A subscriber socket over an in-memory pipe that holds 1 KiB, with 64 KiB of frames
+    /// queued, and the pipe's other end.
+    async fn loaded_socket() -> (SubscriberSocket<DuplexStream>, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let mut socket = SubscriberSocket::new(ours, WebSocketConfig::default()).await;
+        socket.pending().push(Bytes::from(vec![7u8; 64 << 10]));
+        (socket, theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_reads_slowly_is_written_to_however_long_it_takes() {
+        let (mut socket, mut peer) = loaded_socket().await;
+        let reader = tokio::spawn(async move {
+            let mut read = vec![0u8; 64 << 10];
+            for part in read.chunks_mut(1024) {
+                // A kilobyte every half second: 32 s for the whole, 32 write timeouts.
+                tokio::time::sleep(STALL / 2).await;
+                peer.read_exact(part).await.expect("read");
+            }
+            read
+        });
+        let started = tokio::time::Instant::now();
+        let flushed = socket.flush_progressing(STALL).await;
+        assert!(
+            matches!(flushed, Ok(true)),
+            "written, and the peer was seen reading: {flushed:?}"
+        );
+        assert!(started.elapsed() > STALL * 30);
+        assert_eq!(reader.await.expect("reader"), vec![7u8; 64 << 10]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_times_out_after_the_stall_time() {
+        let (mut socket, _peer) = loaded_socket().await;
+        let started = tokio::time::Instant::now();
+        let flushed = socket.flush_progressing(STALL).await;
+        assert!(
+            matches!(flushed, Err(WriteFailure::TimedOut)),
+            "{flushed:?}"
+        );
+        assert_eq!(started.elapsed(), STALL, "from the last byte it took");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_fits_at_once_proves_nothing_about_the_peer() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let mut socket = SubscriberSocket::new(ours, WebSocketConfig::default()).await;
+        socket.pending().push(Bytes::from_static(b"small"));
+        assert!(matches!(socket.flush_progressing(STALL).await, Ok(false)));
     }
 }

@@ -10,18 +10,19 @@ use wspubsub_liveness::{Liveness, Tick};
 
 use super::ending::SlowReason;
 use super::incoming::PeerFrame;
-use super::write::{self, WriteFailure};
+use super::write::WriteFailure;
 use super::{Connection, Ending, SubscriberSocket, expired};
 use crate::topic::TopicFeed;
 
 /// About how many bytes of frames one batch carries: enough that one `writev` moves many
-/// small messages, small enough that one batch meets the write timeout.
+/// small messages, small enough that the backlog is let go of in modest steps.
 const BATCH_BYTES: usize = 256 << 10;
 
 /// Serves one subscriber until it leaves or must be closed, and says why it ended.
 ///
-/// The subscriber reads the topic's backlog at its own pace; falling out of the backlog, or
-/// a batch not written within the write timeout, closes it as slow (4000).
+/// The subscriber reads the topic's backlog at its own pace; falling out of the backlog (with
+/// `--slow-subscriber close`), or a socket that takes no bytes for the write timeout, closes
+/// it as slow (4000).
 pub(crate) async fn run_subscriber<S>(
     socket: &mut SubscriberSocket<S>,
     connection: &Connection,
@@ -46,12 +47,19 @@ where
         };
         if socket.has_pending() {
             let bytes = socket.pending_bytes();
-            if let Err(failure) = write::timed(options.write_timeout, socket.flush()).await {
-                return slow_or_lost(failure);
+            match socket.flush_progressing(options.write_timeout).await {
+                // The socket was full and took bytes again: the peer reads, and our pings
+                // wait behind the data, so its pongs cannot come sooner.
+                Ok(true) => liveness.heard(),
+                Ok(false) => {}
+                Err(failure) => return slow_or_lost(failure),
             }
             connection
                 .metrics
                 .delivered(batch.messages, bytes, batch.oldest);
+            if !batch.more_pending {
+                feed.written();
+            }
         }
         if batch.finished {
             // A topic finishes only once it closes, and with this subscriber still in it that

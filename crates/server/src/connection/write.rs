@@ -1,4 +1,5 @@
-//! Writes to a peer, each bounded by the write timeout.
+//! Writes to a peer, each bounded by the write timeout: a whole write (a ping), or each step
+//! of a long one (a subscriber's batch, cut only when the socket takes no bytes for that long).
 
 use std::fmt::Display;
 use std::future::Future;
@@ -14,12 +15,12 @@ pub(super) enum WriteFailure {
 }
 
 /// Runs `write`, giving up after `timeout`.
-pub(super) async fn timed<E: Display>(
+pub(super) async fn timed<T, E: Display>(
     timeout: Duration,
-    write: impl Future<Output = Result<(), E>>,
-) -> Result<(), WriteFailure> {
+    write: impl Future<Output = Result<T, E>>,
+) -> Result<T, WriteFailure> {
     match tokio::time::timeout(timeout, write).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(done)) => Ok(done),
         Ok(Err(error)) => Err(WriteFailure::Failed(error.to_string())),
         Err(_elapsed) => Err(WriteFailure::TimedOut),
     }
