@@ -339,9 +339,9 @@ impl History {
         })
     }
 
-    /// Queues (by reference) the frames of every message from `from` on into `out`; returns
-    /// how many messages.
-    pub fn replay(&self, from: u64, out: &mut Vec<Bytes>) -> u64 {
+    /// Queues (by reference) the frames of every message from `from` on into `out`, each
+    /// part with the number of messages it holds; returns how many messages in all.
+    pub fn replay(&self, from: u64, out: &mut Vec<(Bytes, u64)>) -> u64 {
         let from = from.max(self.earliest());
         let first = self
             .records
@@ -349,8 +349,12 @@ impl History {
         let mut messages = 0;
         for record in self.records.range(first..) {
             let index = usize::try_from(from.saturating_sub(record.first_seq)).unwrap_or(0);
-            out.push(record.chunk.frames.slice(record.marks[index].offset..));
-            messages += (record.marks.len() - index) as u64;
+            let count = (record.marks.len() - index) as u64;
+            out.push((
+                record.chunk.frames.slice(record.marks[index].offset..),
+                count,
+            ));
+            messages += count;
         }
         messages
     }
@@ -384,7 +388,7 @@ mod tests {
         let mut parts = Vec::new();
         let count = history.replay(from, &mut parts);
         let mut queue = FrameQueue::default();
-        parts.into_iter().for_each(|part| queue.push(part));
+        parts.into_iter().for_each(|(part, _)| queue.push(part));
         let bytes = queue.copy_to_bytes(queue.remaining());
         let payloads: Vec<u8> = bytes.chunks(3).map(|frame| frame[2]).collect();
         assert_eq!(payloads.len() as u64, count);

@@ -17,6 +17,10 @@
 //!   them to the topic's backlog (the `wspubsub-fanout` crate), a bounded window every
 //!   subscriber reads from its own cursor. A message is stored once, whatever the
 //!   number of subscribers; a subscriber that falls out of the window is closed with 4000.
+//! - Every message a topic takes gets a sequence number and a time (`position`); the topic
+//!   keeps the recent ones after delivery in its history (`retention`, within per-topic and
+//!   process-wide bounds), so a subscriber may start from a past position (`?from=`,
+//!   `?since=`): it replays history, then reads the backlog, joined at the same instant.
 //! - The `connection` tasks own one socket each: publishers read frames into the topic,
 //!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
 //!   deadline and close a silent peer.
@@ -64,7 +68,9 @@ mod limits;
 mod metrics;
 mod options;
 mod origin;
+mod position;
 mod reloadable;
+mod retention;
 mod server;
 mod tls;
 mod topic;
@@ -75,9 +81,11 @@ pub use event::{Event, EventKind};
 /// Networks of trusted proxies ([`Options::trusted_proxies`]).
 pub use ipnet::IpNet;
 pub use options::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE,
-    DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE,
-    DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption, MIN_MAX_HEADER_SIZE, Options,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES,
+    DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
+    DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption,
+    MIN_MAX_HEADER_SIZE, Options,
 };
 pub use server::{Server, ServerError, ServerHandle};
 pub use tls::{BadTls, TlsIdentity};

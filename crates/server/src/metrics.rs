@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use wspubsub_protocol::Role;
 
 use crate::connection::Ending;
+use crate::retention::HistoryMetrics;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -54,6 +55,8 @@ pub(crate) struct Metrics {
     handshake_timeouts: Counter,
     tls_failures: Counter,
     publish_to_write: Histogram,
+    /// History's own metrics, updated by the topics' histories.
+    pub(crate) history: HistoryMetrics,
 }
 
 impl Metrics {
@@ -73,7 +76,9 @@ impl Metrics {
             // 50 us to about 3.3 s.
             publish_to_write: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
             registry: Registry::default(),
+            history: HistoryMetrics::default(),
         };
+        metrics.history.register(&mut registry);
         registry.register(
             "connections",
             "Connected clients, by role",

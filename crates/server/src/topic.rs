@@ -21,7 +21,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::options::Options;
-use wspubsub_fanout::{Backlog, Chunk, ChunkBuilder, Cursor, FrameQueue, Lagged};
+use crate::position::{SEQ_CLOCK, Sequence, now_micros};
+use crate::retention::{HistoryGap, HistoryPool, Replay, TopicHistory};
+use wspubsub_fanout::{Backlog, Cursor, FrameQueue, Lagged, Record, RecordBuilder};
+use wspubsub_protocol::Start;
 
 /// Most messages the actor moves into the backlog per wake-up; batching keeps the wake-ups
 /// of subscribers (one per batch, not per message) cheap under load.
@@ -43,6 +46,8 @@ pub(crate) struct Topic {
     backlog: Arc<watch::Sender<Backlog>>,
     /// Cancelled when the topic stops waiting for new publishers.
     closing: CancellationToken,
+    /// The messages kept after delivery; appended to under the backlog's lock.
+    history: Arc<TopicHistory>,
 }
 
 /// A message on its way through the topic's inbound queue.
@@ -87,8 +92,15 @@ impl QueueRoom {
 }
 
 impl Topic {
-    /// Starts the actor of topic `name` on `tracker`.
-    pub(crate) fn spawn(name: Arc<str>, options: &Options, tracker: &TaskTracker) -> Topic {
+    /// Starts the actor of topic `name` on `tracker`, a new incarnation numbered above any
+    /// before it, keeping its history in `pool`.
+    pub(crate) fn spawn(
+        name: Arc<str>,
+        options: &Options,
+        tracker: &TaskTracker,
+        pool: &Arc<HistoryPool>,
+    ) -> Topic {
+        let sequence = SEQ_CLOCK.incarnation(now_micros());
         let (keepalive, receiver) = mpsc::channel(options.topic_queue);
         let backlog = Backlog::new(
             options.subscriber_queue_messages,
@@ -99,6 +111,7 @@ impl Topic {
             room: Arc::new(QueueRoom::new(options.topic_queue_bytes)),
             backlog: Arc::new(watch::Sender::new(backlog)),
             closing: CancellationToken::new(),
+            history: pool.open(sequence.next()),
         };
         tracker.spawn(run(
             name,
@@ -109,6 +122,10 @@ impl Topic {
             },
             topic.closing.clone(),
             Arc::clone(&topic.backlog),
+            Stamping {
+                sequence,
+                history: Arc::clone(&topic.history),
+            },
         ));
         topic
     }
@@ -121,20 +138,34 @@ impl Topic {
         }
     }
 
-    /// A way out for a new subscriber: it will get every message appended from now on.
-    pub(crate) fn subscriber(&self) -> TopicFeed {
-        let mut cursor = None;
+    /// A way out for a new subscriber starting at `start`: it replays what history has from
+    /// there, then gets every message appended from now on (both taken under the backlog's
+    /// lock, so there is neither a gap nor a duplicate between them). Refused when history
+    /// does not cover `start` and the subscriber did not accept gaps.
+    pub(crate) fn subscriber(&self, start: Start) -> Result<TopicFeed, HistoryGap> {
+        let mut joined = None;
         // Joining changes no message: nobody needs waking.
         self.backlog.send_if_modified(|backlog| {
-            cursor = Some(backlog.join());
+            joined = Some(
+                self.history
+                    .join(start)
+                    .map(|replay| (replay, backlog.join())),
+            );
             false
         });
-        TopicFeed {
+        let (replay, cursor) = joined.expect("send_if_modified always runs its closure")?;
+        Ok(TopicFeed {
             updates: self.backlog.subscribe(),
             backlog: Arc::clone(&self.backlog),
-            cursor: cursor.expect("send_if_modified always runs its closure"),
+            cursor,
             closing: self.closing.clone(),
-        }
+            replay,
+        })
+    }
+
+    /// The topic's history.
+    pub(crate) fn history(&self) -> &Arc<TopicHistory> {
+        &self.history
     }
 }
 
@@ -152,18 +183,26 @@ struct Inbound {
     room: Arc<QueueRoom>,
 }
 
-/// The actor's loop: move queued messages into the backlog, batch by batch, until the topic
-/// is closing and every publisher is gone; then mark the backlog finished.
+/// What the actor stamps each message with, and keeps it in.
+struct Stamping {
+    sequence: Sequence,
+    history: Arc<TopicHistory>,
+}
+
+/// The actor's loop: move queued messages into the backlog and history, batch by batch, each
+/// message numbered and timed, until the topic is closing and every publisher is gone; then
+/// mark the backlog finished.
 async fn run(
     name: Arc<str>,
     mut inbound: Inbound,
     closing: CancellationToken,
     backlog: Arc<watch::Sender<Backlog>>,
+    mut stamping: Stamping,
 ) {
     tracing::debug!(topic = %name, "topic started");
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
-    let mut chunks: Vec<Chunk> = Vec::new();
-    let mut builder = ChunkBuilder::new(CHUNK_BYTES);
+    let mut records: Vec<Record> = Vec::new();
+    let mut builder = RecordBuilder::new(CHUNK_BYTES);
     loop {
         let received = tokio::select! {
             biased;
@@ -177,14 +216,25 @@ async fn run(
             break;
         }
         let mut taken: usize = 0;
+        // Number the batch: the one place seqs are assigned.
+        let (mut seq, time) = stamping.sequence.take(batch.len() as u64, now_micros());
         // Encode outside the backlog's lock; subscribers only wait for the appends.
         for arrival in batch.drain(..) {
             taken += inbound.room.permits(arrival.message.len()) as usize;
-            chunks.extend(builder.push(&arrival.message, arrival.at));
+            records.extend(builder.push(&arrival.message, arrival.at, seq, time));
+            seq += 1;
         }
-        chunks.extend(builder.finish());
+        records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
-        backlog.send_modify(|backlog| chunks.drain(..).for_each(|chunk| backlog.push(chunk)));
+        let history = &stamping.history;
+        backlog.send_modify(|backlog| {
+            history.append(
+                records
+                    .drain(..)
+                    .inspect(|record| backlog.push(record.chunk.clone())),
+            );
+        });
+        history.enforce_total();
     }
     backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");
@@ -242,6 +292,8 @@ pub(crate) struct TopicFeed {
     cursor: Cursor,
     /// The topic's closing signal, for [`Self::drain`].
     closing: CancellationToken,
+    /// What history had for this subscriber when it joined, written before the backlog.
+    replay: Replay,
 }
 
 impl TopicFeed {
@@ -252,6 +304,14 @@ impl TopicFeed {
         out: &mut FrameQueue,
         batch_bytes: usize,
     ) -> Result<Batch, Lagged> {
+        if let Some(messages) = self.replay.take(out, batch_bytes) {
+            return Ok(Batch {
+                more_pending: true,
+                finished: false,
+                messages,
+                oldest: None,
+            });
+        }
         let backlog = self.updates.borrow_and_update();
         let read = backlog.read_from(&mut self.cursor, out, batch_bytes)?;
         Ok(Batch {
@@ -293,6 +353,11 @@ mod tests {
 
     use super::*;
 
+    fn spawn(options: &Options, tracker: &TaskTracker) -> Topic {
+        let pool = HistoryPool::new(options, crate::retention::HistoryMetrics::default());
+        Topic::spawn("/t".into(), options, tracker, &Arc::new(pool))
+    }
+
     /// Reads everything pending, waiting until at least `wanted` bytes of frames arrived.
     async fn read_frames(feed: &mut TopicFeed, wanted: usize) -> Vec<u8> {
         let mut out = FrameQueue::default();
@@ -321,12 +386,12 @@ mod tests {
     #[tokio::test]
     async fn subscribers_see_one_order_from_their_join_on() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut early = topic.subscriber();
+        let mut early = topic.subscriber(Start::default()).expect("latest");
         publish(&publisher, b"a").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"a"));
-        let mut late = topic.subscriber();
+        let mut late = topic.subscriber(Start::default()).expect("latest");
         publish(&publisher, b"b").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"b"));
         assert_eq!(
@@ -337,12 +402,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_subscriber_from_a_seq_replays_history_then_reads_live_without_a_seam() {
+        let tracker = TaskTracker::new();
+        let topic = spawn(&Options::default(), &tracker);
+        let start = topic.history().lock_head();
+        let publisher = topic.publisher();
+        let mut witness = topic.subscriber(Start::default()).expect("latest");
+        for message in [&b"a"[..], b"b", b"c"] {
+            publish(&publisher, message).await;
+        }
+        assert_eq!(
+            read_frames(&mut witness, 9).await.len(),
+            9,
+            "all three taken"
+        );
+        let from = |seq| Start {
+            position: wspubsub_protocol::StartPosition::Seq(seq),
+            gap_ok: false,
+        };
+        let mut resumed = topic.subscriber(from(start + 1)).expect("in history");
+        publish(&publisher, b"d").await;
+        let mut expected = frame(b"b");
+        for message in [&b"c"[..], b"d"] {
+            expected.extend(frame(message));
+        }
+        assert_eq!(read_frames(&mut resumed, expected.len()).await, expected);
+        assert!(
+            topic.subscriber(from(start + 5)).is_err(),
+            "beyond the head"
+        );
+    }
+
+    #[tokio::test]
     async fn messages_are_released_once_let_go_of_or_when_their_last_reader_leaves() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut reader = topic.subscriber();
-        let idle = topic.subscriber();
+        let mut reader = topic.subscriber(Start::default()).expect("latest");
+        let idle = topic.subscriber(Start::default()).expect("latest");
         for message in [&b"a"[..], b"b", b"c"] {
             publish(&publisher, message).await;
             // One message at a time, so that each is a chunk of its own.
@@ -367,9 +464,9 @@ mod tests {
             ..Options::default()
         };
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &options, &tracker);
+        let topic = spawn(&options, &tracker);
         let publisher = topic.publisher();
-        let mut feed = topic.subscriber();
+        let mut feed = topic.subscriber(Start::default()).expect("latest");
         // The actor does not run while this (single-threaded) test does not yield.
         for message in [&b"1234"[..], b"5678"] {
             let queued = publisher.publish(Bytes::from_static(message), Instant::now());
@@ -391,9 +488,9 @@ mod tests {
     #[tokio::test]
     async fn a_draining_topic_finishes_after_its_last_publisher_with_everything_appended() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut feed = topic.subscriber();
+        let mut feed = topic.subscriber(Start::default()).expect("latest");
         publish(&publisher, b"a").await;
         feed.drain();
         publish(&publisher, b"b").await;
@@ -420,7 +517,7 @@ mod tests {
     #[tokio::test]
     async fn actor_ends_when_the_topic_is_dropped_and_its_publishers_are_gone() {
         let tracker = TaskTracker::new();
-        let topic = Topic::spawn("/t".into(), &Options::default(), &tracker);
+        let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
         drop(topic);
         publish(&publisher, b"x").await;
