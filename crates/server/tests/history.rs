@@ -312,3 +312,30 @@ async fn unreadable_start_positions_are_refused_with_400() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_topic_kept_for_its_history_does_not_hold_up_shutdown() {
+    let close_deadline = Duration::from_secs(5);
+    let server = TestServer::start(Options {
+        close_deadline,
+        ..Options::default()
+    })
+    .await;
+    let mut publisher = connect(&server.url("/kept"), Role::Publisher, None).await;
+    publish_all(&server, &mut publisher, "/kept", 0..3).await;
+    drop(publisher);
+    within(TIMEOUT, async {
+        while connections(&server).await != 0.0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(server.handle().topic_count(), 1, "kept for its history");
+    let stopping = Instant::now();
+    server.stop().await;
+    assert!(
+        stopping.elapsed() < close_deadline,
+        "stopped in {:?}, not at the close deadline",
+        stopping.elapsed()
+    );
+}
