@@ -349,8 +349,8 @@ mod tests {
 
     use super::*;
 
-    fn pool(options: Options) -> Arc<HistoryPool> {
-        Arc::new(HistoryPool::new(&options, HistoryMetrics::default()))
+    fn pool(options: &Options) -> Arc<HistoryPool> {
+        Arc::new(HistoryPool::new(options, HistoryMetrics::default()))
     }
 
     /// One record of `count` 10-byte messages (12-byte frames) from `first`, taken now.
@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn the_total_budget_evicts_the_oldest_messages_across_topics() {
-        let pool = pool(Options {
+        let pool = pool(&Options {
             history_total_bytes: 60,
             ..Options::default()
         });
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn join_refuses_a_gap_unless_accepted_and_replays_to_the_head() {
-        let pool = pool(Options {
+        let pool = pool(&Options {
             history_messages: 2,
             ..Options::default()
         });
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn messages_past_the_age_are_expired() {
-        let pool = pool(Options {
+        let pool = pool(&Options {
             history_age: Duration::from_secs(1),
             ..Options::default()
         });
