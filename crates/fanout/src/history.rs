@@ -373,6 +373,11 @@ mod tests {
         age_micros: 1_000,
     };
 
+    /// An empty history within `limits`, starting at seq 0.
+    fn limited(limits: HistoryLimits) -> History {
+        History::new(limits, 0)
+    }
+
     /// Builds one record of messages `first..first + count`, each one byte long (a 3-byte
     /// frame) holding its seq's low byte, taken at `time` (unix µs) = seq * 10.
     fn record(first: u64, count: u64) -> Record {
@@ -419,13 +424,10 @@ mod tests {
 
     #[test]
     fn message_bound_evicts_single_messages_oldest_first() {
-        let mut history = History::new(
-            HistoryLimits {
-                messages: 4,
-                ..LIMITS
-            },
-            0,
-        );
+        let mut history = limited(HistoryLimits {
+            messages: 4,
+            ..LIMITS
+        });
         history.push(record(0, 3));
         let evicted = history.push(record(3, 3));
         assert_eq!(evicted.messages, 2);
@@ -442,13 +444,10 @@ mod tests {
 
     #[test]
     fn byte_bound_and_age_evict() {
-        let mut history = History::new(
-            HistoryLimits {
-                bytes: 10,
-                ..LIMITS
-            },
-            0,
-        );
+        let mut history = limited(HistoryLimits {
+            bytes: 10,
+            ..LIMITS
+        });
         let evicted = history.push(record(0, 4));
         assert_eq!(
             evicted,
@@ -488,13 +487,10 @@ mod tests {
 
     #[test]
     fn history_off_keeps_nothing_and_every_past_position_is_a_gap() {
-        let mut history = History::new(
-            HistoryLimits {
-                messages: 0,
-                ..LIMITS
-            },
-            0,
-        );
+        let mut history = limited(HistoryLimits {
+            messages: 0,
+            ..LIMITS
+        });
         assert_eq!(history.push(record(0, 3)), Evictions::default());
         assert_eq!(
             (history.messages(), history.earliest(), history.head()),
@@ -514,13 +510,10 @@ mod tests {
 
     #[test]
     fn since_finds_the_first_message_at_or_after_a_time() {
-        let mut history = History::new(
-            HistoryLimits {
-                messages: 5,
-                ..LIMITS
-            },
-            0,
-        );
+        let mut history = limited(HistoryLimits {
+            messages: 5,
+            ..LIMITS
+        });
         history.push(record(0, 4));
         history.push(record(4, 4));
         // Seqs 0..=2 (times 0..=20) were evicted.

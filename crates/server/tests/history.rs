@@ -148,16 +148,24 @@ async fn replay_then_live_has_no_gap_or_duplicate_while_publishing() {
     assert_eq!(metric(&text, "wspubsub_history_replays_total"), Some(5.0));
 }
 
-#[tokio::test]
-async fn an_evicted_position_is_refused_with_416_unless_the_gap_is_accepted() {
+/// A server keeping `history_messages` per topic, with messages `0..5` taken on `path`: the
+/// server, the topic's publisher and the earliest position its history has.
+async fn five_published(history_messages: usize, path: &str) -> (TestServer, RawClient, u64) {
     let server = TestServer::start(Options {
-        history_messages: 3,
+        history_messages,
         ..Options::default()
     })
     .await;
-    let mut publisher = connect(&server.url("/t"), Role::Publisher, None).await;
-    publish_all(&server, &mut publisher, "/t", 0..5).await;
-    let earliest = earliest_in(&refused_416(&server, "/t", "from=0").await);
+    let mut publisher = connect(&server.url(path), Role::Publisher, None).await;
+    publish_all(&server, &mut publisher, path, 0..5).await;
+    // A seq from before the topic began names the earliest position available.
+    let earliest = earliest_in(&refused_416(&server, path, "from=0").await);
+    (server, publisher, earliest)
+}
+
+#[tokio::test]
+async fn an_evicted_position_is_refused_with_416_unless_the_gap_is_accepted() {
+    let (server, mut publisher, earliest) = five_published(3, "/t").await;
     let body = refused_416(&server, "/t", &format!("from={}", earliest - 1)).await;
     assert!(body.contains("history_evicted"), "{body}");
     assert_eq!(earliest_in(&body), earliest);
@@ -186,25 +194,18 @@ async fn an_evicted_position_is_refused_with_416_unless_the_gap_is_accepted() {
 
 #[tokio::test]
 async fn with_history_off_earliest_is_latest_and_every_past_position_is_a_gap() {
-    let server = TestServer::start(Options {
-        history_messages: 0,
-        ..Options::default()
-    })
-    .await;
-    let mut publisher = connect(&server.url("/off"), Role::Publisher, None).await;
-    publish_all(&server, &mut publisher, "/off", 0..3).await;
-    let head = earliest_in(&refused_416(&server, "/off", "from=0").await);
+    let (server, mut publisher, head) = five_published(0, "/off").await;
     let body = refused_416(&server, "/off", &format!("from={}", head - 1)).await;
     assert!(body.contains("history_off"), "{body}");
     let mut earliest = subscribe(&server, "/off", "from=earliest").await;
     let mut at_head = subscribe(&server, "/off", &format!("from={head}")).await;
-    send(&mut publisher, numbered(3)).await;
+    send(&mut publisher, numbered(5)).await;
     assert_eq!(
-        numbers_until(&mut earliest, 3).await,
-        [3],
+        numbers_until(&mut earliest, 5).await,
+        [5],
         "nothing replayed"
     );
-    assert_eq!(numbers_until(&mut at_head, 3).await, [3]);
+    assert_eq!(numbers_until(&mut at_head, 5).await, [5]);
     let text = scrape(server.addr()).await;
     assert_eq!(metric(&text, "wspubsub_history_bytes"), Some(0.0));
 }
