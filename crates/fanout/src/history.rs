@@ -15,6 +15,9 @@ use bytes::Bytes;
 
 use crate::frames::{Chunk, ChunkBuilder};
 
+#[cfg(test)]
+mod model;
+
 /// Where one message's frame begins in its chunk, and when the server took it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {

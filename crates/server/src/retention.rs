@@ -122,7 +122,13 @@ impl HistoryPool {
             pool: Arc::clone(self),
         });
         if self.limits.messages > 0 {
-            lock(&self.registry).push(Arc::downgrade(&history));
+            let mut registry = lock(&self.registry);
+            if registry.len() == registry.capacity() {
+                // Before the list grows, forget the topics that ended: amortized O(1), and the
+                // list stays within twice the live topics.
+                registry.retain(|history| history.strong_count() > 0);
+            }
+            registry.push(Arc::downgrade(&history));
         }
         history
     }
@@ -225,10 +231,9 @@ impl TopicHistory {
         result
     }
 
-    /// Appends the records the topic just took (under its backlog lock) and evicts what the
-    /// per-topic bounds no longer hold.
-    pub(crate) fn append(&self, records: impl Iterator<Item = Record>) {
-        let now = now_micros();
+    /// Appends the records the topic just took at `now` (unix µs; under its backlog lock)
+    /// and evicts what the per-topic bounds no longer hold.
+    pub(crate) fn append(&self, records: impl Iterator<Item = Record>, now: u64) {
         let (evictions, expired) = self.update(|history| {
             let mut evictions = Evictions::default();
             for record in records {
@@ -371,8 +376,8 @@ mod tests {
         let now = now_micros();
         let old = pool.open(0);
         let new = pool.open(0);
-        old.append(std::iter::once(record(0, 3, now - 10)));
-        new.append(std::iter::once(record(0, 3, now)));
+        old.append(std::iter::once(record(0, 3, now - 10)), now);
+        new.append(std::iter::once(record(0, 3, now)), now);
         assert_eq!(pool.metrics.bytes.get(), 72);
         pool.enforce_total();
         assert_eq!(pool.metrics.bytes.get(), 60);
@@ -402,7 +407,7 @@ mod tests {
             ..Options::default()
         });
         let history = pool.open(100);
-        history.append(std::iter::once(record(100, 3, now_micros())));
+        history.append(std::iter::once(record(100, 3, now_micros())), now_micros());
         let seq = |from| Start {
             position: StartPosition::Seq(from),
             gap_ok: false,
@@ -438,9 +443,12 @@ mod tests {
             ..Options::default()
         });
         let history = pool.open(0);
-        history.append(std::iter::once(record(0, 2, now_micros() - 2_000_000)));
+        history.append(
+            std::iter::once(record(0, 2, now_micros() - 2_000_000)),
+            now_micros(),
+        );
         assert_eq!(history.lock().messages(), 0, "expired as it was appended");
-        history.append(std::iter::once(record(2, 2, now_micros())));
+        history.append(std::iter::once(record(2, 2, now_micros())), now_micros());
         assert!(history.expire(), "fresh messages stay");
         assert_eq!(pool.metrics.messages.get(), 2);
     }

@@ -232,6 +232,7 @@ async fn run(
                 records
                     .drain(..)
                     .inspect(|record| backlog.push(record.chunk.clone())),
+                time,
             );
         });
         history.enforce_total();
