@@ -11,7 +11,8 @@
 //!   registers it with its topic. `connection::lifecycle` then completes the upgrade, runs
 //!   the client's task and reports its join and departure (with an id from `client_id`).
 //! - The `hub` maps each path to its topic actor, born with the topic's first client and
-//!   removed with its last (a client's `Membership` leaves on drop, however it ended).
+//!   removed with its last (a client's `Membership` leaves on drop, however it ended), or,
+//!   for a topic with history, once that history has expired.
 //! - The `topic` actor is the single owner of a topic's order: publishers queue messages to it
 //!   (bounded, so they are pushed back), it encodes each batch once into frames and appends
 //!   them to the topic's backlog (the `wspubsub-fanout` crate), a bounded window every
