@@ -58,6 +58,9 @@ struct Entry {
     topic: Topic,
     members: usize,
     subscribers: usize,
+    /// Whether a task waits for this topic's history to expire (one at most, however often
+    /// its clients come and go).
+    lingering: bool,
 }
 
 impl Hub {
@@ -131,6 +134,7 @@ impl Hub {
                     topic,
                     members: 0,
                     subscribers: 0,
+                    lingering: false,
                 })
             }
         };
@@ -172,10 +176,10 @@ impl Hub {
                 let keep = self.inner.pool.enabled()
                     && !self.inner.shutdown.is_cancelled()
                     && entry.topic.history().expire();
-                if keep {
-                    tokio::spawn(linger(Arc::downgrade(&self.inner), Arc::clone(&entry.name)));
-                } else {
+                if !keep {
                     topics.remove(name);
+                } else if !std::mem::replace(&mut entry.lingering, true) {
+                    tokio::spawn(linger(Arc::downgrade(&self.inner), Arc::clone(&entry.name)));
                 }
             }
         }
@@ -187,6 +191,7 @@ impl Hub {
         let mut topics = self.topics();
         let entry = topics.get_mut(name)?;
         if entry.members > 0 {
+            entry.lingering = false;
             return None;
         }
         let history = entry.topic.history();
@@ -324,6 +329,43 @@ mod tests {
         assert_eq!(hub.topic_count(), 1);
         drop(other);
         assert_eq!(hub.topic_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_topic_with_history_is_kept_by_one_task_however_often_clients_come_and_go() {
+        let hub = hub();
+        let (publisher, topic) = hub.join_publisher("/kept").expect("no limits");
+        let (subscriber, mut feed) = hub
+            .join_subscriber("/kept", Start::default())
+            .expect("no limits");
+        topic
+            .publish(bytes::Bytes::from_static(b"m"), std::time::Instant::now())
+            .await
+            .expect("topic alive");
+        let mut out = wspubsub_fanout::FrameQueue::default();
+        while out.is_empty() {
+            feed.changed().await;
+            feed.next_batch(&mut out, usize::MAX).expect("not lagged");
+        }
+        drop((publisher, topic, subscriber, feed));
+        assert_eq!(hub.topic_count(), 1, "kept for its history");
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        for _ in 0..20 {
+            let (again, _) = hub
+                .join_subscriber("/kept", Start::default())
+                .expect("no limits");
+            drop(again);
+        }
+        assert_eq!(hub.topic_count(), 1);
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            tasks,
+            "no task more than the one that waits for the history to expire"
+        );
     }
 
     #[tokio::test]
