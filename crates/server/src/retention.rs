@@ -6,7 +6,8 @@
 //! before any history. A topic appends and a subscriber joins under the backlog lock, so the
 //! replay a subscriber gets ends exactly where its live cursor begins.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
@@ -147,17 +148,27 @@ impl HistoryPool {
         let mut registry = lock(&self.registry);
         registry.retain(|history| history.strong_count() > 0);
         let live: Vec<Arc<TopicHistory>> = registry.iter().filter_map(Weak::upgrade).collect();
+        // The histories by the time of their oldest message: one scan, then O(log topics) per
+        // message evicted. Topics only ever append newer messages meanwhile, so a history's
+        // oldest time can only have grown since it was read (evicting it a little early).
+        let mut oldest: BinaryHeap<Reverse<(u64, usize)>> = live
+            .iter()
+            .enumerate()
+            .filter_map(|(index, history)| Some(Reverse((history.lock().oldest_time()?, index))))
+            .collect();
         let mut evicted = 0;
         while self.held_bytes() > self.total_bytes {
-            let oldest = live
-                .iter()
-                .filter_map(|history| Some((history.lock().oldest_time()?, history)))
-                .min_by_key(|(time, _)| *time);
-            let Some((_, history)) = oldest else {
+            let Some(Reverse((_, index))) = oldest.pop() else {
                 break;
             };
-            history.update(History::evict_oldest);
+            let next = live[index].update(|history| {
+                history.evict_oldest();
+                history.oldest_time()
+            });
             evicted += 1;
+            if let Some(time) = next {
+                oldest.push(Reverse((time, index)));
+            }
         }
         self.metrics.evicted("total_bytes", evicted);
     }
