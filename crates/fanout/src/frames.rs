@@ -66,6 +66,12 @@ impl ChunkBuilder {
             .flatten()
     }
 
+    /// Bytes of frames pushed since the last chunk: where the next message's frame will begin
+    /// in the chunk being built.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// The chunk of everything pushed since the last one, if anything was.
     pub fn finish(&mut self) -> Option<Chunk> {
         let since = self.since.take()?;

@@ -8,11 +8,18 @@
 //!   many subscribers there are, what a subscriber is still writing counts against the bound,
 //!   and a subscriber that falls out of the window learns it ([`Lagged`]) instead of missing
 //!   messages silently.
+//! - [`History`] keeps a topic's recent [`Record`]s (the same chunks, with each message's
+//!   sequence number, frame offset and time) after delivery, within bounds, so a subscriber
+//!   can start from a past position ([`History::locate`], [`History::replay`]).
 //! - [`FrameQueue`] is what a subscriber's socket writer holds: shared chunks as one
 //!   vectored [`bytes::Buf`], so one `writev` carries many of them.
 
 mod backlog;
 mod frames;
+mod history;
 
 pub use backlog::{Backlog, Cursor, Lagged, Read};
 pub use frames::{Chunk, ChunkBuilder, FrameQueue};
+pub use history::{
+    Evictions, Gap, GapReason, History, HistoryLimits, Mark, Record, RecordBuilder, Wanted,
+};

@@ -9,6 +9,7 @@
 //! - A client may name itself ([`CLIENT_NAME_HEADER`] or [`CLIENT_NAME_QUERY`]); the server
 //!   gives every client an id that starts with that name.
 //! - Publishers send binary frames; the server forwards each to every subscriber of the topic.
+//! - A subscriber may start from a position in the topic's history ([`Start`]).
 //! - Connections end with one of the [`CloseCode`]s.
 //! - Both sides keep each other honest with pings every [`ping_interval`] and a pong deadline
 //!   ([`DEFAULT_PONG_DEADLINE`]); the timers that enforce it live in `wspubsub-liveness`.
@@ -19,6 +20,7 @@
 mod close;
 mod defaults;
 mod role;
+mod start;
 
 pub use close::CloseCode;
 pub use defaults::{
@@ -26,6 +28,9 @@ pub use defaults::{
     ping_interval,
 };
 pub use role::{InvalidRole, Role};
+pub use start::{
+    BadStart, FROM_QUERY, GAP_QUERY, MAX_SEQ, SINCE_QUERY, Start, StartPosition, unix_micros,
+};
 
 /// Request header that carries the client's [`Role`] (`publisher` or `subscriber`).
 pub const ROLE_HEADER: &str = "pubsub";

@@ -11,15 +11,17 @@ use std::sync::Arc;
 
 use hyper::header::{HeaderValue, ORIGIN, SEC_WEBSOCKET_VERSION};
 use hyper::{Request, Response, StatusCode};
-use wspubsub_protocol::Role;
+use wspubsub_protocol::{BadStart, Role, Start};
 
 use crate::auth::{Authenticator, Denied};
 use crate::client_id::client_id;
 use crate::connection::Connection;
 use crate::connection::lifecycle::{Attachment, Client};
 use crate::event::EventKind;
+use crate::hub::JoinRefused;
 use crate::limits::LimitReached;
 use crate::origin::OriginPolicy;
+use crate::retention::HistoryGap;
 use crate::server::State;
 use crate::upgrade::{self, BadHandshake, BadIdentity, Body, ClientIdentity};
 
@@ -120,6 +122,31 @@ impl From<Denied> for Refusal {
     }
 }
 
+impl From<BadStart> for Refusal {
+    fn from(bad: BadStart) -> Self {
+        Self::upgrade_failed(StatusCode::BAD_REQUEST, "bad_start", bad.to_string())
+    }
+}
+
+impl From<HistoryGap> for Refusal {
+    fn from(gap: HistoryGap) -> Self {
+        Self::upgrade_failed(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "history_gap",
+            gap.to_string(),
+        )
+    }
+}
+
+impl From<JoinRefused> for Refusal {
+    fn from(refused: JoinRefused) -> Self {
+        match refused {
+            JoinRefused::Limit(limit) => limit.into(),
+            JoinRefused::Gap(gap) => gap.into(),
+        }
+    }
+}
+
 impl From<LimitReached> for Refusal {
     fn from(limit: LimitReached) -> Self {
         Self::upgrade_failed(limit.status(), limit.rule(), limit.to_string())
@@ -148,10 +175,13 @@ pub(crate) struct Checked {
     pub(crate) token_expires: Option<tokio::time::Instant>,
     /// The 101 answer that completes its handshake.
     pub(crate) response: Response<Body>,
+    /// Where a subscriber's delivery begins (always the default for a publisher).
+    pub(crate) start: Start,
 }
 
 /// The rules that need no live state, in order: a WebSocket request, a valid handshake, not
-/// draining, an allowed origin, a role and name, a token that covers the topic.
+/// draining, an allowed origin, a role and name, a readable start position (subscribers), a
+/// token that covers the topic.
 pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, Refusal> {
     if !upgrade::is_websocket_request(request) {
         return Err(Refusal::not_websocket());
@@ -169,6 +199,10 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         }
     }
     let identity = upgrade::identify(request)?;
+    let start = match identity.role {
+        Role::Subscriber => upgrade::start(request)?,
+        Role::Publisher => Start::default(),
+    };
     let topic = request.uri().path().to_owned();
     let token_expires = match gate.auth {
         None => None,
@@ -184,6 +218,7 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         identity,
         token_expires,
         response,
+        start,
     })
 }
 
@@ -196,8 +231,9 @@ pub(crate) struct Admitted {
     pub(crate) client: Client,
 }
 
-/// Every rule, in order: [`check`], then the connection limits, then the topic limits (the
-/// client joins its topic here, before its 101, so that it misses nothing published after).
+/// Every rule, in order: [`check`], then the connection limits, then the topic limits and a
+/// subscriber's start position against the topic's history (the client joins its topic here,
+/// before its 101, so that it misses nothing published after).
 pub(crate) fn admit<B>(
     state: &State,
     peer: SocketAddr,
@@ -214,6 +250,7 @@ pub(crate) fn admit<B>(
         identity,
         token_expires,
         response,
+        start,
     } = check(gate, request)?;
     let address = state.proxies.client_address(peer.ip(), request.headers());
     let admission = state.limits.admit(address)?;
@@ -223,7 +260,7 @@ pub(crate) fn admit<B>(
             (membership, Attachment::Publisher(publisher))
         }
         Role::Subscriber => {
-            let (membership, feed) = state.hub.join_subscriber(&topic)?;
+            let (membership, feed) = state.hub.join_subscriber(&topic, start)?;
             (membership, Attachment::Subscriber(feed))
         }
     };
@@ -295,6 +332,14 @@ mod tests {
         };
         assert_eq!(reason(guarded, &browser), Err("origin"));
         assert_eq!(reason(gate, &upgrade_request(&[])), Err("bad_headers"));
+        let bad_start = Request::get("/t?pubsub=subscriber&from=yesterday")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .expect("a valid request");
+        assert_eq!(reason(gate, &bad_start), Err("bad_start"));
     }
 
     #[test]

@@ -1,18 +1,36 @@
 //! The hub: the map from topic name to running topic actor.
 //!
-//! A topic is born with its first client and removed with its last. Every client holds a
-//! [`Membership`] whose `Drop` leaves the topic, so a topic is cleaned up however its last
-//! client went away (close frame, reset, deadline, panic).
+//! A topic is born with its first client and removed with its last, or, when it has history,
+//! once that history has expired (a topic with history outlives its last client by the
+//! history age, so that a subscriber can still resume from it), or at shutdown. Every client
+//! holds a [`Membership`] whose `Drop` leaves the topic, so a topic is cleaned up however its
+//! last client went away (close frame, reset, deadline, panic).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wspubsub_protocol::Start;
 
 use crate::limits::LimitReached;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::position::now_micros;
+use crate::retention::{HistoryGap, HistoryPool};
 use crate::topic::{Topic, TopicFeed, TopicPublisher};
+
+/// Why a subscriber cannot join its topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum JoinRefused {
+    /// A topic limit.
+    #[error(transparent)]
+    Limit(#[from] LimitReached),
+    /// Its start position is not in history.
+    #[error(transparent)]
+    Gap(#[from] HistoryGap),
+}
 
 /// The topics of one server. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -30,6 +48,10 @@ struct HubInner {
     tracker: TaskTracker,
     /// Where topics count their waits.
     metrics: Arc<Metrics>,
+    /// Every topic's history.
+    pool: Arc<HistoryPool>,
+    /// The server's shutdown: topics kept for their history end then.
+    shutdown: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -39,16 +61,27 @@ struct Entry {
     topic: Topic,
     members: usize,
     subscribers: usize,
+    /// Whether a task waits for this topic's history to expire (one at most, however often
+    /// its clients come and go).
+    lingering: bool,
 }
 
 impl Hub {
-    pub(crate) fn new(options: Arc<Options>, tracker: TaskTracker, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        options: Arc<Options>,
+        tracker: TaskTracker,
+        metrics: Arc<Metrics>,
+        pool: Arc<HistoryPool>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Hub {
             inner: Arc::new(HubInner {
                 topics: Mutex::default(),
                 options,
                 tracker,
                 metrics,
+                pool,
+                shutdown,
             }),
         }
     }
@@ -63,31 +96,35 @@ impl Hub {
         &self,
         name: &str,
     ) -> Result<(Membership, TopicPublisher), LimitReached> {
-        self.join(name, false, Topic::publisher)
+        self.join(name, false, |topic| Ok(topic.publisher()))
     }
 
-    /// Joins `name` as a subscriber, creating the topic if needed and allowed. The subscriber
-    /// gets every message the topic appends from this moment on.
+    /// Joins `name` as a subscriber starting at `start`, creating the topic if needed and
+    /// allowed. The subscriber gets what history has from `start` on, then every message the
+    /// topic appends from this moment on.
     pub(crate) fn join_subscriber(
         &self,
         name: &str,
-    ) -> Result<(Membership, TopicFeed), LimitReached> {
-        self.join(name, true, Topic::subscriber)
+        start: Start,
+    ) -> Result<(Membership, TopicFeed), JoinRefused> {
+        self.join(name, true, |topic| {
+            topic.subscriber(start).map_err(JoinRefused::from)
+        })
     }
 
-    fn join<T>(
+    fn join<T, E: From<LimitReached>>(
         &self,
         name: &str,
         subscriber: bool,
-        attach: impl FnOnce(&Topic) -> T,
-    ) -> Result<(Membership, T), LimitReached> {
+        attach: impl FnOnce(&Topic) -> Result<T, E>,
+    ) -> Result<(Membership, T), E> {
         let options = &self.inner.options;
         let mut topics = self.topics();
         let topic_count = topics.len();
         let entry = match topics.get_mut(name) {
             Some(entry) => entry,
             None if options.max_topics != 0 && topic_count >= options.max_topics => {
-                return Err(LimitReached::Topics(options.max_topics));
+                return Err(LimitReached::Topics(options.max_topics).into());
             }
             None => {
                 let name: Arc<str> = Arc::from(name);
@@ -96,23 +133,35 @@ impl Hub {
                     options,
                     &self.inner.tracker,
                     &self.inner.metrics,
+                    &self.inner.pool,
                 );
                 topics.entry(Arc::clone(&name)).or_insert(Entry {
                     name,
                     topic,
                     members: 0,
                     subscribers: 0,
+                    lingering: false,
                 })
             }
         };
         let max_subscribers = options.max_subscribers_per_topic;
         if subscriber && max_subscribers != 0 && entry.subscribers >= max_subscribers {
-            // A topic is only ever created for a client it admits, so this entry has members.
-            return Err(LimitReached::SubscribersPerTopic(max_subscribers));
+            // A topic is only ever created for a client it admits, so this entry has members
+            // (or history, which keeps it).
+            return Err(LimitReached::SubscribersPerTopic(max_subscribers).into());
         }
+        let attached = match attach(&entry.topic) {
+            Ok(attached) => attached,
+            Err(refused) => {
+                if entry.members == 0 && !entry.topic.history().expire() {
+                    // Created for this client, or kept for a history that has just expired.
+                    topics.remove(name);
+                }
+                return Err(refused);
+            }
+        };
         entry.members += 1;
         entry.subscribers += usize::from(subscriber);
-        let attached = attach(&entry.topic);
         let topic = Arc::clone(&entry.name);
         Ok((
             Membership {
@@ -130,9 +179,36 @@ impl Hub {
             entry.members -= 1;
             entry.subscribers -= usize::from(subscriber);
             if entry.members == 0 {
-                topics.remove(name);
+                let keep = self.inner.pool.enabled()
+                    && !self.inner.shutdown.is_cancelled()
+                    && entry.topic.history().expire();
+                if !keep {
+                    topics.remove(name);
+                } else if !std::mem::replace(&mut entry.lingering, true) {
+                    tokio::spawn(linger(Arc::downgrade(&self.inner), Arc::clone(&entry.name)));
+                }
             }
         }
+    }
+
+    /// Removes topic `name` if it has no client and its history has expired; returns how
+    /// long until its history expires otherwise (`None`: nothing left to wait for).
+    fn remove_if_expired(&self, name: &str) -> Option<Duration> {
+        let mut topics = self.topics();
+        let entry = topics.get_mut(name)?;
+        if entry.members > 0 {
+            entry.lingering = false;
+            return None;
+        }
+        let history = entry.topic.history();
+        if self.inner.shutdown.is_cancelled() || !history.expire() {
+            topics.remove(name);
+            return None;
+        }
+        let expires = history
+            .newest_time()?
+            .saturating_add(age_micros(&self.inner.options));
+        Some(Duration::from_micros(expires.saturating_sub(now_micros())))
     }
 
     fn topics(&self) -> MutexGuard<'_, HashMap<Arc<str>, Entry>> {
@@ -141,6 +217,31 @@ impl Hub {
             .topics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn age_micros(options: &Options) -> u64 {
+    u64::try_from(options.history_age.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Keeps a topic without clients until its history has expired (or the server shuts down),
+/// then removes it, unless a client joined meanwhile.
+async fn linger(hub: Weak<HubInner>, name: Arc<str>) {
+    let Some(shutdown) = hub.upgrade().map(|inner| inner.shutdown.clone()) else {
+        return;
+    };
+    loop {
+        let Some(wait) = hub
+            .upgrade()
+            .and_then(|inner| Hub { inner }.remove_if_expired(&name))
+        else {
+            return;
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            // A little past the newest message's expiry, so that it has expired by then.
+            () = tokio::time::sleep(wait + Duration::from_millis(1)) => {}
+        }
     }
 }
 
@@ -169,12 +270,19 @@ impl Drop for Membership {
 mod tests {
     use super::*;
 
-    fn hub() -> Hub {
+    fn hub_with(options: Options) -> Hub {
+        let pool = HistoryPool::new(&options, crate::retention::HistoryMetrics::default());
         Hub::new(
-            Arc::new(Options::default()),
+            Arc::new(options),
             TaskTracker::new(),
             Arc::new(Metrics::new()),
+            Arc::new(pool),
+            CancellationToken::new(),
         )
+    }
+
+    fn hub() -> Hub {
+        hub_with(Options::default())
     }
 
     #[tokio::test]
@@ -184,25 +292,25 @@ mod tests {
             max_subscribers_per_topic: 1,
             ..Options::default()
         };
-        let hub = Hub::new(
-            Arc::new(options),
-            TaskTracker::new(),
-            Arc::new(Metrics::new()),
-        );
-        let (subscriber, _) = hub.join_subscriber("/a").expect("first topic");
+        let hub = hub_with(options);
+        let (subscriber, _) = hub
+            .join_subscriber("/a", Start::default())
+            .expect("first topic");
         assert_eq!(
-            hub.join_subscriber("/b").err(),
-            Some(LimitReached::Topics(1))
+            hub.join_subscriber("/b", Start::default()).err(),
+            Some(LimitReached::Topics(1).into())
         );
         assert_eq!(
-            hub.join_subscriber("/a").err(),
-            Some(LimitReached::SubscribersPerTopic(1))
+            hub.join_subscriber("/a", Start::default()).err(),
+            Some(LimitReached::SubscribersPerTopic(1).into())
         );
         let (publisher, _) = hub
             .join_publisher("/a")
             .expect("publishers are not subscribers");
         drop(subscriber);
-        let (again, _) = hub.join_subscriber("/a").expect("the place is free again");
+        let (again, _) = hub
+            .join_subscriber("/a", Start::default())
+            .expect("the place is free again");
         drop((publisher, again));
         assert_eq!(hub.topic_count(), 0);
         assert!(
@@ -215,8 +323,12 @@ mod tests {
     async fn topic_lives_as_long_as_its_members() {
         let hub = hub();
         let (publisher, _) = hub.join_publisher("/a").expect("no limits");
-        let (subscriber, _) = hub.join_subscriber("/a").expect("no limits");
-        let (other, _) = hub.join_subscriber("/b").expect("no limits");
+        let (subscriber, _) = hub
+            .join_subscriber("/a", Start::default())
+            .expect("no limits");
+        let (other, _) = hub
+            .join_subscriber("/b", Start::default())
+            .expect("no limits");
         assert_eq!(hub.topic_count(), 2);
         drop(publisher);
         assert_eq!(hub.topic_count(), 2);
@@ -227,11 +339,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_topic_with_history_is_kept_by_one_task_however_often_clients_come_and_go() {
+        let hub = hub();
+        let (publisher, topic) = hub.join_publisher("/kept").expect("no limits");
+        let (subscriber, mut feed) = hub
+            .join_subscriber("/kept", Start::default())
+            .expect("no limits");
+        topic
+            .publish(bytes::Bytes::from_static(b"m"), std::time::Instant::now())
+            .await
+            .expect("topic alive");
+        let mut out = wspubsub_fanout::FrameQueue::default();
+        while out.is_empty() {
+            feed.changed().await;
+            feed.next_batch(&mut out, usize::MAX).expect("not lagged");
+        }
+        drop((publisher, topic, subscriber, feed));
+        assert_eq!(hub.topic_count(), 1, "kept for its history");
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        for _ in 0..20 {
+            let (again, _) = hub
+                .join_subscriber("/kept", Start::default())
+                .expect("no limits");
+            drop(again);
+        }
+        assert_eq!(hub.topic_count(), 1);
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            tasks,
+            "no task more than the one that waits for the history to expire"
+        );
+    }
+
+    #[tokio::test]
     async fn a_topic_reborn_after_its_end_is_a_new_topic() {
         let hub = hub();
-        let (first, _) = hub.join_subscriber("/a").expect("no limits");
+        let (first, _) = hub
+            .join_subscriber("/a", Start::default())
+            .expect("no limits");
         drop(first);
-        let (second, _) = hub.join_subscriber("/a").expect("no limits");
+        let (second, _) = hub
+            .join_subscriber("/a", Start::default())
+            .expect("no limits");
         assert_eq!(second.topic().as_ref(), "/a");
         assert_eq!(hub.topic_count(), 1);
     }

@@ -11,7 +11,8 @@
 //!   registers it with its topic. `connection::lifecycle` then completes the upgrade, runs
 //!   the client's task and reports its join and departure (with an id from `client_id`).
 //! - The `hub` maps each path to its topic actor, born with the topic's first client and
-//!   removed with its last (a client's `Membership` leaves on drop, however it ended).
+//!   removed with its last (a client's `Membership` leaves on drop, however it ended), or,
+//!   for a topic with history, once that history has expired.
 //! - The `topic` actor is the single owner of a topic's order: publishers queue messages to it
 //!   (bounded, so they are pushed back), it encodes each batch once into frames and appends
 //!   them to the topic's backlog (the `wspubsub-fanout` crate), a bounded window every
@@ -20,6 +21,10 @@
 //!   subscriber takes more ([`SlowSubscriber::Hold`], the default; `topic::hold`), or cuts
 //!   that subscriber with 4000 ([`SlowSubscriber::Close`]); a subscriber whose socket takes no
 //!   bytes for the write timeout is closed with 4000 either way.
+//! - Every message a topic takes gets a sequence number and a time (`position`); the topic
+//!   keeps the recent ones after delivery in its history (`retention`, within per-topic and
+//!   process-wide bounds), so a subscriber may start from a past position (`?from=`,
+//!   `?since=`): it replays history, then reads the backlog, joined at the same instant.
 //! - The `connection` tasks own one socket each: publishers read frames into the topic,
 //!   subscribers write batches out and flush once per batch; both ping at 0.7x the pong
 //!   deadline and close a silent peer.
@@ -67,7 +72,9 @@ mod limits;
 mod metrics;
 mod options;
 mod origin;
+mod position;
 mod reloadable;
+mod retention;
 mod server;
 mod tls;
 mod topic;
@@ -78,10 +85,11 @@ pub use event::{Event, EventKind};
 /// Networks of trusted proxies ([`Options::trusted_proxies`]).
 pub use ipnet::IpNet;
 pub use options::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE,
-    DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE,
-    DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption, MIN_MAX_HEADER_SIZE, Options,
-    SlowSubscriber,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES,
+    DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
+    DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption,
+    MIN_MAX_HEADER_SIZE, Options, SlowSubscriber,
 };
 pub use server::{Server, ServerError, ServerHandle};
 pub use tls::{BadTls, TlsIdentity};

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use wspubsub_protocol::Role;
 
 use crate::connection::Ending;
+use crate::retention::HistoryMetrics;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -74,6 +75,8 @@ pub(crate) struct Metrics {
     tls_failures: Counter,
     publish_to_write: Histogram,
     held: Family<ReasonLabel, Counter<f64, AtomicU64>>,
+    /// History's own metrics, updated by the topics' histories.
+    pub(crate) history: HistoryMetrics,
 }
 
 impl Metrics {
@@ -94,7 +97,9 @@ impl Metrics {
             publish_to_write: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
             held: Family::default(),
             registry: Registry::default(),
+            history: HistoryMetrics::default(),
         };
+        metrics.history.register(&mut registry);
         registry.register(
             "connections",
             "Connected clients, by role",

@@ -38,6 +38,19 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 512;
 /// The smallest request-head cap the HTTP layer (hyper) supports.
 pub const MIN_MAX_HEADER_SIZE: usize = 8192;
 
+/// Default most messages a topic's history keeps (0 turns history off).
+pub const DEFAULT_HISTORY_MESSAGES: usize = 1000;
+
+/// Default most frame bytes a topic's history keeps (16 MiB).
+pub const DEFAULT_HISTORY_BYTES: usize = 16 << 20;
+
+/// Default age past which history evicts a message; also how long a topic with history
+/// outlives its last client.
+pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
+
+/// Default most frame bytes all topics' histories keep together (256 MiB).
+pub const DEFAULT_HISTORY_TOTAL_BYTES: usize = 256 << 20;
+
 /// The longest duration any option may be (one year): far beyond any sensible setting, and
 /// small enough that adding it to an `Instant`, or multiplying it for a ping interval, can
 /// never overflow.
@@ -135,6 +148,17 @@ pub struct Options {
     /// past it the server stops accepting until one finishes or times out, so that a flood of
     /// idle TCP connections cannot take every file descriptor.
     pub max_handshakes: usize,
+    /// Most messages a topic's history keeps after delivery, for subscribers that start from
+    /// a past position; 0 turns history off.
+    pub history_messages: usize,
+    /// Most frame bytes a topic's history keeps.
+    pub history_bytes: usize,
+    /// History evicts messages older than this; a topic with history outlives its last
+    /// client by as long.
+    pub history_age: Duration,
+    /// Most frame bytes all topics' histories keep together; past it the oldest messages
+    /// across topics are evicted first.
+    pub history_total_bytes: usize,
 }
 
 impl Default for Options {
@@ -163,6 +187,10 @@ impl Default for Options {
             jwt_audience: Vec::new(),
             jwt_issuer: Vec::new(),
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            history_messages: DEFAULT_HISTORY_MESSAGES,
+            history_bytes: DEFAULT_HISTORY_BYTES,
+            history_age: DEFAULT_HISTORY_AGE,
+            history_total_bytes: DEFAULT_HISTORY_TOTAL_BYTES,
         }
     }
 }
@@ -196,6 +224,7 @@ impl Options {
         duration("write-timeout", self.write_timeout)?;
         duration("close-deadline", self.close_deadline)?;
         duration("handshake-timeout", self.handshake_timeout)?;
+        duration("history-age", self.history_age)?;
         let at_least_one = |name, value: usize| {
             if value == 0 {
                 Err(InvalidOption {
@@ -210,6 +239,8 @@ impl Options {
         at_least_one("subscriber-queue", self.subscriber_queue_messages)?;
         at_least_one("topic-queue", self.topic_queue)?;
         at_least_one("max-handshakes", self.max_handshakes)?;
+        at_least_one("history-bytes", self.history_bytes)?;
+        at_least_one("history-total-bytes", self.history_total_bytes)?;
         if self.max_header_size < MIN_MAX_HEADER_SIZE {
             return Err(InvalidOption {
                 name: "max-header-size",
@@ -283,6 +314,7 @@ mod tests {
             ("write-timeout", |o| &mut o.write_timeout),
             ("close-deadline", |o| &mut o.close_deadline),
             ("handshake-timeout", |o| &mut o.handshake_timeout),
+            ("history-age", |o| &mut o.history_age),
         ] {
             let mut options = Options::default();
             *option(&mut options) = absurd;
@@ -299,5 +331,15 @@ mod tests {
             ..Options::default()
         };
         assert_eq!(name(no_handshakes), Err("max-handshakes"));
+        let no_history_bytes = Options {
+            history_bytes: 0,
+            ..Options::default()
+        };
+        assert_eq!(name(no_history_bytes), Err("history-bytes"));
+        let history_off = Options {
+            history_messages: 0,
+            ..Options::default()
+        };
+        assert_eq!(name(history_off), Ok(()), "0 messages turns history off");
     }
 }

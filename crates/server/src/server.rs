@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::options::{InvalidOption, Options};
 use crate::origin::OriginPolicy;
 use crate::reloadable::Reloadable;
+use crate::retention::HistoryPool;
 use crate::tls::{self, BadTls, TlsIdentity};
 
 /// Why the server could not start.
@@ -152,11 +153,19 @@ impl Server {
         let options = Arc::new(options);
         let clients = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
+        let shutdown = CancellationToken::new();
+        let pool = Arc::new(HistoryPool::new(&options, metrics.history.clone()));
         let state = State {
-            hub: Hub::new(Arc::clone(&options), clients.clone(), Arc::clone(&metrics)),
+            hub: Hub::new(
+                Arc::clone(&options),
+                clients.clone(),
+                Arc::clone(&metrics),
+                pool,
+                shutdown.clone(),
+            ),
             options,
             events: EventSink::new(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             stopped: CancellationToken::new(),
             clients,
             connections: TaskTracker::new(),

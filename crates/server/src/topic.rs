@@ -29,8 +29,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::metrics::{HeldReason, Metrics};
 use crate::options::{Options, SlowSubscriber};
+use crate::position::{SEQ_CLOCK, Sequence, now_micros};
+use crate::retention::{HistoryGap, HistoryPool, Replay, TopicHistory};
 use hold::Hold;
-use wspubsub_fanout::{Backlog, Chunk, ChunkBuilder, Cursor, FrameQueue, Lagged};
+use wspubsub_fanout::{Backlog, Cursor, FrameQueue, Lagged, Record, RecordBuilder};
+use wspubsub_protocol::Start;
 
 /// Most messages the actor moves into the backlog per wake-up; batching keeps the wake-ups
 /// of subscribers (one per batch, not per message) cheap under load.
@@ -56,6 +59,8 @@ pub(crate) struct Topic {
     hold: Arc<Hold>,
     /// Where publishers' waits are counted.
     metrics: Arc<Metrics>,
+    /// The messages kept after delivery; appended to under the backlog's lock.
+    history: Arc<TopicHistory>,
 }
 
 /// A message on its way through the topic's inbound queue.
@@ -108,13 +113,16 @@ impl QueueRoom {
 }
 
 impl Topic {
-    /// Starts the actor of topic `name` on `tracker`.
+    /// Starts the actor of topic `name` on `tracker`, a new incarnation numbered above any
+    /// before it, keeping its history in `pool`.
     pub(crate) fn spawn(
         name: Arc<str>,
         options: &Options,
         tracker: &TaskTracker,
         metrics: &Arc<Metrics>,
+        pool: &Arc<HistoryPool>,
     ) -> Topic {
+        let sequence = SEQ_CLOCK.incarnation(now_micros());
         let (keepalive, receiver) = mpsc::channel(options.topic_queue);
         let backlog = Backlog::new(
             options.subscriber_queue_messages,
@@ -127,6 +135,7 @@ impl Topic {
             closing: CancellationToken::new(),
             hold: Arc::default(),
             metrics: Arc::clone(metrics),
+            history: pool.open(sequence.next()),
         };
         tracker.spawn(run(
             name,
@@ -141,7 +150,9 @@ impl Topic {
                 policy: options.slow_subscriber,
                 hold: Arc::clone(&topic.hold),
                 metrics: Arc::clone(metrics),
+                history: Arc::clone(&topic.history),
             },
+            sequence,
         ));
         topic
     }
@@ -155,21 +166,35 @@ impl Topic {
         }
     }
 
-    /// A way out for a new subscriber: it will get every message appended from now on.
-    pub(crate) fn subscriber(&self) -> TopicFeed {
-        let mut cursor = None;
+    /// A way out for a new subscriber starting at `start`: it replays what history has from
+    /// there, then gets every message appended from now on (both taken under the backlog's
+    /// lock, so there is neither a gap nor a duplicate between them). Refused when history
+    /// does not cover `start` and the subscriber did not accept gaps.
+    pub(crate) fn subscriber(&self, start: Start) -> Result<TopicFeed, HistoryGap> {
+        let mut joined = None;
         // Joining changes no message: nobody needs waking.
         self.backlog.send_if_modified(|backlog| {
-            cursor = Some(backlog.join());
+            joined = Some(
+                self.history
+                    .join(start)
+                    .map(|replay| (replay, backlog.join())),
+            );
             false
         });
-        TopicFeed {
+        let (replay, cursor) = joined.expect("send_if_modified always runs its closure")?;
+        Ok(TopicFeed {
             updates: self.backlog.subscribe(),
             backlog: Arc::clone(&self.backlog),
-            cursor: cursor.expect("send_if_modified always runs its closure"),
+            cursor,
             closing: self.closing.clone(),
             hold: Arc::clone(&self.hold),
-        }
+            replay,
+        })
+    }
+
+    /// The topic's history.
+    pub(crate) fn history(&self) -> &Arc<TopicHistory> {
+        &self.history
     }
 }
 
@@ -187,7 +212,7 @@ struct Inbound {
     room: Arc<QueueRoom>,
 }
 
-/// The actor's side of the backlog.
+/// The actor's side of the backlog and of the history.
 struct Outbound {
     backlog: Arc<watch::Sender<Backlog>>,
     /// Whether a full backlog holds the actor or cuts the subscriber.
@@ -196,31 +221,83 @@ struct Outbound {
     hold: Arc<Hold>,
     /// Where the actor's waits are counted.
     metrics: Arc<Metrics>,
+    /// The messages kept after delivery; appended to under the backlog's lock.
+    history: Arc<TopicHistory>,
 }
 
 impl Outbound {
-    /// Appends `chunks` (all of them, in order) as the policy says.
-    async fn append(&self, chunks: &mut VecDeque<Chunk>) {
+    /// Appends `records` (all of them, in order), taken at `time` (unix µs), to the backlog
+    /// and the history, as the policy says.
+    async fn append(&self, records: &mut VecDeque<Record>, time: u64) {
         match self.policy {
-            SlowSubscriber::Close => self
-                .backlog
-                .send_modify(|backlog| chunks.drain(..).for_each(|chunk| backlog.push(chunk))),
+            SlowSubscriber::Close => {
+                self.try_append(records, time, Room::Make);
+            }
             SlowSubscriber::Hold => {
-                if let Some(waited) = self.hold.append(&self.backlog, chunks).await {
+                let appended = || self.try_append(records, time, Room::Wait);
+                if let Some(waited) = self.hold.append(&self.backlog, appended).await {
                     self.metrics.held(HeldReason::SubscriberBacklog, waited);
                 }
             }
         }
+        self.history.enforce_total();
+    }
+
+    /// Moves the records that fit (all of them with [`Room::Make`]) into the backlog and,
+    /// under the same lock, into the history, so that a joining subscriber finds each record
+    /// in exactly one of its replay and its backlog cursor; says whether all did. Wakes the
+    /// subscribers only if it appended something.
+    fn try_append(&self, records: &mut VecDeque<Record>, time: u64, room: Room) -> bool {
+        self.backlog.send_if_modified(|backlog| {
+            let mut appended = false;
+            let fitting = std::iter::from_fn(|| {
+                let record = records.pop_front()?;
+                let chunk = record.chunk.clone();
+                let pushed = match room {
+                    Room::Make => {
+                        backlog.push(chunk);
+                        true
+                    }
+                    Room::Wait => backlog.try_push(chunk).is_ok(),
+                };
+                if pushed {
+                    appended = true;
+                    Some(record)
+                } else {
+                    records.push_front(record);
+                    None
+                }
+            });
+            self.history.append(fitting, time);
+            appended
+        });
+        records.is_empty()
     }
 }
 
-/// The actor's loop: move queued messages into the backlog, batch by batch, until the topic
-/// is closing and every publisher is gone; then mark the backlog finished.
-async fn run(name: Arc<str>, mut inbound: Inbound, closing: CancellationToken, outbound: Outbound) {
+/// How an append finds room in a full backlog.
+#[derive(Debug, Clone, Copy)]
+enum Room {
+    /// Drop the oldest chunks (their laggard readers are closed): `--slow-subscriber close`.
+    Make,
+    /// Append only what fits: `--slow-subscriber hold`.
+    Wait,
+}
+
+/// The actor's loop: move queued messages into the backlog and history, batch by batch, each
+/// message numbered and timed, until the topic is closing and every publisher is gone; then
+/// mark the backlog finished.
+async fn run(
+    name: Arc<str>,
+    mut inbound: Inbound,
+    closing: CancellationToken,
+    outbound: Outbound,
+    mut sequence: Sequence,
+) {
     tracing::debug!(topic = %name, "topic started");
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
-    let mut chunks: VecDeque<Chunk> = VecDeque::new();
-    let mut builder = ChunkBuilder::new(CHUNK_BYTES);
+    let mut records: VecDeque<Record> = VecDeque::new();
+    let mut builder = RecordBuilder::new(CHUNK_BYTES);
     loop {
         let received = tokio::select! {
             biased;
@@ -234,14 +311,17 @@ async fn run(name: Arc<str>, mut inbound: Inbound, closing: CancellationToken, o
             break;
         }
         let mut taken: usize = 0;
+        // Number the batch: the one place seqs are assigned.
+        let (mut seq, time) = sequence.take(batch.len() as u64, now_micros());
         // Encode outside the backlog's lock; subscribers only wait for the appends.
         for arrival in batch.drain(..) {
             taken += inbound.room.permits(arrival.message.len()) as usize;
-            chunks.extend(builder.push(&arrival.message, arrival.at));
+            records.extend(builder.push(&arrival.message, arrival.at, seq, time));
+            seq += 1;
         }
-        chunks.extend(builder.finish());
+        records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
-        outbound.append(&mut chunks).await;
+        outbound.append(&mut records, time).await;
     }
     outbound.backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");
@@ -317,6 +397,8 @@ pub(crate) struct TopicFeed {
     closing: CancellationToken,
     /// Told when this subscriber makes room, in case the actor waits for it.
     hold: Arc<Hold>,
+    /// What history had for this subscriber when it joined, written before the backlog.
+    replay: Replay,
 }
 
 impl TopicFeed {
@@ -327,6 +409,14 @@ impl TopicFeed {
         out: &mut FrameQueue,
         batch_bytes: usize,
     ) -> Result<Batch, Lagged> {
+        if let Some(messages) = self.replay.take(out, batch_bytes) {
+            return Ok(Batch {
+                more_pending: true,
+                finished: false,
+                messages,
+                oldest: None,
+            });
+        }
         let backlog = self.updates.borrow_and_update();
         let read = backlog.read_from(&mut self.cursor, out, batch_bytes)?;
         drop(backlog);
@@ -382,7 +472,13 @@ mod tests {
     use super::*;
 
     fn spawn(options: &Options, tracker: &TaskTracker) -> Topic {
-        Topic::spawn("/t".into(), options, tracker, &Arc::new(Metrics::new()))
+        spawn_counted(options, tracker, &Arc::new(Metrics::new()))
+    }
+
+    /// A topic `/t` that counts into `metrics`.
+    fn spawn_counted(options: &Options, tracker: &TaskTracker, metrics: &Arc<Metrics>) -> Topic {
+        let pool = HistoryPool::new(options, metrics.history.clone());
+        Topic::spawn("/t".into(), options, tracker, metrics, &Arc::new(pool))
     }
 
     /// Reads everything pending, waiting until at least `wanted` bytes of frames arrived.
@@ -417,10 +513,10 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut early = topic.subscriber();
+        let mut early = topic.subscriber(Start::default()).expect("latest");
         publish(&publisher, b"a").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"a"));
-        let mut late = topic.subscriber();
+        let mut late = topic.subscriber(Start::default()).expect("latest");
         publish(&publisher, b"b").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"b"));
         assert_eq!(
@@ -431,12 +527,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_subscriber_from_a_seq_replays_history_then_reads_live_without_a_seam() {
+        let tracker = TaskTracker::new();
+        let topic = spawn(&Options::default(), &tracker);
+        let start = topic.history().lock_head();
+        let publisher = topic.publisher();
+        let mut witness = topic.subscriber(Start::default()).expect("latest");
+        for message in [&b"a"[..], b"b", b"c"] {
+            publish(&publisher, message).await;
+        }
+        assert_eq!(
+            read_frames(&mut witness, 9).await.len(),
+            9,
+            "all three taken"
+        );
+        let from = |seq| Start {
+            position: wspubsub_protocol::StartPosition::Seq(seq),
+            gap_ok: false,
+        };
+        let mut resumed = topic.subscriber(from(start + 1)).expect("in history");
+        publish(&publisher, b"d").await;
+        let mut expected = frame(b"b");
+        for message in [&b"c"[..], b"d"] {
+            expected.extend(frame(message));
+        }
+        assert_eq!(read_frames(&mut resumed, expected.len()).await, expected);
+        assert!(
+            topic.subscriber(from(start + 5)).is_err(),
+            "beyond the head"
+        );
+    }
+
+    #[tokio::test]
     async fn messages_are_released_once_let_go_of_or_when_their_last_reader_leaves() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut reader = topic.subscriber();
-        let idle = topic.subscriber();
+        let mut reader = topic.subscriber(Start::default()).expect("latest");
+        let idle = topic.subscriber(Start::default()).expect("latest");
         for message in [&b"a"[..], b"b", b"c"] {
             publish(&publisher, message).await;
             // One message at a time, so that each is a chunk of its own.
@@ -463,7 +591,7 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&options, &tracker);
         let publisher = topic.publisher();
-        let mut feed = topic.subscriber();
+        let mut feed = topic.subscriber(Start::default()).expect("latest");
         // The actor does not run while this (single-threaded) test does not yield.
         for message in [&b"1234"[..], b"5678"] {
             let queued = publisher.publish(Bytes::from_static(message), Instant::now());
@@ -487,7 +615,7 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut feed = topic.subscriber();
+        let mut feed = topic.subscriber(Start::default()).expect("latest");
         publish(&publisher, b"a").await;
         feed.drain();
         publish(&publisher, b"b").await;
@@ -536,8 +664,8 @@ mod tests {
             ..Options::default()
         };
         let metrics = Arc::new(Metrics::new());
-        let topic = Topic::spawn("/t".into(), &options, &TaskTracker::new(), &metrics);
-        let feed = topic.subscriber();
+        let topic = spawn_counted(&options, &TaskTracker::new(), &metrics);
+        let feed = topic.subscriber(Start::default()).expect("latest");
         let publisher = topic.publisher();
         let publishing = tokio::spawn(async move {
             for message in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {

@@ -10,7 +10,8 @@ use hyper::{HeaderMap, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use wspubsub_protocol::{
-    CLIENT_NAME_HEADER, CLIENT_NAME_QUERY, InvalidRole, ROLE_HEADER, ROLE_QUERY, Role,
+    BadStart, CLIENT_NAME_HEADER, CLIENT_NAME_QUERY, FROM_QUERY, GAP_QUERY, InvalidRole,
+    ROLE_HEADER, ROLE_QUERY, Role, SINCE_QUERY, Start,
 };
 
 /// The response body type of every answer the server gives.
@@ -60,6 +61,17 @@ pub(crate) fn identify<B>(request: &Request<B>) -> Result<ClientIdentity, BadIde
         return Err(BadIdentity::NameTooLong);
     }
     Ok(ClientIdentity { role, name })
+}
+
+/// Reads a subscriber's start position from the query string (`from`, `since`, `gap`).
+pub(crate) fn start<B>(request: &Request<B>) -> Result<Start, BadStart> {
+    let query = request.uri().query().unwrap_or("");
+    let value = |key| query_value(query, key);
+    Start::parse(
+        value(FROM_QUERY).as_deref(),
+        value(SINCE_QUERY).as_deref(),
+        value(GAP_QUERY).as_deref(),
+    )
 }
 
 fn header_text<'a>(

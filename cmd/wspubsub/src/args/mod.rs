@@ -14,7 +14,8 @@ use bytesize::ByteSize;
 use clap::Args;
 use wspubsub_server::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 use wspubsub_server::{
-    AuthKey, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES,
+    AuthKey, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES,
+    DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES,
     DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, IpNet,
     Options, SlowSubscriber, TlsIdentity,
 };
@@ -113,6 +114,21 @@ pub(crate) struct ServeArgs {
     /// Largest HTTP request head accepted (at least 8KiB); larger ones get 431.
     #[arg(long, env = "PUBSUB_MAX_HEADER_SIZE", default_value_t = DEFAULT_MAX_HEADER_SIZE, value_parser = parse_size)]
     max_header_size: usize,
+    /// Messages each topic keeps after delivery, for subscribers that start from a past
+    /// position (`?from=`, `?since=`); 0 turns history off.
+    #[arg(long, env = "PUBSUB_HISTORY_MESSAGES", default_value_t = DEFAULT_HISTORY_MESSAGES)]
+    history_messages: usize,
+    /// Frame bytes each topic's history keeps.
+    #[arg(long, env = "PUBSUB_HISTORY_BYTES", default_value_t = DEFAULT_HISTORY_BYTES, value_parser = parse_size)]
+    history_bytes: usize,
+    /// History drops messages older than this; a topic with history outlives its last client
+    /// by as long.
+    #[arg(long, env = "PUBSUB_HISTORY_AGE", default_value = "10m", value_parser = humantime::parse_duration)]
+    history_age: Duration,
+    /// Frame bytes all topics' histories keep together; past it the oldest messages across
+    /// topics go first.
+    #[arg(long, env = "PUBSUB_HISTORY_TOTAL_BYTES", default_value_t = DEFAULT_HISTORY_TOTAL_BYTES, value_parser = parse_size)]
+    history_total_bytes: usize,
     /// Token auth with HS256: the shared secret (prefer the environment variable: command lines
     /// are visible to other users).
     #[arg(
@@ -200,6 +216,10 @@ impl ServeArgs {
             admin_addr: self.admin_addr,
             tls: self.tls_identity()?,
             trusted_proxies: self.trusted_proxies.clone(),
+            history_messages: self.history_messages,
+            history_bytes: self.history_bytes,
+            history_age: self.history_age,
+            history_total_bytes: self.history_total_bytes,
         };
         options.validate()?;
         Ok(options)
@@ -312,6 +332,29 @@ mod tests {
         assert_eq!(options.jwt_issuer, ["https://id.example.com"]);
         assert_eq!(options.max_handshakes, 64);
         assert_eq!(options.topic_queue_bytes, 2 << 20);
+    }
+
+    #[test]
+    fn history_flags_reach_the_options() {
+        let defaults = parse(&[]).expect("parse").options().expect("valid");
+        assert_eq!(defaults.history_age, wspubsub_server::DEFAULT_HISTORY_AGE);
+        let options = parse(&[
+            "--history-messages",
+            "0",
+            "--history-bytes",
+            "1MiB",
+            "--history-age",
+            "90s",
+            "--history-total-bytes",
+            "8MiB",
+        ])
+        .expect("parse")
+        .options()
+        .expect("valid");
+        assert_eq!(options.history_messages, 0);
+        assert_eq!(options.history_bytes, 1 << 20);
+        assert_eq!(options.history_age, Duration::from_secs(90));
+        assert_eq!(options.history_total_bytes, 8 << 20);
     }
 
     #[test]

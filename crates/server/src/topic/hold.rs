@@ -8,12 +8,11 @@
 //! delivery costs one atomic load. A subscriber whose socket takes no bytes for the write
 //! timeout is closed, and leaves: a stalled one holds the topic back for at most that long.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
-use wspubsub_fanout::{Backlog, Chunk};
+use wspubsub_fanout::Backlog;
 
 /// The signal between a held topic actor and its subscribers.
 #[derive(Debug, Default)]
@@ -39,14 +38,15 @@ impl Hold {
         }
     }
 
-    /// Appends `chunks` to `backlog` in order, each once it forces nothing out, waiting for
-    /// the subscribers to make room; says how long it waited, if it did.
+    /// Runs `try_append` (which appends, in order, what forces nothing out of `backlog`, and
+    /// says whether that was everything) until everything is appended, waiting for the
+    /// subscribers to make room in between; says how long it waited, if it did.
     pub(super) async fn append(
         &self,
         backlog: &watch::Sender<Backlog>,
-        chunks: &mut VecDeque<Chunk>,
+        mut try_append: impl FnMut() -> bool,
     ) -> Option<Duration> {
-        if try_append(backlog, chunks) {
+        if try_append() {
             return None;
         }
         let started = Instant::now();
@@ -56,7 +56,7 @@ impl Hold {
             tokio::pin!(room);
             room.as_mut().enable();
             self.waiting.store(true, Ordering::SeqCst);
-            if try_append(backlog, chunks) {
+            if try_append() {
                 break;
             }
             if !readers_woken {
@@ -71,21 +71,4 @@ impl Hold {
         self.waiting.store(false, Ordering::SeqCst);
         Some(started.elapsed())
     }
-}
-
-/// Appends the chunks that fit, in order; says whether all did. Wakes the subscribers only
-/// if it appended something.
-fn try_append(backlog: &watch::Sender<Backlog>, chunks: &mut VecDeque<Chunk>) -> bool {
-    backlog.send_if_modified(|backlog| {
-        let mut appended = false;
-        while let Some(chunk) = chunks.pop_front() {
-            if let Err(refused) = backlog.try_push(chunk) {
-                chunks.push_front(refused);
-                break;
-            }
-            appended = true;
-        }
-        appended
-    });
-    chunks.is_empty()
 }
