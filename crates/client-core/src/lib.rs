@@ -30,7 +30,7 @@ mod tls;
 pub use error::ClientError;
 pub use options::{
     ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_INCOMING_MESSAGE,
-    DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULT_RECEIVE_BUFFER_MESSAGES,
+    DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULT_RECEIVE_BUFFER_MESSAGES, DEFAULT_WRITE_TIMEOUT,
 };
 pub use publisher::Publisher;
 pub use subscriber::Subscriber;

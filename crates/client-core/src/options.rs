@@ -17,6 +17,12 @@ pub const DEFAULT_MAX_INCOMING_MESSAGE: usize = 64 << 20;
 /// Default bound, in messages, on what a subscriber holds received and not yet read.
 pub const DEFAULT_RECEIVE_BUFFER_MESSAGES: usize = 64 << 10;
 
+/// Default bound on every write (30 s): longer than the server's own write timeout (10 s by
+/// default) plus the moment a subscriber bound takes to fill, so that a publisher the server
+/// holds back for a stalled subscriber (`--slow-subscriber hold`) is not taken for a dead
+/// server while the server cuts that subscriber.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default bound, in bytes, on what a subscriber holds received and not yet read (64 MiB).
 pub const DEFAULT_RECEIVE_BUFFER_BYTES: usize = 64 << 20;
 
@@ -29,6 +35,7 @@ pub struct ClientOptions {
     pub(crate) ca_certificates: Option<Vec<u8>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) pong_deadline: Duration,
+    pub(crate) write_timeout: Duration,
     pub(crate) close_deadline: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) receive_buffer_messages: usize,
@@ -63,6 +70,7 @@ impl fmt::Debug for ClientOptions {
             )
             .field("connect_timeout", &self.connect_timeout)
             .field("pong_deadline", &self.pong_deadline)
+            .field("write_timeout", &self.write_timeout)
             .field("close_deadline", &self.close_deadline)
             .field("max_message_size", &self.max_message_size)
             .field("receive_buffer_messages", &self.receive_buffer_messages)
@@ -80,6 +88,7 @@ impl Default for ClientOptions {
             ca_certificates: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pong_deadline: DEFAULT_PONG_DEADLINE,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             close_deadline: DEFAULT_CLOSE_DEADLINE,
             max_message_size: DEFAULT_MAX_INCOMING_MESSAGE,
             receive_buffer_messages: DEFAULT_RECEIVE_BUFFER_MESSAGES,
@@ -121,11 +130,18 @@ impl ClientOptions {
     }
 
     /// Ends the connection when nothing is heard from the server within this time; the
-    /// client pings the server at 0.7x it. It also bounds every write (a message, a flush, a
-    /// ping): a server that takes no data for this long ends the client with
-    /// [`ClientError::WriteTimeout`].
+    /// client pings the server at 0.7x it.
     pub fn pong_deadline(mut self, deadline: Duration) -> Self {
         self.pong_deadline = deadline;
+        self
+    }
+
+    /// Bounds every write (a burst of messages, a flush, a ping): a server that takes no data
+    /// for this long ends the client with [`ClientError::WriteTimeout`]. Keep it above the
+    /// server's write timeout ([`DEFAULT_WRITE_TIMEOUT`] is), since a server that holds its
+    /// publishers back for a stalled subscriber takes no data for up to that long.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 
@@ -164,6 +180,9 @@ impl ClientOptions {
         }
         if self.pong_deadline.is_zero() {
             return zero("the pong deadline");
+        }
+        if self.write_timeout.is_zero() {
+            return zero("the write timeout");
         }
         if self.close_deadline.is_zero() {
             return zero("the close deadline");

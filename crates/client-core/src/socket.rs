@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCl
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-use wspubsub_liveness::Tick;
+use wspubsub_liveness::{Liveness, Tick};
 use wspubsub_protocol::{CLIENT_NAME_HEADER, CloseCode, ROLE_HEADER, Role};
 
 use crate::{ClientError, ClientOptions, tls};
@@ -111,15 +111,31 @@ pub(crate) fn lost(error: tungstenite::Error) -> ClientError {
     ClientError::ConnectionLost(io_error(error))
 }
 
-/// Runs one write (a message burst, a flush, a ping, a close frame) bounded by `limit`: a
-/// server that takes no data for that long is as good as gone, and without the bound a
-/// blocked write would hang the connection task.
+/// Runs one write (a message burst, a flush, a ping) bounded by `limit`: a server that takes
+/// no data for that long is as good as gone, and without the bound a blocked write would hang
+/// the connection task. A write that had to wait for the socket and then went through means
+/// the server took our bytes: as good a sign of life as a pong, which `liveness` is told (a
+/// server that holds its publishers back sends nothing they read meanwhile).
 pub(crate) async fn timed_write<T>(
     limit: Duration,
+    liveness: &mut Liveness,
     write: impl Future<Output = Result<T, tungstenite::Error>>,
 ) -> Result<T, ClientError> {
+    let mut write = std::pin::pin!(write);
+    let mut waited = false;
+    let write = std::future::poll_fn(|cx| {
+        let poll = write.as_mut().poll(cx);
+        waited |= poll.is_pending();
+        poll
+    });
     match tokio::time::timeout(limit, write).await {
-        Ok(written) => written.map_err(lost),
+        Ok(Ok(written)) => {
+            if waited {
+                liveness.heard();
+            }
+            Ok(written)
+        }
+        Ok(Err(error)) => Err(lost(error)),
         Err(_elapsed) => Err(ClientError::WriteTimeout(limit)),
     }
 }
@@ -210,19 +226,23 @@ where
     Err(error)
 }
 
-/// Does what a liveness tick asks: a ping (bounded by the pong deadline like every write),
+/// Does what a liveness tick asks: a ping (bounded by the write timeout like every write),
 /// nothing, or the end of a server that went silent.
 pub(crate) async fn on_tick<S>(
     tick: Tick,
+    liveness: &mut Liveness,
     socket: &mut WebSocketStream<S>,
-    pong_deadline: Duration,
+    options: &ClientOptions,
 ) -> Result<(), ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     match tick {
-        Tick::Ping => timed_write(pong_deadline, socket.send(Message::Ping(Bytes::new()))).await,
+        Tick::Ping => {
+            let ping = socket.send(Message::Ping(Bytes::new()));
+            timed_write(options.write_timeout, liveness, ping).await
+        }
         Tick::Alive => Ok(()),
-        Tick::Expired => Err(ClientError::PongTimeout(pong_deadline)),
+        Tick::Expired => Err(ClientError::PongTimeout(options.pong_deadline)),
     }
 }

@@ -6,7 +6,7 @@
 //! bounded queue, so it waits when the socket is backed up instead of buffering without bound;
 //! its `Ok` means "queued, in order", and [`Publisher::flush`] waits until everything queued
 //! is written. The task writes bursts of messages and flushes once per burst; every write (a
-//! burst, a flush, a ping) is bounded by the pong deadline. The task answers the server's
+//! burst, a flush, a ping) is bounded by the write timeout. The task answers the server's
 //! pings, pings the server itself, and ends with a typed [`ClientError`] when the server
 //! closes, the connection breaks, the server goes silent or stops taking data.
 //!
@@ -30,5 +30,6 @@
 //! ```
 
 pub use wspubsub_client_core::{
-    ClientError, ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_INCOMING_MESSAGE, Publisher,
+    ClientError, ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_INCOMING_MESSAGE,
+    DEFAULT_WRITE_TIMEOUT, Publisher,
 };

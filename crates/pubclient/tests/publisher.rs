@@ -10,7 +10,7 @@ use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{EventKind, Options};
 use wspubsub_testkit::{
     RawClient, TIMEOUT, TestServer, closed_port, connect, fake_server, next_binary, silent_server,
-    vanishing_server, wait_for_event, wait_for_left, within,
+    unread_subscriber, vanishing_server, wait_for_event, wait_for_left, within,
 };
 
 #[tokio::test]
@@ -47,6 +47,47 @@ async fn published_messages_arrive_in_order_and_close_flushes_them_first() {
         Err(ClientError::Closed)
     ));
     assert!(publisher.error().is_none(), "a clean close is not an error");
+}
+
+#[tokio::test]
+async fn a_publisher_held_back_for_a_stalled_subscriber_outlasts_its_pong_deadline() {
+    const MESSAGES: u32 = 4096;
+    // The server holds the topic for the stalled subscriber until its socket has taken no
+    // bytes for 3 s, far past the publisher's 1 s pong deadline; the client's own write
+    // timeout (30 s by default) must outlast that.
+    let server = TestServer::start(Options {
+        write_timeout: Duration::from_secs(3),
+        subscriber_queue_bytes: 256 << 10,
+        max_message_size: 64 << 10,
+        topic_queue: 8,
+        ..Options::default()
+    })
+    .await;
+    let _stalled = unread_subscriber(server.addr(), "/held").await;
+    let mut healthy = connect(&server.url("/held"), Role::Subscriber, None).await;
+    let reading = tokio::spawn(async move {
+        for n in 0..MESSAGES {
+            let message = next_binary(&mut healthy).await;
+            assert_eq!(message[..4], n.to_be_bytes(), "in order, no gap");
+        }
+    });
+    let options = ClientOptions::default().pong_deadline(Duration::from_secs(1));
+    let publisher = Publisher::connect(&server.url("/held"), options)
+        .await
+        .expect("connect");
+    // 16 MiB: far more than the bounds and the socket buffers, so the topic holds the
+    // publisher.
+    for n in 0..MESSAGES {
+        let mut message = vec![0u8; 4 << 10];
+        message[..4].copy_from_slice(&n.to_be_bytes());
+        within(TIMEOUT, publisher.publish(message))
+            .await
+            .expect("held back, not ended");
+    }
+    within(TIMEOUT, publisher.close())
+        .await
+        .expect("a clean close after the stalled subscriber was cut");
+    within(TIMEOUT, reading).await.expect("the healthy reader");
 }
 
 /// Reads the numbers `0..count`, in order, as 4 big-endian bytes each.
@@ -214,7 +255,9 @@ async fn a_token_opens_a_server_with_auth_and_its_absence_is_a_401() {
 #[tokio::test]
 async fn a_server_that_stops_reading_ends_a_busy_publisher_instead_of_hanging_it() {
     let addr = silent_server().await;
-    let options = ClientOptions::default().pong_deadline(Duration::from_millis(300));
+    let options = ClientOptions::default()
+        .pong_deadline(Duration::from_millis(300))
+        .write_timeout(Duration::from_millis(300));
     let publisher = Publisher::connect(&format!("ws://{addr}/p"), options)
         .await
         .expect("connect");

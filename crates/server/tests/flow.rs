@@ -7,15 +7,14 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
-use wspubsub_server::protocol::{CloseCode, ROLE_HEADER, Role};
+use wspubsub_server::protocol::{CloseCode, Role};
 use wspubsub_server::{Event, EventKind, Options, SlowSubscriber};
 use wspubsub_testkit::{
-    TIMEOUT, TestServer, connect, metric, next_binary, scrape, send, upgrade_request, within,
+    TIMEOUT, TestServer, connect, metric, next_binary, scrape, send, unread_subscriber, within,
 };
 
 /// Payload size of every test message (its number in the first 4 bytes).
@@ -39,32 +38,6 @@ fn numbered(n: u32) -> Vec<u8> {
     let mut message = vec![0u8; MESSAGE];
     message[..4].copy_from_slice(&n.to_be_bytes());
     message
-}
-
-/// A subscriber connection whose receive buffer is tiny (which turns the kernel's
-/// autotuning off), so that what it does not read stays on the server; upgraded, with
-/// nothing after the 101 read.
-async fn small_window_subscriber(server: &TestServer, path: &str) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .set_recv_buffer_size(4096)
-        .expect("small receive buffer");
-    let mut stream = within(TIMEOUT, socket.connect(server.addr()))
-        .await
-        .expect("connect");
-    let role = format!("{ROLE_HEADER}: {}\r\n", Role::Subscriber.as_str());
-    let request = upgrade_request(path, &role);
-    stream.write_all(request.as_bytes()).await.expect("request");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(within(TIMEOUT, stream.read_u8()).await.expect("the answer"));
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    stream
 }
 
 /// Reads numbered messages in order at a steady, modest pace (a pause after every 16), until
@@ -101,7 +74,7 @@ async fn burst_to_steady_readers(policy: SlowSubscriber) -> (TestServer, Vec<(u3
     let server = TestServer::start(options(policy, Duration::from_secs(10))).await;
     let mut readers = Vec::new();
     for _ in 0..2 {
-        let stream = small_window_subscriber(&server, "/burst").await;
+        let stream = unread_subscriber(server.addr(), "/burst").await;
         let client = WebSocketStream::from_raw_socket(stream, WsRole::Client, None).await;
         readers.push(tokio::spawn(async move {
             let mut client = client;
@@ -175,7 +148,7 @@ async fn a_stalled_subscriber_is_cut(options: Options) -> Cut {
     let server = TestServer::start(options).await;
     let mut events = server.handle().events();
     let mut healthy = connect(&server.url("/stall"), Role::Subscriber, None).await;
-    let _stalled = small_window_subscriber(&server, "/stall").await;
+    let _stalled = unread_subscriber(server.addr(), "/stall").await;
     let mut publisher = connect(&server.url("/stall"), Role::Publisher, None).await;
     let start = Instant::now();
     let mut sent = 0;
@@ -275,7 +248,7 @@ async fn a_held_publisher_still_hears_from_the_server() {
     };
     let server = TestServer::start(options).await;
     let mut events = server.handle().events();
-    let _stalled = small_window_subscriber(&server, "/held").await;
+    let _stalled = unread_subscriber(server.addr(), "/held").await;
     let publisher = connect(&server.url("/held"), Role::Publisher, None).await;
     let (mut sink, mut stream) = publisher.split();
     let publishing = tokio::spawn(async move {

@@ -14,7 +14,8 @@ mod token;
 pub use clients::{last_err, next_ok, self_signed, wait_for_left};
 pub use drain::Drain;
 pub use raw::{
-    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape, upgrade_request,
+    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape,
+    unread_subscriber, upgrade_request,
 };
 pub use token::{Signer, now, p256};
 

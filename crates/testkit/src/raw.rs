@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
+use wspubsub_protocol::{ROLE_HEADER, Role};
 
 use crate::{TIMEOUT, within};
 
@@ -134,4 +135,30 @@ pub async fn rejections(addr: SocketAddr, status: u16, reason: &str) -> f64 {
     let name =
         format!("wspubsub_handshake_rejections_total{{status=\"{status}\",reason=\"{reason}\"}}");
     metric(&scrape(addr).await, &name).unwrap_or(0.0)
+}
+
+/// A subscriber of `path` that reads nothing after its 101: its receive buffer is tiny (which
+/// turns the kernel's autotuning off), so that what it does not read stays on the server, the
+/// way a stalled client's would.
+pub async fn unread_subscriber(addr: SocketAddr, path: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = within(TIMEOUT, socket.connect(addr))
+        .await
+        .expect("connect");
+    let role = format!("{ROLE_HEADER}: {}\r\n", Role::Subscriber.as_str());
+    let request = upgrade_request(path, &role);
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(within(TIMEOUT, stream.read_u8()).await.expect("the answer"));
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
 }

@@ -108,7 +108,7 @@ impl Publisher {
     }
 
     /// Waits until every message published before (by any clone) is written to the socket
-    /// and flushed, within the pong deadline; fails with the reason the connection ended if
+    /// and flushed, within the write timeout; fails with the reason the connection ended if
     /// it ends first.
     pub async fn flush(&self) -> Result<(), ClientError> {
         flush(self.commands.clone(), self.outcome.clone()).await
@@ -210,13 +210,17 @@ mod tests {
     use super::*;
 
     /// A publisher over an in-memory pipe of `capacity` bytes whose server end reads only
-    /// when the test does, with a 5 s pong deadline.
+    /// when the test does, with a 5 s pong deadline and write timeout.
     async fn over_pipe(capacity: usize) -> (Publisher, DuplexStream) {
         let (client, server) = tokio::io::duplex(capacity);
         let socket = WebSocketStream::from_raw_socket(client, WireRole::Client, None).await;
-        let options = ClientOptions::default().pong_deadline(Duration::from_secs(5));
+        let options = ClientOptions::default()
+            .pong_deadline(Duration::from_secs(5))
+            .write_timeout(WRITE_TIMEOUT);
         (Publisher::spawn(socket, options), server)
     }
+
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Bytes of a masked client frame carrying `payload` bytes (under 126).
     const fn frame_len(payload: usize) -> usize {
@@ -242,7 +246,7 @@ mod tests {
         publisher.publish(vec![0u8; 100]).await.expect("queued");
         let flushed = tokio::time::timeout(Duration::from_secs(60), publisher.flush()).await;
         assert!(
-            matches!(flushed, Ok(Err(ClientError::WriteTimeout(_)))),
+            matches!(flushed, Ok(Err(ClientError::WriteTimeout(limit))) if limit == WRITE_TIMEOUT),
             "{flushed:?}"
         );
     }
@@ -257,7 +261,7 @@ mod tests {
         publisher.flush().await.expect("the message fits");
         let ended = tokio::time::timeout(Duration::from_secs(60), publisher.done()).await;
         assert!(
-            matches!(ended, Ok(Err(ClientError::WriteTimeout(_)))),
+            matches!(ended, Ok(Err(ClientError::WriteTimeout(limit))) if limit == WRITE_TIMEOUT),
             "{ended:?}"
         );
     }

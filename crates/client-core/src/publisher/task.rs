@@ -45,17 +45,17 @@ pub(crate) async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Every write is bounded by the pong deadline: a server that takes none of our bytes for
+    // Every write is bounded by the write timeout: a server that takes none of our bytes for
     // that long is as good as gone.
-    let limit = options.pong_deadline;
-    let mut liveness = Liveness::new(limit);
+    let limit = options.write_timeout;
+    let mut liveness = Liveness::new(options.pong_deadline);
     loop {
         tokio::select! {
             biased;
             command = commands.recv() => {
                 let control = match command {
                     Some(Command::Publish(message)) => {
-                        timed_write(limit, write_burst(&mut socket, message, commands)).await?
+                        timed_write(limit, &mut liveness, write_burst(&mut socket, message, commands)).await?
                     }
                     Some(Command::Then(control)) => Some(control),
                     // Every handle dropped.
@@ -64,7 +64,7 @@ where
                 match control {
                     None => {}
                     Some(Control::Flush(flushed)) => {
-                        timed_write(limit, socket.flush()).await?;
+                        timed_write(limit, &mut liveness, socket.flush()).await?;
                         // The asker may have stopped waiting; the flush happened regardless.
                         let _answered = flushed.send(());
                     }
@@ -78,7 +78,7 @@ where
                 Incoming::End(error) => return end_with(&mut socket, error, options.close_deadline).await,
                 Incoming::Message(_) | Incoming::Alive => liveness.heard(),
             },
-            tick = liveness.tick() => on_tick(tick, &mut socket, limit).await?,
+            tick = liveness.tick() => on_tick(tick, &mut liveness, &mut socket, options).await?,
         }
     }
 }

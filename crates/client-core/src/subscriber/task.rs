@@ -58,7 +58,7 @@ where
                 Incoming::Alive => liveness.heard(),
                 Incoming::End(error) => return end_with(&mut socket, error, deadline).await,
             },
-            tick = liveness.tick() => on_tick(tick, &mut socket, options.pong_deadline).await?,
+            tick = liveness.tick() => on_tick(tick, &mut liveness, &mut socket, options).await?,
         }
     }
 }
