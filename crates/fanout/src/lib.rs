@@ -19,7 +19,7 @@ mod frames;
 mod history;
 
 pub use backlog::{Backlog, Cursor, Lagged, Read};
-pub use frames::{Chunk, ChunkBuilder, FrameQueue};
+pub use frames::{Chunk, ChunkBuilder, Form, FrameQueue, text_frame};
 pub use history::{
     Evictions, Gap, GapReason, History, HistoryLimits, Mark, Record, RecordBuilder, Wanted,
 };

@@ -19,6 +19,7 @@ mod hold;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -32,8 +33,10 @@ use crate::options::{Options, SlowSubscriber};
 use crate::position::{SEQ_CLOCK, Sequence, now_micros};
 use crate::retention::{HistoryGap, HistoryPool, Replay, TopicHistory};
 use hold::Hold;
-use wspubsub_fanout::{Backlog, Cursor, FrameQueue, Lagged, Record, RecordBuilder};
-use wspubsub_protocol::Start;
+use wspubsub_fanout::{
+    Backlog, Cursor, Form, FrameQueue, Lagged, Record, RecordBuilder, text_frame,
+};
+use wspubsub_protocol::{Control, Start};
 
 /// Most messages the actor moves into the backlog per wake-up; batching keeps the wake-ups
 /// of subscribers (one per batch, not per message) cheap under load.
@@ -61,6 +64,10 @@ pub(crate) struct Topic {
     metrics: Arc<Metrics>,
     /// The messages kept after delivery; appended to under the backlog's lock.
     history: Arc<TopicHistory>,
+    /// The topic's name, for stream-mode control messages.
+    name: Arc<str>,
+    /// Stream-mode subscribers: while there are any, the actor envelops every chunk.
+    stream_readers: Arc<AtomicUsize>,
 }
 
 /// A message on its way through the topic's inbound queue.
@@ -136,6 +143,8 @@ impl Topic {
             hold: Arc::default(),
             metrics: Arc::clone(metrics),
             history: pool.open(sequence.next()),
+            name: Arc::clone(&name),
+            stream_readers: Arc::default(),
         };
         tracker.spawn(run(
             name,
@@ -151,6 +160,7 @@ impl Topic {
                 hold: Arc::clone(&topic.hold),
                 metrics: Arc::clone(metrics),
                 history: Arc::clone(&topic.history),
+                stream_readers: Arc::clone(&topic.stream_readers),
             },
             sequence,
         ));
@@ -166,22 +176,51 @@ impl Topic {
         }
     }
 
-    /// A way out for a new subscriber starting at `start`: it replays what history has from
-    /// there, then gets every message appended from now on (both taken under the backlog's
-    /// lock, so there is neither a gap nor a duplicate between them). Refused when history
-    /// does not cover `start` and the subscriber did not accept gaps.
-    pub(crate) fn subscriber(&self, start: Start) -> Result<TopicFeed, HistoryGap> {
+    /// A way out for a new subscriber starting at `start`, taking frames in `form`: it
+    /// replays what history has from there, then gets every message appended from now on
+    /// (both taken under the backlog's lock, so there is neither a gap nor a duplicate
+    /// between them). Refused when history does not cover `start` and the subscriber did not
+    /// accept gaps. A stream-mode subscriber gets its `subscribed` frame (and its `gap`
+    /// frame, if any) before everything else.
+    pub(crate) fn subscriber(&self, start: Start, form: Form) -> Result<TopicFeed, HistoryGap> {
         let mut joined = None;
         // Joining changes no message: nobody needs waking.
         self.backlog.send_if_modified(|backlog| {
-            joined = Some(
-                self.history
-                    .join(start)
-                    .map(|replay| (replay, backlog.join())),
-            );
+            joined = Some(self.history.join(start, form).map(|joined| {
+                if form == Form::Enveloped {
+                    // Under the backlog's lock: every chunk appended after this join is
+                    // enveloped.
+                    self.stream_readers.fetch_add(1, Ordering::Relaxed);
+                }
+                (joined, backlog.join_as(form))
+            }));
             false
         });
-        let (replay, cursor) = joined.expect("send_if_modified always runs its closure")?;
+        let (joined, cursor) = joined.expect("send_if_modified always runs its closure")?;
+        let mut replay = joined.replay;
+        if form == Form::Enveloped {
+            let topic = self.name.to_string();
+            if let Some(gap) = joined.gap {
+                replay.prepend(text_frame(
+                    &Control::Gap {
+                        topic: topic.clone(),
+                        from: gap.asked,
+                        to: joined.from,
+                        reason: gap.reason.as_str().to_owned(),
+                    }
+                    .to_json(),
+                ));
+            }
+            replay.prepend(text_frame(
+                &Control::Subscribed {
+                    topic,
+                    from: joined.from,
+                    head: joined.head,
+                    earliest: joined.earliest,
+                }
+                .to_json(),
+            ));
+        }
         Ok(TopicFeed {
             updates: self.backlog.subscribe(),
             backlog: Arc::clone(&self.backlog),
@@ -189,6 +228,7 @@ impl Topic {
             closing: self.closing.clone(),
             hold: Arc::clone(&self.hold),
             replay,
+            stream_readers: (form == Form::Enveloped).then(|| Arc::clone(&self.stream_readers)),
         })
     }
 
@@ -223,9 +263,16 @@ struct Outbound {
     metrics: Arc<Metrics>,
     /// The messages kept after delivery; appended to under the backlog's lock.
     history: Arc<TopicHistory>,
+    /// Stream-mode subscribers: while there are any, every chunk is enveloped too.
+    stream_readers: Arc<AtomicUsize>,
 }
 
 impl Outbound {
+    /// Whether the topic has stream-mode subscribers, whose chunks need envelopes.
+    fn enveloping(&self) -> bool {
+        self.stream_readers.load(Ordering::Relaxed) > 0
+    }
+
     /// Appends `records` (all of them, in order), taken at `time` (unix µs), to the backlog
     /// and the history, as the policy says.
     async fn append(&self, records: &mut VecDeque<Record>, time: u64) {
@@ -250,8 +297,15 @@ impl Outbound {
     fn try_append(&self, records: &mut VecDeque<Record>, time: u64, room: Room) -> bool {
         self.backlog.send_if_modified(|backlog| {
             let mut appended = false;
+            // Read under the lock stream-mode subscribers join under: any that will read
+            // these chunks is counted.
+            let enveloping = self.enveloping();
             let fitting = std::iter::from_fn(|| {
-                let record = records.pop_front()?;
+                let mut record = records.pop_front()?;
+                if enveloping {
+                    // Usually done already, outside the lock.
+                    record.envelop();
+                }
                 let chunk = record.chunk.clone();
                 let pushed = match room {
                     Room::Make => {
@@ -321,6 +375,9 @@ async fn run(
         }
         records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
+        if outbound.enveloping() {
+            records.iter_mut().for_each(Record::envelop);
+        }
         outbound.append(&mut records, time).await;
     }
     outbound.backlog.send_modify(Backlog::finish);
@@ -399,6 +456,8 @@ pub(crate) struct TopicFeed {
     hold: Arc<Hold>,
     /// What history had for this subscriber when it joined, written before the backlog.
     replay: Replay,
+    /// The topic's count of stream-mode subscribers, for one of them.
+    stream_readers: Option<Arc<AtomicUsize>>,
 }
 
 impl TopicFeed {
@@ -458,6 +517,9 @@ impl Drop for TopicFeed {
             backlog.leave(cursor);
             false
         });
+        if let Some(readers) = &self.stream_readers {
+            readers.fetch_sub(1, Ordering::Relaxed);
+        }
         self.hold.room_made();
     }
 }
@@ -513,10 +575,14 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut early = topic.subscriber(Start::default()).expect("latest");
+        let mut early = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         publish(&publisher, b"a").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"a"));
-        let mut late = topic.subscriber(Start::default()).expect("latest");
+        let mut late = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         publish(&publisher, b"b").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"b"));
         assert_eq!(
@@ -532,7 +598,9 @@ mod tests {
         let topic = spawn(&Options::default(), &tracker);
         let start = topic.history().lock_head();
         let publisher = topic.publisher();
-        let mut witness = topic.subscriber(Start::default()).expect("latest");
+        let mut witness = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         for message in [&b"a"[..], b"b", b"c"] {
             publish(&publisher, message).await;
         }
@@ -545,7 +613,9 @@ mod tests {
             position: wspubsub_protocol::StartPosition::Seq(seq),
             gap_ok: false,
         };
-        let mut resumed = topic.subscriber(from(start + 1)).expect("in history");
+        let mut resumed = topic
+            .subscriber(from(start + 1), Form::Raw)
+            .expect("in history");
         publish(&publisher, b"d").await;
         let mut expected = frame(b"b");
         for message in [&b"c"[..], b"d"] {
@@ -553,7 +623,7 @@ mod tests {
         }
         assert_eq!(read_frames(&mut resumed, expected.len()).await, expected);
         assert!(
-            topic.subscriber(from(start + 5)).is_err(),
+            topic.subscriber(from(start + 5), Form::Raw).is_err(),
             "beyond the head"
         );
     }
@@ -563,8 +633,12 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut reader = topic.subscriber(Start::default()).expect("latest");
-        let idle = topic.subscriber(Start::default()).expect("latest");
+        let mut reader = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
+        let idle = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         for message in [&b"a"[..], b"b", b"c"] {
             publish(&publisher, message).await;
             // One message at a time, so that each is a chunk of its own.
@@ -591,7 +665,9 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&options, &tracker);
         let publisher = topic.publisher();
-        let mut feed = topic.subscriber(Start::default()).expect("latest");
+        let mut feed = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         // The actor does not run while this (single-threaded) test does not yield.
         for message in [&b"1234"[..], b"5678"] {
             let queued = publisher.publish(Bytes::from_static(message), Instant::now());
@@ -615,7 +691,9 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let publisher = topic.publisher();
-        let mut feed = topic.subscriber(Start::default()).expect("latest");
+        let mut feed = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         publish(&publisher, b"a").await;
         feed.drain();
         publish(&publisher, b"b").await;
@@ -665,7 +743,9 @@ mod tests {
         };
         let metrics = Arc::new(Metrics::new());
         let topic = spawn_counted(&options, &TaskTracker::new(), &metrics);
-        let feed = topic.subscriber(Start::default()).expect("latest");
+        let feed = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         let publisher = topic.publisher();
         let publishing = tokio::spawn(async move {
             for message in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {
