@@ -269,7 +269,7 @@ pub(crate) fn admit<B>(
     let admission = state.limits.admit(address)?;
     let (membership, attachment) = match identity.role {
         Role::Publisher => {
-            let (membership, publisher) = state.hub.join_publisher(&topic)?;
+            let (membership, publisher) = state.hub.join_publisher(&topic, form)?;
             (membership, Attachment::Publisher(publisher))
         }
         Role::Subscriber => {

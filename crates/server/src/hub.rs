@@ -96,8 +96,9 @@ impl Hub {
     pub(crate) fn join_publisher(
         &self,
         name: &str,
+        form: Form,
     ) -> Result<(Membership, TopicPublisher), LimitReached> {
-        self.join(name, false, |topic| Ok(topic.publisher()))
+        self.join(name, false, |topic| Ok(topic.publisher(form)))
     }
 
     /// Joins `name` as a subscriber starting at `start`, creating the topic if needed and
@@ -307,7 +308,7 @@ mod tests {
             Some(LimitReached::SubscribersPerTopic(1).into())
         );
         let (publisher, _) = hub
-            .join_publisher("/a")
+            .join_publisher("/a", Form::Raw)
             .expect("publishers are not subscribers");
         drop(subscriber);
         let (again, _) = hub
@@ -316,7 +317,7 @@ mod tests {
         drop((publisher, again));
         assert_eq!(hub.topic_count(), 0);
         assert!(
-            hub.join_publisher("/b").is_ok(),
+            hub.join_publisher("/b", Form::Raw).is_ok(),
             "the topic place is free again"
         );
     }
@@ -324,7 +325,7 @@ mod tests {
     #[tokio::test]
     async fn topic_lives_as_long_as_its_members() {
         let hub = hub();
-        let (publisher, _) = hub.join_publisher("/a").expect("no limits");
+        let (publisher, _) = hub.join_publisher("/a", Form::Raw).expect("no limits");
         let (subscriber, _) = hub
             .join_subscriber("/a", Start::default(), Form::Raw)
             .expect("no limits");
@@ -343,7 +344,7 @@ mod tests {
     #[tokio::test]
     async fn a_topic_with_history_is_kept_by_one_task_however_often_clients_come_and_go() {
         let hub = hub();
-        let (publisher, topic) = hub.join_publisher("/kept").expect("no limits");
+        let (publisher, topic) = hub.join_publisher("/kept", Form::Raw).expect("no limits");
         let (subscriber, mut feed) = hub
             .join_subscriber("/kept", Start::default(), Form::Raw)
             .expect("no limits");

@@ -15,6 +15,7 @@
 //! publishers stop reading then, so every message the server read reaches the subscribers
 //! before they are closed.
 
+mod ack;
 mod hold;
 
 use std::collections::VecDeque;
@@ -32,6 +33,8 @@ use crate::metrics::{HeldReason, Metrics};
 use crate::options::{Options, SlowSubscriber};
 use crate::position::{SEQ_CLOCK, Sequence, now_micros};
 use crate::retention::{HistoryGap, HistoryPool, Replay, TopicHistory};
+pub(crate) use ack::Acked;
+use ack::{AckCell, Pending};
 use hold::Hold;
 use wspubsub_fanout::{
     Backlog, Cursor, Form, FrameQueue, Lagged, Record, RecordBuilder, text_frame,
@@ -76,6 +79,8 @@ struct Arrival {
     message: Bytes,
     /// When the publisher's connection read it: the start of its publish-to-write latency.
     at: Instant,
+    /// Where its publisher hears that it is stored (stream mode only).
+    ack: Option<AckCell>,
 }
 
 /// The byte bound of a topic's inbound queue: a semaphore of bytes, taken by publishers as
@@ -167,12 +172,14 @@ impl Topic {
         topic
     }
 
-    /// A way in for a new publisher.
-    pub(crate) fn publisher(&self) -> TopicPublisher {
+    /// A way in for a new publisher; one in stream mode ([`Form::Enveloped`]) hears of its
+    /// messages being stored ([`TopicPublisher::acks`]).
+    pub(crate) fn publisher(&self, form: Form) -> TopicPublisher {
         TopicPublisher {
             inbound: self.inbound.upgrade(),
             room: Arc::clone(&self.room),
             metrics: Arc::clone(&self.metrics),
+            ack: (form == Form::Enveloped).then(|| Arc::new(watch::Sender::new(Acked::default()))),
         }
     }
 
@@ -352,6 +359,7 @@ async fn run(
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
     let mut records: VecDeque<Record> = VecDeque::new();
     let mut builder = RecordBuilder::new(CHUNK_BYTES);
+    let mut acks = Pending::default();
     loop {
         let received = tokio::select! {
             biased;
@@ -370,6 +378,9 @@ async fn run(
         // Encode outside the backlog's lock; subscribers only wait for the appends.
         for arrival in batch.drain(..) {
             taken += inbound.room.permits(arrival.message.len()) as usize;
+            if let Some(cell) = &arrival.ack {
+                acks.note(cell, seq);
+            }
             records.extend(builder.push(&arrival.message, arrival.at, seq, time));
             seq += 1;
         }
@@ -379,6 +390,7 @@ async fn run(
             records.iter_mut().for_each(Record::envelop);
         }
         outbound.append(&mut records, time).await;
+        acks.report();
     }
     outbound.backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");
@@ -393,6 +405,8 @@ pub(crate) struct TopicPublisher {
     room: Arc<QueueRoom>,
     /// Where waits for a full queue are counted.
     metrics: Arc<Metrics>,
+    /// Where the actor acks this publisher's messages (stream mode only).
+    ack: Option<AckCell>,
 }
 
 /// The topic takes no more messages: it finished draining for a shutdown, or its actor
@@ -413,7 +427,12 @@ impl TopicPublisher {
             waiting_since = Some(Instant::now());
             self.room.take(len).await;
         }
-        let queued = match inbound.try_send(Arrival { message, at }) {
+        let arrival = Arrival {
+            message,
+            at,
+            ack: self.ack.clone(),
+        };
+        let queued = match inbound.try_send(arrival) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(_)) => Err(TopicGone),
             Err(TrySendError::Full(arrival)) => {
@@ -425,6 +444,12 @@ impl TopicPublisher {
             self.metrics.held(HeldReason::TopicQueue, since.elapsed());
         }
         queued
+    }
+
+    /// For a stream-mode publisher, where its acks appear: the count of its messages stored
+    /// and the seq of the last, as the topic appends them.
+    pub(crate) fn acks(&self) -> Option<watch::Receiver<Acked>> {
+        self.ack.as_ref().map(|cell| cell.subscribe())
     }
 }
 
@@ -574,7 +599,7 @@ mod tests {
     async fn subscribers_see_one_order_from_their_join_on() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         let mut early = topic
             .subscriber(Start::default(), Form::Raw)
             .expect("latest");
@@ -597,7 +622,7 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let start = topic.history().lock_head();
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         let mut witness = topic
             .subscriber(Start::default(), Form::Raw)
             .expect("latest");
@@ -632,7 +657,7 @@ mod tests {
     async fn messages_are_released_once_let_go_of_or_when_their_last_reader_leaves() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         let mut reader = topic
             .subscriber(Start::default(), Form::Raw)
             .expect("latest");
@@ -664,7 +689,7 @@ mod tests {
         };
         let tracker = TaskTracker::new();
         let topic = spawn(&options, &tracker);
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         let mut feed = topic
             .subscriber(Start::default(), Form::Raw)
             .expect("latest");
@@ -690,7 +715,7 @@ mod tests {
     async fn a_draining_topic_finishes_after_its_last_publisher_with_everything_appended() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         let mut feed = topic
             .subscriber(Start::default(), Form::Raw)
             .expect("latest");
@@ -721,7 +746,7 @@ mod tests {
     async fn actor_ends_when_the_topic_is_dropped_and_its_publishers_are_gone() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         drop(topic);
         publish(&publisher, b"x").await;
         drop(publisher);
@@ -746,7 +771,7 @@ mod tests {
         let feed = topic
             .subscriber(Start::default(), Form::Raw)
             .expect("latest");
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         let publishing = tokio::spawn(async move {
             for message in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {
                 publish(&publisher, message).await;

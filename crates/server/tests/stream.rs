@@ -9,7 +9,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use wspubsub_server::Options;
 use wspubsub_server::protocol::{Control, Envelope, ROLE_HEADER, Role, STREAM_SUBPROTOCOL};
-use wspubsub_testkit::{RawClient, TIMEOUT, TestServer, connect, next_binary, send, within};
+use wspubsub_testkit::{
+    RawClient, TIMEOUT, TestServer, connect, metric, next_binary, scrape, send, within,
+};
 
 /// Connects to `url` in `role` offering `wspubsub.v2`; returns the client and the
 /// subprotocol the 101 named.
@@ -220,5 +222,56 @@ async fn an_uncovered_position_is_announced_as_a_gap_before_any_message() {
             (first + u64::from(n), numbered(n))
         );
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_publisher_gets_cumulative_acks_covering_every_message() {
+    const TOTAL: u64 = 2000;
+    let server = TestServer::start(Options::default()).await;
+    let mut subscriber = subscribe_stream(&server, "/acked", "").await;
+    let (_, head, _) = subscribed(&mut subscriber, "/acked").await;
+    let (mut publisher, protocol) = connect_stream(&server.url("/acked"), Role::Publisher).await;
+    assert_eq!(protocol.as_deref(), Some(STREAM_SUBPROTOCOL));
+    // A raw publisher of the same topic, interleaved, gets no acks and takes none.
+    let mut raw = connect(&server.url("/acked"), Role::Publisher, None).await;
+    send(&mut raw, numbered(u32::MAX)).await;
+    assert_eq!(
+        next_message(&mut subscriber).await,
+        (head, numbered(u32::MAX))
+    );
+    let sending = tokio::spawn(async move {
+        for n in 0..TOTAL {
+            send(&mut publisher, numbered(n as u32)).await;
+        }
+        publisher
+    });
+    let mut publisher = within(TIMEOUT, sending).await.expect("publisher task");
+    let mut acks = 0;
+    let mut last = 0;
+    while last < TOTAL {
+        match next_control(&mut publisher).await {
+            Control::Ack { count, seq } => {
+                assert!(count > last, "cumulative: {count} after {last}");
+                assert!(count <= TOTAL);
+                // The raw publisher's one message took seq `head`; ours follow it.
+                assert_eq!(seq, head + count, "the seq of message {count}");
+                last = count;
+                acks += 1;
+            }
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+    for n in 0..TOTAL {
+        assert_eq!(
+            next_message(&mut subscriber).await,
+            (head + 1 + n, numbered(n as u32))
+        );
+    }
+    let text = scrape(server.addr()).await;
+    assert_eq!(
+        metric(&text, "wspubsub_acks_sent_total"),
+        Some(f64::from(acks))
+    );
     server.stop().await;
 }
