@@ -73,10 +73,9 @@ impl Record {
 
     /// The frames of messages `from..` (indices in the record) in `form`.
     fn frames_from(&self, from: usize, form: Form) -> Bytes {
-        match (form, &self.chunk.enveloped) {
-            (Form::Raw, _) => self.chunk.frames.slice(self.marks[from].offset..),
-            (Form::Enveloped, Some(enveloped)) if from == 0 => enveloped.clone(),
-            (Form::Enveloped, _) => self.envelope(from),
+        match form {
+            Form::Raw => self.chunk.frames.slice(self.marks[from].offset..),
+            Form::Enveloped => self.envelope(from),
         }
     }
 
@@ -293,9 +292,11 @@ impl History {
     }
 
     /// Appends a record (its first message must be the head), evicting the oldest messages
-    /// past the message and byte bounds; says how many left, and why.
-    pub fn push(&mut self, record: Record) -> Evictions {
+    /// past the message and byte bounds; says how many left, and why. Only the raw frames
+    /// are kept (the bounds count them): a stream-mode replay envelops what it replays.
+    pub fn push(&mut self, mut record: Record) -> Evictions {
         debug_assert_eq!(record.first_seq, self.head, "records are consecutive");
+        record.chunk.enveloped = None;
         self.head = record.end_seq();
         if self.limits.messages == 0 {
             self.dropped_time = record
@@ -396,9 +397,8 @@ impl History {
 
     /// Queues the frames (in `form`) of every message from `from` on into `out`, each part
     /// with the number of messages it holds; returns how many messages in all. Raw frames
-    /// and whole enveloped chunks are queued by reference; a stream-mode replay that starts
-    /// mid-chunk, or meets a chunk built while the topic had no stream-mode subscriber,
-    /// envelops those messages for this replay.
+    /// are queued by reference; a stream-mode replay envelops the messages it replays (one
+    /// buffer per record), so that history holds each message once.
     pub fn replay(&self, from: u64, form: Form, out: &mut Vec<(Bytes, u64)>) -> u64 {
         let from = from.max(self.earliest());
         let first = self
@@ -471,6 +471,10 @@ mod tests {
         let mut first = record(10, 3);
         first.envelop();
         history.push(first);
+        assert!(
+            history.records[0].chunk.enveloped.is_none(),
+            "history keeps raw frames only"
+        );
         history.push(record(13, 2));
         let mut parts = Vec::new();
         assert_eq!(history.replay(11, Form::Enveloped, &mut parts), 4);
