@@ -122,7 +122,6 @@ async fn the_subprotocol_is_echoed_only_to_clients_that_offer_it() {
         .await
         .expect("connect raw");
     assert!(response.headers().get("sec-websocket-protocol").is_none());
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -147,7 +146,6 @@ async fn a_stream_subscriber_gets_subscribed_then_enveloped_messages_in_order() 
         // The raw subscriber of the same topic gets the very same payloads, unwrapped.
         assert_eq!(next_binary(&mut raw).await, numbered(n));
     }
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -181,7 +179,6 @@ async fn from_earliest_replays_enveloped_and_joins_live_without_gap_while_publis
         );
     }
     let _publisher = within(TIMEOUT, publishing).await.expect("publisher task");
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -222,7 +219,6 @@ async fn an_uncovered_position_is_announced_as_a_gap_before_any_message() {
             (first + u64::from(n), numbered(n))
         );
     }
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -273,5 +269,4 @@ async fn a_stream_publisher_gets_cumulative_acks_covering_every_message() {
         metric(&text, "wspubsub_acks_sent_total"),
         Some(f64::from(acks))
     );
-    server.stop().await;
 }
