@@ -332,10 +332,12 @@ impl TopicHistory {
                 replay: Replay {
                     parts: parts.into(),
                 },
-                from,
-                head,
-                earliest,
-                gap: None,
+                position: JoinPosition {
+                    from,
+                    head,
+                    earliest,
+                    gap: None,
+                },
             };
             (joined, located, expired)
         });
@@ -355,7 +357,7 @@ impl TopicHistory {
             }
             Err((gap, asked)) => {
                 metrics.gap(gap.reason, "accepted");
-                joined.gap = Some(SkippedGap {
+                joined.position.gap = Some(SkippedGap {
                     reason: gap.reason,
                     asked,
                 });
@@ -372,6 +374,13 @@ impl TopicHistory {
 pub(crate) struct Joined {
     /// What it replays before its live stream.
     pub(crate) replay: Replay,
+    /// Where it begins, and where the topic stands.
+    pub(crate) position: JoinPosition,
+}
+
+/// Where a joining subscriber begins and where the topic stands: its `subscribed` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinPosition {
     /// The seq its delivery begins with.
     pub(crate) from: u64,
     /// The seq the next new message will get.
@@ -382,7 +391,7 @@ pub(crate) struct Joined {
     pub(crate) gap: Option<SkippedGap>,
 }
 
-/// A gap a subscriber accepted: it asked for `asked` and begins at [`Joined::from`].
+/// A gap a subscriber accepted: it asked for `asked` and begins at [`JoinPosition::from`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SkippedGap {
     /// Why the messages are missing.
@@ -497,9 +506,13 @@ mod tests {
             ..seq(100)
         };
         let joined = history.join(accepted, Form::Raw).expect("accepted");
-        assert_eq!((joined.from, joined.head, joined.earliest), (101, 103, 101));
+        let position = joined.position;
         assert_eq!(
-            joined.gap,
+            (position.from, position.head, position.earliest),
+            (101, 103, 101)
+        );
+        assert_eq!(
+            position.gap,
             Some(SkippedGap {
                 reason: GapReason::HistoryEvicted,
                 asked: 100

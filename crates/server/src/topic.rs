@@ -9,6 +9,10 @@
 //! held it is closed); with `Hold` the actor waits ([`hold`]) until the subscribers make room,
 //! and its publishers wait behind it.
 //!
+//! A topic's subscribers and publishers may each be raw or in stream mode (`wspubsub.v2`):
+//! while it has stream-mode subscribers the actor also envelops every chunk (once, for all of
+//! them), and it acks each stream-mode publisher's messages once they are appended ([`ack`]).
+//!
 //! The actor ends once the topic is closing and its publishers are gone, after moving
 //! everything they queued into the backlog and marking it finished. A topic closes when its
 //! last client leaves, or when a subscriber sees the server shut down ([`TopicFeed::drain`]):
@@ -32,7 +36,7 @@ use tokio_util::task::TaskTracker;
 use crate::metrics::{HeldReason, Metrics};
 use crate::options::{Options, SlowSubscriber};
 use crate::position::{SEQ_CLOCK, Sequence, now_micros};
-use crate::retention::{HistoryGap, HistoryPool, Replay, TopicHistory};
+use crate::retention::{HistoryGap, HistoryPool, JoinPosition, Replay, TopicHistory};
 pub(crate) use ack::Acked;
 use ack::{AckCell, Pending};
 use hold::Hold;
@@ -206,27 +210,7 @@ impl Topic {
         let (joined, cursor) = joined.expect("send_if_modified always runs its closure")?;
         let mut replay = joined.replay;
         if form == Form::Enveloped {
-            let topic = self.name.to_string();
-            if let Some(gap) = joined.gap {
-                replay.prepend(text_frame(
-                    &Control::Gap {
-                        topic: topic.clone(),
-                        from: gap.asked,
-                        to: joined.from,
-                        reason: gap.reason.as_str().to_owned(),
-                    }
-                    .to_json(),
-                ));
-            }
-            replay.prepend(text_frame(
-                &Control::Subscribed {
-                    topic,
-                    from: joined.from,
-                    head: joined.head,
-                    earliest: joined.earliest,
-                }
-                .to_json(),
-            ));
+            announce(&mut replay, &self.name, &joined.position);
         }
         Ok(TopicFeed {
             updates: self.backlog.subscribe(),
@@ -243,6 +227,27 @@ impl Topic {
     pub(crate) fn history(&self) -> &Arc<TopicHistory> {
         &self.history
     }
+}
+
+/// Puts a stream-mode subscriber's `subscribed` frame, and its `gap` frame if it has one,
+/// before everything it replays.
+fn announce(replay: &mut Replay, topic: &str, position: &JoinPosition) {
+    if let Some(gap) = position.gap {
+        let notice = Control::Gap {
+            topic: topic.to_owned(),
+            from: gap.asked,
+            to: position.from,
+            reason: gap.reason.as_str().to_owned(),
+        };
+        replay.prepend(text_frame(&notice.to_json()));
+    }
+    let subscribed = Control::Subscribed {
+        topic: topic.to_owned(),
+        from: position.from,
+        head: position.head,
+        earliest: position.earliest,
+    };
+    replay.prepend(text_frame(&subscribed.to_json()));
 }
 
 impl Drop for Topic {
