@@ -291,6 +291,30 @@ mod tests {
     }
 
     #[test]
+    fn stream_mode_is_echoed_only_when_offered() {
+        let protocol = |offer: Option<&str>| {
+            let mut request = handshake(Method::GET, "", None);
+            if let Some(offer) = offer {
+                let value = HeaderValue::from_str(offer).expect("visible ASCII");
+                request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+            }
+            let form = stream_mode(&request);
+            let response = accept(&request).expect("valid handshake");
+            (
+                form,
+                response.headers().get(SEC_WEBSOCKET_PROTOCOL).cloned(),
+            )
+        };
+        let echoed = Some(HeaderValue::from_static(STREAM_SUBPROTOCOL));
+        assert_eq!(
+            protocol(Some("chat, wspubsub.v2")),
+            (Form::Enveloped, echoed)
+        );
+        assert_eq!(protocol(Some("chat")), (Form::Raw, None));
+        assert_eq!(protocol(None), (Form::Raw, None));
+    }
+
+    #[test]
     fn handshakes_rfc_6455_rejects_are_refused() {
         use BadHandshake::*;
         let cases = [
