@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::frames::{Chunk, FrameQueue};
+use crate::frames::{Chunk, Form, FrameQueue};
 
 #[cfg(test)]
 mod model;
@@ -82,6 +82,8 @@ pub struct Cursor {
     next: Position,
     /// Whether it is still registered; false once it left.
     joined: bool,
+    /// Which encoding of the chunks it takes.
+    form: Form,
 }
 
 /// What one read from a backlog took.
@@ -133,12 +135,19 @@ impl Backlog {
     /// Registers a reader; it will read every chunk pushed from now on, starting at the
     /// returned cursor (the only way to get one).
     pub fn join(&mut self) -> Cursor {
+        self.join_as(Form::Raw)
+    }
+
+    /// As [`Self::join`], for a reader that takes the chunks in `form` (a stream-mode reader
+    /// needs every chunk pushed from now on to carry [`Chunk::enveloped`]).
+    pub fn join_as(&mut self, form: Form) -> Cursor {
         self.readers += 1;
         let head = self.head();
         Cursor {
             held: head,
             next: head,
             joined: true,
+            form,
         }
     }
 
@@ -230,9 +239,20 @@ impl Backlog {
             if taken >= batch_bytes {
                 break;
             }
-            taken += entry.chunk.frames.len();
+            let frames = match cursor.form {
+                Form::Raw => &entry.chunk.frames,
+                Form::Enveloped => {
+                    debug_assert!(entry.chunk.enveloped.is_some(), "enveloped for its readers");
+                    entry
+                        .chunk
+                        .enveloped
+                        .as_ref()
+                        .unwrap_or(&entry.chunk.frames)
+                }
+            };
+            taken += frames.len();
             oldest.get_or_insert(entry.chunk.since);
-            out.push(entry.chunk.frames.clone());
+            out.push(frames.clone());
             cursor.next.chunk += 1;
             cursor.next.message += u64::from(entry.chunk.messages);
         }
@@ -300,6 +320,7 @@ mod tests {
             frames: Bytes::from(vec![messages as u8; len]),
             messages,
             since: Instant::now(),
+            enveloped: None,
         }
     }
 

@@ -23,6 +23,43 @@ pub struct Chunk {
     /// When the oldest of them arrived from its publisher: the start of their
     /// publish-to-write latency.
     pub since: Instant,
+    /// The same messages as stream-mode (`wspubsub.v2`) frames, when the topic has
+    /// stream-mode subscribers: built once per chunk, shared by all of them.
+    pub enveloped: Option<Bytes>,
+}
+
+/// Which encoding of a chunk a reader takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Form {
+    /// The messages as plain binary frames (protocol v1).
+    #[default]
+    Raw,
+    /// The messages in stream-mode envelopes ([`Chunk::enveloped`]).
+    Enveloped,
+}
+
+/// Appends one unmasked, final frame of `opcode` whose payload is `parts` back to back.
+pub(crate) fn put_frame(buffer: &mut BytesMut, opcode: OpCode, parts: &[&[u8]]) {
+    let header = FrameHeader {
+        opcode,
+        ..FrameHeader::default()
+    };
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    let length = len as u64;
+    buffer.reserve(header.len(length) + len);
+    let mut writer = buffer.writer();
+    // Writing into memory cannot fail.
+    let _infallible = header.format(length, &mut writer);
+    for part in parts {
+        buffer.extend_from_slice(part);
+    }
+}
+
+/// One text frame holding `text`: a stream-mode control message.
+pub fn text_frame(text: &str) -> Bytes {
+    let mut buffer = BytesMut::new();
+    put_frame(&mut buffer, OpCode::Data(Data::Text), &[text.as_bytes()]);
+    buffer.freeze()
 }
 
 /// Encodes messages into chunks of about a target size.
@@ -50,16 +87,7 @@ impl ChunkBuilder {
     /// when the target is reached.
     pub fn push(&mut self, payload: &[u8], arrived: Instant) -> Option<Chunk> {
         self.since.get_or_insert(arrived);
-        let header = FrameHeader {
-            opcode: OpCode::Data(Data::Binary),
-            ..FrameHeader::default()
-        };
-        let length = payload.len() as u64;
-        self.buffer.reserve(header.len(length) + payload.len());
-        let mut writer = (&mut self.buffer).writer();
-        // Writing into memory cannot fail.
-        let _infallible = header.format(length, &mut writer);
-        self.buffer.extend_from_slice(payload);
+        put_frame(&mut self.buffer, OpCode::Data(Data::Binary), &[payload]);
         self.messages += 1;
         (self.buffer.len() >= self.target)
             .then(|| self.finish())
@@ -80,6 +108,7 @@ impl ChunkBuilder {
             since,
             frames: self.buffer.split().freeze(),
             messages,
+            enveloped: None,
         })
     }
 }
@@ -199,6 +228,15 @@ mod tests {
         .format(&mut expected)
         .expect("format");
         assert_eq!(chunk.frames.as_ref(), expected.as_slice());
+    }
+
+    #[test]
+    fn text_frames_match_tungstenites_own_encoding() {
+        let mut expected = Vec::new();
+        Frame::message(Bytes::from_static(b"{}"), OpCode::Data(Data::Text), true)
+            .format(&mut expected)
+            .expect("format");
+        assert_eq!(text_frame("{}").as_ref(), expected.as_slice());
     }
 
     #[test]

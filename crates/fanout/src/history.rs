@@ -11,9 +11,12 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use wspubsub_protocol::Envelope;
 
-use crate::frames::{Chunk, ChunkBuilder};
+use crate::frames::{Chunk, ChunkBuilder, Form, put_frame};
 
 #[cfg(test)]
 mod model;
@@ -44,6 +47,38 @@ impl Record {
         self.first_seq + self.marks.len() as u64
     }
 
+    /// The stream-mode frames of messages `from..` (indices in the record): each message's
+    /// payload behind its envelope header (seq, time, no topic name).
+    pub fn envelope(&self, from: usize) -> Bytes {
+        let mut buffer = BytesMut::new();
+        for (index, mark) in self.marks.iter().enumerate().skip(from) {
+            let frame = &self.chunk.frames[mark.offset..mark.offset + self.frame_len(index)];
+            let seq = self.first_seq + index as u64;
+            let header = Envelope::header(seq, mark.time, 0);
+            put_frame(
+                &mut buffer,
+                OpCode::Data(Data::Binary),
+                &[&header, payload_of(frame)],
+            );
+        }
+        buffer.freeze()
+    }
+
+    /// Builds [`Chunk::enveloped`] if it is not built yet.
+    pub fn envelop(&mut self) {
+        if self.chunk.enveloped.is_none() {
+            self.chunk.enveloped = Some(self.envelope(0));
+        }
+    }
+
+    /// The frames of messages `from..` (indices in the record) in `form`.
+    fn frames_from(&self, from: usize, form: Form) -> Bytes {
+        match form {
+            Form::Raw => self.chunk.frames.slice(self.marks[from].offset..),
+            Form::Enveloped => self.envelope(from),
+        }
+    }
+
     /// Length in bytes of the frame of message `index`.
     fn frame_len(&self, index: usize) -> usize {
         let end = self
@@ -51,6 +86,17 @@ impl Record {
             .get(index + 1)
             .map_or(self.chunk.frames.len(), |next| next.offset);
         end - self.marks[index].offset
+    }
+}
+
+/// The payload of one of our own binary frames (unmasked, final, header from
+/// [`put_frame`]).
+fn payload_of(frame: &[u8]) -> &[u8] {
+    let mut cursor = std::io::Cursor::new(frame);
+    match FrameHeader::parse(&mut cursor) {
+        Ok(Some(_)) => &frame[usize::try_from(cursor.position()).unwrap_or(frame.len())..],
+        // Frames in a record are our own encoding, always complete and valid.
+        _ => &[],
     }
 }
 
@@ -208,6 +254,11 @@ impl History {
         self.head
     }
 
+    /// The first sequence number of this topic incarnation.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
     /// The oldest sequence number held (the head when history is empty).
     pub fn earliest(&self) -> u64 {
         self.records
@@ -241,9 +292,11 @@ impl History {
     }
 
     /// Appends a record (its first message must be the head), evicting the oldest messages
-    /// past the message and byte bounds; says how many left, and why.
-    pub fn push(&mut self, record: Record) -> Evictions {
+    /// past the message and byte bounds; says how many left, and why. Only the raw frames
+    /// are kept (the bounds count them): a stream-mode replay envelops what it replays.
+    pub fn push(&mut self, mut record: Record) -> Evictions {
         debug_assert_eq!(record.first_seq, self.head, "records are consecutive");
+        record.chunk.enveloped = None;
         self.head = record.end_seq();
         if self.limits.messages == 0 {
             self.dropped_time = record
@@ -342,9 +395,11 @@ impl History {
         })
     }
 
-    /// Queues (by reference) the frames of every message from `from` on into `out`, each
-    /// part with the number of messages it holds; returns how many messages in all.
-    pub fn replay(&self, from: u64, out: &mut Vec<(Bytes, u64)>) -> u64 {
+    /// Queues the frames (in `form`) of every message from `from` on into `out`, each part
+    /// with the number of messages it holds; returns how many messages in all. Raw frames
+    /// are queued by reference; a stream-mode replay envelops the messages it replays (one
+    /// buffer per record), so that history holds each message once.
+    pub fn replay(&self, from: u64, form: Form, out: &mut Vec<(Bytes, u64)>) -> u64 {
         let from = from.max(self.earliest());
         let first = self
             .records
@@ -353,10 +408,7 @@ impl History {
         for record in self.records.range(first..) {
             let index = usize::try_from(from.saturating_sub(record.first_seq)).unwrap_or(0);
             let count = (record.marks.len() - index) as u64;
-            out.push((
-                record.chunk.frames.slice(record.marks[index].offset..),
-                count,
-            ));
+            out.push((record.frames_from(index, form), count));
             messages += count;
         }
         messages
@@ -394,7 +446,7 @@ mod tests {
     /// The payloads (seq low bytes) replayed from `from`.
     fn replayed(history: &History, from: u64) -> Vec<u8> {
         let mut parts = Vec::new();
-        let count = history.replay(from, &mut parts);
+        let count = history.replay(from, Form::Raw, &mut parts);
         let mut queue = FrameQueue::default();
         parts.into_iter().for_each(|(part, _)| queue.push(part));
         let bytes = queue.copy_to_bytes(queue.remaining());
@@ -411,6 +463,33 @@ mod tests {
         let offsets: Vec<usize> = record.marks.iter().map(|mark| mark.offset).collect();
         assert_eq!(offsets, [0, 3, 6]);
         assert_eq!(record.frame_len(2), 3);
+    }
+
+    #[test]
+    fn enveloped_replay_carries_seq_time_and_payload_from_mid_chunk() {
+        let mut history = History::new(LIMITS, 10);
+        let mut first = record(10, 3);
+        first.envelop();
+        history.push(first);
+        assert!(
+            history.records[0].chunk.enveloped.is_none(),
+            "history keeps raw frames only"
+        );
+        history.push(record(13, 2));
+        let mut parts = Vec::new();
+        assert_eq!(history.replay(11, Form::Enveloped, &mut parts), 4);
+        let mut bytes: Vec<u8> = parts.iter().flat_map(|(part, _)| part.to_vec()).collect();
+        let mut seen = Vec::new();
+        while !bytes.is_empty() {
+            // Frames of 1 + 19 bytes: a 2-byte header, then the envelope.
+            let frame: Vec<u8> = bytes.drain(..22).collect();
+            assert_eq!(frame[..2], [0x82, 20]);
+            let envelope = Envelope::decode(&frame[2..]).expect("an envelope");
+            assert_eq!(envelope.time, envelope.seq * 10);
+            assert_eq!(envelope.payload, [envelope.seq as u8]);
+            seen.push(envelope.seq);
+        }
+        assert_eq!(seen, [11, 12, 13, 14]);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - [`History`] keeps a topic's recent [`Record`]s (the same chunks, with each message's
 //!   sequence number, frame offset and time) after delivery, within bounds, so a subscriber
 //!   can start from a past position ([`History::locate`], [`History::replay`]).
+//! - For stream-mode (`wspubsub.v2`) readers, a [`Chunk`] also carries its messages
+//!   enveloped with their seq and time ([`Record::envelop`]), built once per chunk and read
+//!   by cursors that joined in [`Form::Enveloped`]; raw readers never see it.
 //! - [`FrameQueue`] is what a subscriber's socket writer holds: shared chunks as one
 //!   vectored [`bytes::Buf`], so one `writev` carries many of them.
 
@@ -19,7 +22,7 @@ mod frames;
 mod history;
 
 pub use backlog::{Backlog, Cursor, Lagged, Read};
-pub use frames::{Chunk, ChunkBuilder, FrameQueue};
+pub use frames::{Chunk, ChunkBuilder, Form, FrameQueue, text_frame};
 pub use history::{
     Evictions, Gap, GapReason, History, HistoryLimits, Mark, Record, RecordBuilder, Wanted,
 };

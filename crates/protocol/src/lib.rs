@@ -10,6 +10,8 @@
 //!   gives every client an id that starts with that name.
 //! - Publishers send binary frames; the server forwards each to every subscriber of the topic.
 //! - A subscriber may start from a position in the topic's history ([`Start`]).
+//! - A client may opt into stream mode (`wspubsub.v2`): positioned messages and JSON control
+//!   messages ([`STREAM_SUBPROTOCOL`], [`Envelope`], [`Control`]).
 //! - Connections end with one of the [`CloseCode`]s.
 //! - Both sides keep each other honest with pings every [`ping_interval`] and a pong deadline
 //!   ([`DEFAULT_PONG_DEADLINE`]); the timers that enforce it live in `wspubsub-liveness`.
@@ -21,6 +23,7 @@ mod close;
 mod defaults;
 mod role;
 mod start;
+mod stream;
 
 pub use close::CloseCode;
 pub use defaults::{
@@ -30,6 +33,10 @@ pub use defaults::{
 pub use role::{InvalidRole, Role};
 pub use start::{
     BadStart, FROM_QUERY, GAP_QUERY, MAX_SEQ, SINCE_QUERY, Start, StartPosition, unix_micros,
+};
+pub use stream::{
+    BadEnvelope, Control, ENVELOPE_HEADER_LEN, ENVELOPE_MESSAGE, Envelope, STREAM_SUBPROTOCOL,
+    offers_stream,
 };
 
 /// Request header that carries the client's [`Role`] (`publisher` or `subscriber`).

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use hyper::header::{HeaderValue, ORIGIN, SEC_WEBSOCKET_VERSION};
 use hyper::{Request, Response, StatusCode};
+use wspubsub_fanout::Form;
 use wspubsub_protocol::{BadStart, Role, Start};
 
 use crate::auth::{Authenticator, Denied};
@@ -177,6 +178,8 @@ pub(crate) struct Checked {
     pub(crate) response: Response<Body>,
     /// Where a subscriber's delivery begins (always the default for a publisher).
     pub(crate) start: Start,
+    /// Stream mode (`wspubsub.v2`, offered by the client) or raw.
+    pub(crate) form: Form,
 }
 
 /// The rules that need no live state, in order: a WebSocket request, a valid handshake, not
@@ -199,8 +202,16 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         }
     }
     let identity = upgrade::identify(request)?;
+    let form = upgrade::stream_mode(request);
     let start = match identity.role {
-        Role::Subscriber => upgrade::start(request)?,
+        // In stream mode a gap is announced to the subscriber, never refused.
+        Role::Subscriber => {
+            let start = upgrade::start(request)?;
+            Start {
+                gap_ok: start.gap_ok || form == Form::Enveloped,
+                ..start
+            }
+        }
         Role::Publisher => Start::default(),
     };
     let topic = request.uri().path().to_owned();
@@ -219,6 +230,7 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         token_expires,
         response,
         start,
+        form,
     })
 }
 
@@ -251,16 +263,17 @@ pub(crate) fn admit<B>(
         token_expires,
         response,
         start,
+        form,
     } = check(gate, request)?;
     let address = state.proxies.client_address(peer.ip(), request.headers());
     let admission = state.limits.admit(address)?;
     let (membership, attachment) = match identity.role {
         Role::Publisher => {
-            let (membership, publisher) = state.hub.join_publisher(&topic)?;
+            let (membership, publisher) = state.hub.join_publisher(&topic, form)?;
             (membership, Attachment::Publisher(publisher))
         }
         Role::Subscriber => {
-            let (membership, feed) = state.hub.join_subscriber(&topic, start)?;
+            let (membership, feed) = state.hub.join_subscriber(&topic, start, form)?;
             (membership, Attachment::Subscriber(feed))
         }
     };

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wspubsub_fanout::Form;
 use wspubsub_protocol::Start;
 
 use crate::limits::LimitReached;
@@ -95,8 +96,9 @@ impl Hub {
     pub(crate) fn join_publisher(
         &self,
         name: &str,
+        form: Form,
     ) -> Result<(Membership, TopicPublisher), LimitReached> {
-        self.join(name, false, |topic| Ok(topic.publisher()))
+        self.join(name, false, |topic| Ok(topic.publisher(form)))
     }
 
     /// Joins `name` as a subscriber starting at `start`, creating the topic if needed and
@@ -106,9 +108,10 @@ impl Hub {
         &self,
         name: &str,
         start: Start,
+        form: Form,
     ) -> Result<(Membership, TopicFeed), JoinRefused> {
         self.join(name, true, |topic| {
-            topic.subscriber(start).map_err(JoinRefused::from)
+            topic.subscriber(start, form).map_err(JoinRefused::from)
         })
     }
 
@@ -294,27 +297,27 @@ mod tests {
         };
         let hub = hub_with(options);
         let (subscriber, _) = hub
-            .join_subscriber("/a", Start::default())
+            .join_subscriber("/a", Start::default(), Form::Raw)
             .expect("first topic");
         assert_eq!(
-            hub.join_subscriber("/b", Start::default()).err(),
+            hub.join_subscriber("/b", Start::default(), Form::Raw).err(),
             Some(LimitReached::Topics(1).into())
         );
         assert_eq!(
-            hub.join_subscriber("/a", Start::default()).err(),
+            hub.join_subscriber("/a", Start::default(), Form::Raw).err(),
             Some(LimitReached::SubscribersPerTopic(1).into())
         );
         let (publisher, _) = hub
-            .join_publisher("/a")
+            .join_publisher("/a", Form::Raw)
             .expect("publishers are not subscribers");
         drop(subscriber);
         let (again, _) = hub
-            .join_subscriber("/a", Start::default())
+            .join_subscriber("/a", Start::default(), Form::Raw)
             .expect("the place is free again");
         drop((publisher, again));
         assert_eq!(hub.topic_count(), 0);
         assert!(
-            hub.join_publisher("/b").is_ok(),
+            hub.join_publisher("/b", Form::Raw).is_ok(),
             "the topic place is free again"
         );
     }
@@ -322,12 +325,12 @@ mod tests {
     #[tokio::test]
     async fn topic_lives_as_long_as_its_members() {
         let hub = hub();
-        let (publisher, _) = hub.join_publisher("/a").expect("no limits");
+        let (publisher, _) = hub.join_publisher("/a", Form::Raw).expect("no limits");
         let (subscriber, _) = hub
-            .join_subscriber("/a", Start::default())
+            .join_subscriber("/a", Start::default(), Form::Raw)
             .expect("no limits");
         let (other, _) = hub
-            .join_subscriber("/b", Start::default())
+            .join_subscriber("/b", Start::default(), Form::Raw)
             .expect("no limits");
         assert_eq!(hub.topic_count(), 2);
         drop(publisher);
@@ -341,9 +344,9 @@ mod tests {
     #[tokio::test]
     async fn a_topic_with_history_is_kept_by_one_task_however_often_clients_come_and_go() {
         let hub = hub();
-        let (publisher, topic) = hub.join_publisher("/kept").expect("no limits");
+        let (publisher, topic) = hub.join_publisher("/kept", Form::Raw).expect("no limits");
         let (subscriber, mut feed) = hub
-            .join_subscriber("/kept", Start::default())
+            .join_subscriber("/kept", Start::default(), Form::Raw)
             .expect("no limits");
         topic
             .publish(bytes::Bytes::from_static(b"m"), std::time::Instant::now())
@@ -361,7 +364,7 @@ mod tests {
             .num_alive_tasks();
         for _ in 0..20 {
             let (again, _) = hub
-                .join_subscriber("/kept", Start::default())
+                .join_subscriber("/kept", Start::default(), Form::Raw)
                 .expect("no limits");
             drop(again);
         }
@@ -379,11 +382,11 @@ mod tests {
     async fn a_topic_reborn_after_its_end_is_a_new_topic() {
         let hub = hub();
         let (first, _) = hub
-            .join_subscriber("/a", Start::default())
+            .join_subscriber("/a", Start::default(), Form::Raw)
             .expect("no limits");
         drop(first);
         let (second, _) = hub
-            .join_subscriber("/a", Start::default())
+            .join_subscriber("/a", Start::default(), Form::Raw)
             .expect("no limits");
         assert_eq!(second.topic().as_ref(), "/a");
         assert_eq!(hub.topic_count(), 1);

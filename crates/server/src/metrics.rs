@@ -75,6 +75,7 @@ pub(crate) struct Metrics {
     tls_failures: Counter,
     publish_to_write: Histogram,
     held: Family<ReasonLabel, Counter<f64, AtomicU64>>,
+    acks_sent: Counter,
     /// History's own metrics, updated by the topics' histories.
     pub(crate) history: HistoryMetrics,
 }
@@ -96,6 +97,7 @@ impl Metrics {
             // 50 us to about 3.3 s.
             publish_to_write: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
             held: Family::default(),
+            acks_sent: Counter::default(),
             registry: Registry::default(),
             history: HistoryMetrics::default(),
         };
@@ -156,6 +158,11 @@ impl Metrics {
             "Time publishers were held back, by what was full: a topic's inbound queue (time each publisher waited), or a subscriber's backlog with --slow-subscriber hold (time each topic waited)",
             metrics.held.clone(),
         );
+        registry.register(
+            "acks_sent",
+            "Acks sent to stream-mode (wspubsub.v2) publishers",
+            metrics.acks_sent.clone(),
+        );
         let build = Family::<BuildLabel, Gauge>::default();
         build
             .get_or_create(&BuildLabel {
@@ -215,6 +222,11 @@ impl Metrics {
                 reason: reason.as_str(),
             })
             .inc_by(waited.as_secs_f64());
+    }
+
+    /// An ack went out to a stream-mode publisher.
+    pub(crate) fn ack_sent(&self) {
+        self.acks_sent.inc();
     }
 
     /// A request was refused with `status`, by the rule named `reason`.

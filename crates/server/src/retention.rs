@@ -16,7 +16,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use wspubsub_fanout::{Evictions, FrameQueue, GapReason, History, HistoryLimits, Record, Wanted};
+use wspubsub_fanout::{
+    Evictions, Form, FrameQueue, GapReason, History, HistoryLimits, Record, Wanted,
+};
 use wspubsub_protocol::{Start, StartPosition};
 
 use crate::options::Options;
@@ -193,6 +195,11 @@ pub(crate) struct Replay {
 }
 
 impl Replay {
+    /// Queues `frame` (control frames, no message) before everything else.
+    pub(crate) fn prepend(&mut self, frame: Bytes) {
+        self.parts.push_front((frame, 0));
+    }
+
     /// Queues the next parts, about `batch_bytes` of them, into `out`; returns how many
     /// messages, or `None` once the replay is over.
     pub(crate) fn take(&mut self, out: &mut FrameQueue, batch_bytes: usize) -> Option<u64> {
@@ -284,53 +291,113 @@ impl TopicHistory {
         self.lock().newest_time()
     }
 
-    /// Where a subscriber starting at `start` begins, and what it replays up to the head;
-    /// called under the topic's backlog lock, so the replay ends where the live stream
-    /// begins.
-    pub(crate) fn join(&self, start: Start) -> Result<Replay, HistoryGap> {
+    /// Where a subscriber starting at `start` begins, and what it replays (in `form`) up to
+    /// the head; called under the topic's backlog lock, so the replay ends where the live
+    /// stream begins.
+    pub(crate) fn join(&self, start: Start, form: Form) -> Result<Joined, HistoryGap> {
         let wanted = match start.position {
-            StartPosition::Latest => return Ok(Replay::default()),
-            StartPosition::Earliest => None,
-            StartPosition::Seq(seq) => Some(Wanted::Seq(seq)),
-            StartPosition::Since(time) => Some(Wanted::Since(time)),
+            StartPosition::Latest => None,
+            StartPosition::Earliest => Some(None),
+            StartPosition::Seq(seq) => Some(Some(Wanted::Seq(seq))),
+            StartPosition::Since(time) => Some(Some(Wanted::Since(time))),
         };
         let now = now_micros();
-        let (located, replay, expired) = self.update(|history| {
-            let expired = history.expire(now);
-            let from = match wanted {
-                None => Ok(history.earliest()),
-                Some(wanted) => history.locate(wanted),
+        let (joined, located, expired) = self.update(|history| {
+            let expired = if wanted.is_some() {
+                history.expire(now)
+            } else {
+                0
+            };
+            let (head, earliest) = (history.head(), history.earliest());
+            let located = match wanted {
+                None => Ok(head),
+                Some(None) => Ok(earliest),
+                Some(Some(wanted)) => history.locate(wanted).map_err(|gap| {
+                    let asked = match wanted {
+                        Wanted::Seq(seq) => seq,
+                        Wanted::Since(_) => history.start(),
+                    };
+                    (gap, asked)
+                }),
+            };
+            let from = match located {
+                Ok(from) => from,
+                Err((gap, _)) => gap.resume,
             };
             let mut parts = Vec::new();
-            match from {
-                Ok(from) => history.replay(from, &mut parts),
-                Err(gap) if start.gap_ok => history.replay(gap.resume, &mut parts),
-                Err(_) => 0,
-            };
-            (
-                from,
-                Replay {
+            if wanted.is_some() && (located.is_ok() || start.gap_ok) {
+                history.replay(from, form, &mut parts);
+            }
+            let joined = Joined {
+                replay: Replay {
                     parts: parts.into(),
                 },
-                expired,
-            )
+                position: JoinPosition {
+                    from,
+                    head,
+                    earliest,
+                    gap: None,
+                },
+            };
+            (joined, located, expired)
         });
         let metrics = &self.pool.metrics;
         metrics.evicted("age", expired);
+        if wanted.is_none() {
+            return Ok(joined);
+        }
+        let mut joined = joined;
         match located {
-            Err(gap) if !start.gap_ok => {
+            Err((gap, _)) if !start.gap_ok => {
                 metrics.gap(gap.reason, "refused");
                 return Err(HistoryGap {
                     reason: gap.reason,
                     earliest: gap.resume,
                 });
             }
-            Err(gap) => metrics.gap(gap.reason, "accepted"),
+            Err((gap, asked)) => {
+                metrics.gap(gap.reason, "accepted");
+                joined.position.gap = Some(SkippedGap {
+                    reason: gap.reason,
+                    asked,
+                });
+            }
             Ok(_) => {}
         }
         metrics.replays.inc();
-        Ok(replay)
+        Ok(joined)
     }
+}
+
+/// Where a joining subscriber begins, where the topic stands, and what it replays first.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    /// What it replays before its live stream.
+    pub(crate) replay: Replay,
+    /// Where it begins, and where the topic stands.
+    pub(crate) position: JoinPosition,
+}
+
+/// Where a joining subscriber begins and where the topic stands: its `subscribed` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinPosition {
+    /// The seq its delivery begins with.
+    pub(crate) from: u64,
+    /// The seq the next new message will get.
+    pub(crate) head: u64,
+    /// The oldest seq history holds (the head when it holds none).
+    pub(crate) earliest: u64,
+    /// The gap it accepted, if its start position was not covered.
+    pub(crate) gap: Option<SkippedGap>,
+}
+
+/// A gap a subscriber accepted: it asked for `asked` and begins at [`JoinPosition::from`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SkippedGap {
+    /// Why the messages are missing.
+    pub(crate) reason: GapReason,
+    /// The position it asked for (for a time, the topic incarnation's first seq).
+    pub(crate) asked: u64,
 }
 
 impl Drop for TopicHistory {
@@ -423,12 +490,12 @@ mod tests {
             position: StartPosition::Seq(from),
             gap_ok: false,
         };
-        let messages = |replay: Result<Replay, HistoryGap>| {
-            replay.map(|mut replay| replay.take(&mut FrameQueue::default(), usize::MAX))
+        let messages = |joined: Result<Joined, HistoryGap>| {
+            joined.map(|mut joined| joined.replay.take(&mut FrameQueue::default(), usize::MAX))
         };
-        assert_eq!(messages(history.join(seq(101))), Ok(Some(2)));
+        assert_eq!(messages(history.join(seq(101), Form::Raw)), Ok(Some(2)));
         assert_eq!(
-            history.join(seq(100)).err(),
+            history.join(seq(100), Form::Raw).err(),
             Some(HistoryGap {
                 reason: GapReason::HistoryEvicted,
                 earliest: 101
@@ -438,7 +505,20 @@ mod tests {
             gap_ok: true,
             ..seq(100)
         };
-        assert_eq!(messages(history.join(accepted)), Ok(Some(2)));
+        let joined = history.join(accepted, Form::Raw).expect("accepted");
+        let position = joined.position;
+        assert_eq!(
+            (position.from, position.head, position.earliest),
+            (101, 103, 101)
+        );
+        assert_eq!(
+            position.gap,
+            Some(SkippedGap {
+                reason: GapReason::HistoryEvicted,
+                asked: 100
+            })
+        );
+        assert_eq!(messages(Ok(joined)), Ok(Some(2)));
         let refused = pool.metrics.gaps.get_or_create(&GapLabel {
             reason: "history_evicted",
             outcome: "refused",

@@ -9,16 +9,22 @@
 //! held it is closed); with `Hold` the actor waits ([`hold`]) until the subscribers make room,
 //! and its publishers wait behind it.
 //!
+//! A topic's subscribers and publishers may each be raw or in stream mode (`wspubsub.v2`):
+//! while it has stream-mode subscribers the actor also envelops every chunk (once, for all of
+//! them), and it acks each stream-mode publisher's messages once they are appended ([`ack`]).
+//!
 //! The actor ends once the topic is closing and its publishers are gone, after moving
 //! everything they queued into the backlog and marking it finished. A topic closes when its
 //! last client leaves, or when a subscriber sees the server shut down ([`TopicFeed::drain`]):
 //! publishers stop reading then, so every message the server read reaches the subscribers
 //! before they are closed.
 
+mod ack;
 mod hold;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -30,10 +36,14 @@ use tokio_util::task::TaskTracker;
 use crate::metrics::{HeldReason, Metrics};
 use crate::options::{Options, SlowSubscriber};
 use crate::position::{SEQ_CLOCK, Sequence, now_micros};
-use crate::retention::{HistoryGap, HistoryPool, Replay, TopicHistory};
+use crate::retention::{HistoryGap, HistoryPool, JoinPosition, Replay, TopicHistory};
+pub(crate) use ack::Acked;
+use ack::{AckCell, Pending};
 use hold::Hold;
-use wspubsub_fanout::{Backlog, Cursor, FrameQueue, Lagged, Record, RecordBuilder};
-use wspubsub_protocol::Start;
+use wspubsub_fanout::{
+    Backlog, Cursor, Form, FrameQueue, Lagged, Record, RecordBuilder, text_frame,
+};
+use wspubsub_protocol::{Control, Start};
 
 /// Most messages the actor moves into the backlog per wake-up; batching keeps the wake-ups
 /// of subscribers (one per batch, not per message) cheap under load.
@@ -61,6 +71,10 @@ pub(crate) struct Topic {
     metrics: Arc<Metrics>,
     /// The messages kept after delivery; appended to under the backlog's lock.
     history: Arc<TopicHistory>,
+    /// The topic's name, for stream-mode control messages.
+    name: Arc<str>,
+    /// Stream-mode subscribers: while there are any, the actor envelops every chunk.
+    stream_readers: Arc<AtomicUsize>,
 }
 
 /// A message on its way through the topic's inbound queue.
@@ -69,6 +83,8 @@ struct Arrival {
     message: Bytes,
     /// When the publisher's connection read it: the start of its publish-to-write latency.
     at: Instant,
+    /// Where its publisher hears that it is stored (stream mode only).
+    ack: Option<AckCell>,
 }
 
 /// The byte bound of a topic's inbound queue: a semaphore of bytes, taken by publishers as
@@ -136,6 +152,8 @@ impl Topic {
             hold: Arc::default(),
             metrics: Arc::clone(metrics),
             history: pool.open(sequence.next()),
+            name: Arc::clone(&name),
+            stream_readers: Arc::default(),
         };
         tracker.spawn(run(
             name,
@@ -151,37 +169,49 @@ impl Topic {
                 hold: Arc::clone(&topic.hold),
                 metrics: Arc::clone(metrics),
                 history: Arc::clone(&topic.history),
+                stream_readers: Arc::clone(&topic.stream_readers),
             },
             sequence,
         ));
         topic
     }
 
-    /// A way in for a new publisher.
-    pub(crate) fn publisher(&self) -> TopicPublisher {
+    /// A way in for a new publisher; one in stream mode ([`Form::Enveloped`]) hears of its
+    /// messages being stored ([`TopicPublisher::acks`]).
+    pub(crate) fn publisher(&self, form: Form) -> TopicPublisher {
         TopicPublisher {
             inbound: self.inbound.upgrade(),
             room: Arc::clone(&self.room),
             metrics: Arc::clone(&self.metrics),
+            ack: (form == Form::Enveloped).then(|| Arc::new(watch::Sender::new(Acked::default()))),
         }
     }
 
-    /// A way out for a new subscriber starting at `start`: it replays what history has from
-    /// there, then gets every message appended from now on (both taken under the backlog's
-    /// lock, so there is neither a gap nor a duplicate between them). Refused when history
-    /// does not cover `start` and the subscriber did not accept gaps.
-    pub(crate) fn subscriber(&self, start: Start) -> Result<TopicFeed, HistoryGap> {
+    /// A way out for a new subscriber starting at `start`, taking frames in `form`: it
+    /// replays what history has from there, then gets every message appended from now on
+    /// (both taken under the backlog's lock, so there is neither a gap nor a duplicate
+    /// between them). Refused when history does not cover `start` and the subscriber did not
+    /// accept gaps. A stream-mode subscriber gets its `subscribed` frame (and its `gap`
+    /// frame, if any) before everything else.
+    pub(crate) fn subscriber(&self, start: Start, form: Form) -> Result<TopicFeed, HistoryGap> {
         let mut joined = None;
         // Joining changes no message: nobody needs waking.
         self.backlog.send_if_modified(|backlog| {
-            joined = Some(
-                self.history
-                    .join(start)
-                    .map(|replay| (replay, backlog.join())),
-            );
+            joined = Some(self.history.join(start, form).map(|joined| {
+                if form == Form::Enveloped {
+                    // Under the backlog's lock: every chunk appended after this join is
+                    // enveloped.
+                    self.stream_readers.fetch_add(1, Ordering::Relaxed);
+                }
+                (joined, backlog.join_as(form))
+            }));
             false
         });
-        let (replay, cursor) = joined.expect("send_if_modified always runs its closure")?;
+        let (joined, cursor) = joined.expect("send_if_modified always runs its closure")?;
+        let mut replay = joined.replay;
+        if form == Form::Enveloped {
+            announce(&mut replay, &self.name, &joined.position);
+        }
         Ok(TopicFeed {
             updates: self.backlog.subscribe(),
             backlog: Arc::clone(&self.backlog),
@@ -189,6 +219,7 @@ impl Topic {
             closing: self.closing.clone(),
             hold: Arc::clone(&self.hold),
             replay,
+            stream_readers: (form == Form::Enveloped).then(|| Arc::clone(&self.stream_readers)),
         })
     }
 
@@ -196,6 +227,27 @@ impl Topic {
     pub(crate) fn history(&self) -> &Arc<TopicHistory> {
         &self.history
     }
+}
+
+/// Puts a stream-mode subscriber's `subscribed` frame, and its `gap` frame if it has one,
+/// before everything it replays.
+fn announce(replay: &mut Replay, topic: &str, position: &JoinPosition) {
+    if let Some(gap) = position.gap {
+        let notice = Control::Gap {
+            topic: topic.to_owned(),
+            from: gap.asked,
+            to: position.from,
+            reason: gap.reason.as_str().to_owned(),
+        };
+        replay.prepend(text_frame(&notice.to_json()));
+    }
+    let subscribed = Control::Subscribed {
+        topic: topic.to_owned(),
+        from: position.from,
+        head: position.head,
+        earliest: position.earliest,
+    };
+    replay.prepend(text_frame(&subscribed.to_json()));
 }
 
 impl Drop for Topic {
@@ -223,9 +275,16 @@ struct Outbound {
     metrics: Arc<Metrics>,
     /// The messages kept after delivery; appended to under the backlog's lock.
     history: Arc<TopicHistory>,
+    /// Stream-mode subscribers: while there are any, every chunk is enveloped too.
+    stream_readers: Arc<AtomicUsize>,
 }
 
 impl Outbound {
+    /// Whether the topic has stream-mode subscribers, whose chunks need envelopes.
+    fn enveloping(&self) -> bool {
+        self.stream_readers.load(Ordering::Relaxed) > 0
+    }
+
     /// Appends `records` (all of them, in order), taken at `time` (unix µs), to the backlog
     /// and the history, as the policy says.
     async fn append(&self, records: &mut VecDeque<Record>, time: u64) {
@@ -250,8 +309,15 @@ impl Outbound {
     fn try_append(&self, records: &mut VecDeque<Record>, time: u64, room: Room) -> bool {
         self.backlog.send_if_modified(|backlog| {
             let mut appended = false;
+            // Read under the lock stream-mode subscribers join under: any that will read
+            // these chunks is counted.
+            let enveloping = self.enveloping();
             let fitting = std::iter::from_fn(|| {
-                let record = records.pop_front()?;
+                let mut record = records.pop_front()?;
+                if enveloping {
+                    // Usually done already, outside the lock.
+                    record.envelop();
+                }
                 let chunk = record.chunk.clone();
                 let pushed = match room {
                     Room::Make => {
@@ -298,6 +364,7 @@ async fn run(
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
     let mut records: VecDeque<Record> = VecDeque::new();
     let mut builder = RecordBuilder::new(CHUNK_BYTES);
+    let mut acks = Pending::default();
     loop {
         let received = tokio::select! {
             biased;
@@ -316,12 +383,19 @@ async fn run(
         // Encode outside the backlog's lock; subscribers only wait for the appends.
         for arrival in batch.drain(..) {
             taken += inbound.room.permits(arrival.message.len()) as usize;
+            if let Some(cell) = &arrival.ack {
+                acks.note(cell, seq);
+            }
             records.extend(builder.push(&arrival.message, arrival.at, seq, time));
             seq += 1;
         }
         records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
+        if outbound.enveloping() {
+            records.iter_mut().for_each(Record::envelop);
+        }
         outbound.append(&mut records, time).await;
+        acks.report();
     }
     outbound.backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");
@@ -336,6 +410,8 @@ pub(crate) struct TopicPublisher {
     room: Arc<QueueRoom>,
     /// Where waits for a full queue are counted.
     metrics: Arc<Metrics>,
+    /// Where the actor acks this publisher's messages (stream mode only).
+    ack: Option<AckCell>,
 }
 
 /// The topic takes no more messages: it finished draining for a shutdown, or its actor
@@ -356,7 +432,12 @@ impl TopicPublisher {
             waiting_since = Some(Instant::now());
             self.room.take(len).await;
         }
-        let queued = match inbound.try_send(Arrival { message, at }) {
+        let arrival = Arrival {
+            message,
+            at,
+            ack: self.ack.clone(),
+        };
+        let queued = match inbound.try_send(arrival) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(_)) => Err(TopicGone),
             Err(TrySendError::Full(arrival)) => {
@@ -368,6 +449,12 @@ impl TopicPublisher {
             self.metrics.held(HeldReason::TopicQueue, since.elapsed());
         }
         queued
+    }
+
+    /// For a stream-mode publisher, where its acks appear: the count of its messages stored
+    /// and the seq of the last, as the topic appends them.
+    pub(crate) fn acks(&self) -> Option<watch::Receiver<Acked>> {
+        self.ack.as_ref().map(|cell| cell.subscribe())
     }
 }
 
@@ -399,6 +486,8 @@ pub(crate) struct TopicFeed {
     hold: Arc<Hold>,
     /// What history had for this subscriber when it joined, written before the backlog.
     replay: Replay,
+    /// The topic's count of stream-mode subscribers, for one of them.
+    stream_readers: Option<Arc<AtomicUsize>>,
 }
 
 impl TopicFeed {
@@ -458,6 +547,9 @@ impl Drop for TopicFeed {
             backlog.leave(cursor);
             false
         });
+        if let Some(readers) = &self.stream_readers {
+            readers.fetch_sub(1, Ordering::Relaxed);
+        }
         self.hold.room_made();
     }
 }
@@ -512,11 +604,15 @@ mod tests {
     async fn subscribers_see_one_order_from_their_join_on() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
-        let mut early = topic.subscriber(Start::default()).expect("latest");
+        let publisher = topic.publisher(Form::Raw);
+        let mut early = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         publish(&publisher, b"a").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"a"));
-        let mut late = topic.subscriber(Start::default()).expect("latest");
+        let mut late = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         publish(&publisher, b"b").await;
         assert_eq!(read_frames(&mut early, 3).await, frame(b"b"));
         assert_eq!(
@@ -531,8 +627,10 @@ mod tests {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
         let start = topic.history().lock_head();
-        let publisher = topic.publisher();
-        let mut witness = topic.subscriber(Start::default()).expect("latest");
+        let publisher = topic.publisher(Form::Raw);
+        let mut witness = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         for message in [&b"a"[..], b"b", b"c"] {
             publish(&publisher, message).await;
         }
@@ -545,7 +643,9 @@ mod tests {
             position: wspubsub_protocol::StartPosition::Seq(seq),
             gap_ok: false,
         };
-        let mut resumed = topic.subscriber(from(start + 1)).expect("in history");
+        let mut resumed = topic
+            .subscriber(from(start + 1), Form::Raw)
+            .expect("in history");
         publish(&publisher, b"d").await;
         let mut expected = frame(b"b");
         for message in [&b"c"[..], b"d"] {
@@ -553,7 +653,7 @@ mod tests {
         }
         assert_eq!(read_frames(&mut resumed, expected.len()).await, expected);
         assert!(
-            topic.subscriber(from(start + 5)).is_err(),
+            topic.subscriber(from(start + 5), Form::Raw).is_err(),
             "beyond the head"
         );
     }
@@ -562,9 +662,13 @@ mod tests {
     async fn messages_are_released_once_let_go_of_or_when_their_last_reader_leaves() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
-        let mut reader = topic.subscriber(Start::default()).expect("latest");
-        let idle = topic.subscriber(Start::default()).expect("latest");
+        let publisher = topic.publisher(Form::Raw);
+        let mut reader = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
+        let idle = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         for message in [&b"a"[..], b"b", b"c"] {
             publish(&publisher, message).await;
             // One message at a time, so that each is a chunk of its own.
@@ -590,8 +694,10 @@ mod tests {
         };
         let tracker = TaskTracker::new();
         let topic = spawn(&options, &tracker);
-        let publisher = topic.publisher();
-        let mut feed = topic.subscriber(Start::default()).expect("latest");
+        let publisher = topic.publisher(Form::Raw);
+        let mut feed = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         // The actor does not run while this (single-threaded) test does not yield.
         for message in [&b"1234"[..], b"5678"] {
             let queued = publisher.publish(Bytes::from_static(message), Instant::now());
@@ -614,8 +720,10 @@ mod tests {
     async fn a_draining_topic_finishes_after_its_last_publisher_with_everything_appended() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
-        let mut feed = topic.subscriber(Start::default()).expect("latest");
+        let publisher = topic.publisher(Form::Raw);
+        let mut feed = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
         publish(&publisher, b"a").await;
         feed.drain();
         publish(&publisher, b"b").await;
@@ -643,7 +751,7 @@ mod tests {
     async fn actor_ends_when_the_topic_is_dropped_and_its_publishers_are_gone() {
         let tracker = TaskTracker::new();
         let topic = spawn(&Options::default(), &tracker);
-        let publisher = topic.publisher();
+        let publisher = topic.publisher(Form::Raw);
         drop(topic);
         publish(&publisher, b"x").await;
         drop(publisher);
@@ -665,8 +773,10 @@ mod tests {
         };
         let metrics = Arc::new(Metrics::new());
         let topic = spawn_counted(&options, &TaskTracker::new(), &metrics);
-        let feed = topic.subscriber(Start::default()).expect("latest");
-        let publisher = topic.publisher();
+        let feed = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
+        let publisher = topic.publisher(Form::Raw);
         let publishing = tokio::spawn(async move {
             for message in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {
                 publish(&publisher, message).await;

@@ -5,13 +5,14 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, UPGRADE};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
+use wspubsub_fanout::Form;
 use wspubsub_protocol::{
     BadStart, CLIENT_NAME_HEADER, CLIENT_NAME_QUERY, FROM_QUERY, GAP_QUERY, InvalidRole,
-    ROLE_HEADER, ROLE_QUERY, Role, SINCE_QUERY, Start,
+    ROLE_HEADER, ROLE_QUERY, Role, SINCE_QUERY, STREAM_SUBPROTOCOL, Start, offers_stream,
 };
 
 /// The response body type of every answer the server gives.
@@ -174,8 +175,29 @@ impl BadHandshake {
 /// Checks an upgrade request the way tungstenite's own server does (GET, HTTP/1.1 or later,
 /// `Connection: upgrade` among a comma list, `Upgrade: websocket`, version 13, a key that is
 /// the base64 of 16 bytes) and returns the 101 answer, with the key's accept hash, to send.
+/// A client that offers stream mode ([`stream_mode`]) finds it echoed in
+/// `Sec-WebSocket-Protocol`.
 pub(crate) fn accept<B>(request: &Request<B>) -> Result<Response<Body>, BadHandshake> {
-    Ok(create_response_with_body(request, Body::default)?)
+    let mut response = create_response_with_body(request, Body::default)?;
+    if stream_mode(request) == Form::Enveloped {
+        response.headers_mut().insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(STREAM_SUBPROTOCOL),
+        );
+    }
+    Ok(response)
+}
+
+/// Stream mode ([`Form::Enveloped`]) if the request offers `wspubsub.v2` in
+/// `Sec-WebSocket-Protocol`, raw otherwise.
+pub(crate) fn stream_mode<B>(request: &Request<B>) -> Form {
+    let offered = request
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(offers_stream);
+    if offered { Form::Enveloped } else { Form::Raw }
 }
 
 /// The body of the answer to a plain HTTP request (no upgrade).
@@ -266,6 +288,30 @@ mod tests {
         );
         let shouting = handshake(Method::GET, "connection", Some("UPGRADE"));
         assert!(accept(&shouting).is_ok(), "tokens are case-insensitive");
+    }
+
+    #[test]
+    fn stream_mode_is_echoed_only_when_offered() {
+        let protocol = |offer: Option<&str>| {
+            let mut request = handshake(Method::GET, "", None);
+            if let Some(offer) = offer {
+                let value = HeaderValue::from_str(offer).expect("visible ASCII");
+                request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+            }
+            let form = stream_mode(&request);
+            let response = accept(&request).expect("valid handshake");
+            (
+                form,
+                response.headers().get(SEC_WEBSOCKET_PROTOCOL).cloned(),
+            )
+        };
+        let echoed = Some(HeaderValue::from_static(STREAM_SUBPROTOCOL));
+        assert_eq!(
+            protocol(Some("chat, wspubsub.v2")),
+            (Form::Enveloped, echoed)
+        );
+        assert_eq!(protocol(Some("chat")), (Form::Raw, None));
+        assert_eq!(protocol(None), (Form::Raw, None));
     }
 
     #[test]

@@ -212,6 +212,7 @@ proptest! {
                         frames: Bytes::from(vec![id; len]),
                         messages,
                         since: Instant::now(),
+                        enveloped: None,
                     });
                     model.push(messages, len);
                     only_try_push = false;
@@ -237,6 +238,7 @@ proptest! {
                         frames: Bytes::from(vec![id; len]),
                         messages,
                         since: Instant::now(),
+                        enveloped: None,
                     };
                     let kept_before = model.first;
                     let taken = model.try_push(messages, len);

@@ -1,5 +1,8 @@
 //! A publisher's connection task: read binary frames and hand them to the topic actor.
 //!
+//! A stream-mode publisher also gets acks: text frames saying how many of its messages are
+//! stored, sent as the topic appends them (coalesced while the socket is busy).
+//!
 //! On shutdown a publisher stops reading at once, but a message it has read is always queued
 //! for the topic first: the drain delivers every message the server read.
 
@@ -8,14 +11,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use wspubsub_liveness::{Liveness, Tick};
+use wspubsub_protocol::Control;
 
 use super::incoming::PeerFrame;
 use super::write::{self, WriteFailure};
 use super::{Connection, Ending, expired};
-use crate::topic::TopicPublisher;
+use crate::topic::{Acked, TopicPublisher};
 
 /// Serves one publisher until it leaves or must be closed, and says why it ended.
 ///
@@ -31,11 +36,17 @@ where
     let options = &connection.options;
     let mut liveness = Liveness::new(options.pong_deadline);
     let mut token_expiry = connection.token_expiry();
+    let mut acks = topic.acks();
     loop {
         tokio::select! {
             biased;
             () = connection.shutdown.cancelled() => return Ending::Shutdown,
             () = expired(&mut token_expiry) => return Ending::TokenExpired,
+            acked = stored(&mut acks) => {
+                if let Err(ending) = send_ack(ws, connection, acked).await {
+                    return ending;
+                }
+            }
             frame = ws.next() => match PeerFrame::from(frame) {
                 PeerFrame::Binary(message) => {
                     let arrived = Instant::now();
@@ -43,8 +54,9 @@ where
                     connection.metrics.received(message.len());
                     // Not cancelled by shutdown: the topic keeps taking messages until its
                     // publishers are gone, so this completes and the drain delivers it.
+                    let queued = Queued { message, arrived };
                     if let Err(ending) =
-                        publish(ws, connection, topic, &mut liveness, message, arrived).await
+                        publish(ws, connection, topic, &mut liveness, &mut acks, queued).await
                     {
                         return ending;
                     }
@@ -68,17 +80,23 @@ where
     }
 }
 
-/// Queues `message` for the topic. While the topic holds it back (a full queue, or a held
+/// A message read from the publisher, and when.
+struct Queued {
+    message: Bytes,
+    arrived: Instant,
+}
+
+/// Queues a message for the topic. While the topic holds it back (a full queue, or a held
 /// backlog), the publisher still hears from us at the ping interval, so that its client does
-/// not take us for dead; and its own silence is not held against it, since its pongs wait
-/// behind the data we are not reading.
+/// not take us for dead, and gets the acks of what was stored meanwhile; and its own silence
+/// is not held against it, since its pongs wait behind the data we are not reading.
 async fn publish<S>(
     ws: &mut WebSocketStream<S>,
     connection: &Connection,
     topic: &TopicPublisher,
     liveness: &mut Liveness,
-    message: Bytes,
-    arrived: Instant,
+    acks: &mut Option<watch::Receiver<Acked>>,
+    Queued { message, arrived }: Queued,
 ) -> Result<(), Ending>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -92,6 +110,7 @@ where
             result = &mut queued => {
                 return result.map_err(|_gone| Ending::Internal("the topic takes no more messages"));
             }
+            acked = stored(acks) => send_ack(ws, connection, acked).await?,
             tick = liveness.tick() => match tick {
                 Tick::Ping => ping(ws, connection.options.write_timeout).await?,
                 Tick::Alive => {}
@@ -101,14 +120,60 @@ where
     }
 }
 
+/// Waits until the topic has stored more of a stream-mode publisher's messages, and says how
+/// many in all; never completes for a raw publisher.
+async fn stored(acks: &mut Option<watch::Receiver<Acked>>) -> Acked {
+    if let Some(acks) = acks {
+        // The publisher's own handle holds the sender: waiting cannot fail.
+        if acks.changed().await.is_ok() {
+            return *acks.borrow_and_update();
+        }
+    }
+    std::future::pending().await
+}
+
+/// Tells a stream-mode publisher that its first `acked.count` messages are stored.
+async fn send_ack<S>(
+    ws: &mut WebSocketStream<S>,
+    connection: &Connection,
+    acked: Acked,
+) -> Result<(), Ending>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ack = Control::Ack {
+        count: acked.count,
+        seq: acked.seq,
+    };
+    let text = Message::Text(ack.to_json().into());
+    send(ws, connection.options.write_timeout, text, "an ack").await?;
+    connection.metrics.ack_sent();
+    Ok(())
+}
+
 /// Sends a ping, within the write timeout.
 async fn ping<S>(ws: &mut WebSocketStream<S>, write_timeout: Duration) -> Result<(), Ending>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match write::timed(write_timeout, ws.send(Message::Ping(Bytes::new()))).await {
+    send(ws, write_timeout, Message::Ping(Bytes::new()), "a ping").await
+}
+
+/// Sends `message` (`what`, for the error), within the write timeout.
+async fn send<S>(
+    ws: &mut WebSocketStream<S>,
+    write_timeout: Duration,
+    message: Message,
+    what: &str,
+) -> Result<(), Ending>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match write::timed(write_timeout, ws.send(message)).await {
         Ok(()) => Ok(()),
-        Err(WriteFailure::TimedOut) => Err(Ending::ConnectionLost("a ping write timed out".into())),
+        Err(WriteFailure::TimedOut) => {
+            Err(Ending::ConnectionLost(format!("{what} write timed out")))
+        }
         Err(WriteFailure::Failed(error)) => Err(Ending::ConnectionLost(error)),
     }
 }
