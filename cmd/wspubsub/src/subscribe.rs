@@ -5,6 +5,7 @@ use base64::Engine;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
+use wspubsub_server::protocol::Start;
 use wspubsub_subclient::Subscriber;
 
 use crate::connect::ConnectArgs;
@@ -23,8 +24,48 @@ pub(crate) struct SubArgs {
     /// Client name the server logs.
     #[arg(long, default_value = "wspubsub-sub")]
     name: String,
+    /// Where to start: `latest` (only what is published from now on, the default),
+    /// `earliest` (everything the topic's history holds first), or a sequence number (the
+    /// first message wanted).
+    #[arg(long, conflicts_with = "since")]
+    from: Option<String>,
+    /// Start with the first message the server took at or after this time: RFC 3339
+    /// (`2026-12-01T10:00:00Z`) or unix milliseconds.
+    #[arg(long)]
+    since: Option<String>,
+    /// Accept a start position the topic's history no longer covers (start with what it
+    /// has) instead of being refused with 416.
+    #[arg(long)]
+    gap_ok: bool,
     #[command(flatten)]
     connect: ConnectArgs,
+}
+
+impl SubArgs {
+    /// The topic URL with the start position in its query, as the server reads it; checked
+    /// here first, so that a bad value is a one-line error before any connection.
+    fn url_with_start(&self) -> anyhow::Result<String> {
+        let gap = self.gap_ok.then_some("ok");
+        Start::parse(self.from.as_deref(), self.since.as_deref(), gap)
+            .context("invalid start position")?;
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        let pairs = [
+            ("from", self.from.as_deref()),
+            ("since", self.since.as_deref()),
+            ("gap", gap),
+        ];
+        for (key, value) in pairs {
+            if let Some(value) = value {
+                query.append_pair(key, value);
+            }
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            return Ok(self.url.clone());
+        }
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        Ok(format!("{}{separator}{query}", self.url))
+    }
 }
 
 /// How messages are printed.
@@ -55,7 +96,8 @@ impl Format {
 /// Prints messages until `--count` or the end of the connection (an error unless we closed).
 pub(crate) async fn run(args: SubArgs) -> anyhow::Result<()> {
     let options = args.connect.options(&args.name)?;
-    let mut subscriber = Subscriber::connect(&args.url, options)
+    let url = args.url_with_start()?;
+    let mut subscriber = Subscriber::connect(&url, options)
         .await
         .with_context(|| format!("cannot connect to {}", args.url))?;
     eprintln!("subscribed to {}", args.url);

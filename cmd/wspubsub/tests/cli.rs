@@ -5,7 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 mod support;
 
-use support::{Process, TempDir, assert_one_line_failure, finish};
+use support::{Process, TempDir, assert_one_line_failure, finish, run};
 
 fn wspubsub() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wspubsub"))
@@ -90,6 +90,28 @@ fn stdin_lines_become_messages_that_sub_prints() {
         String::from_utf8_lossy(&printed.stdout),
         "61\n6262\n636363\n"
     );
+}
+
+#[test]
+fn sub_from_earliest_prints_what_history_holds_then_a_bad_start_is_one_line() {
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let url = format!("ws://{}/earlier", server.listen_addr());
+    // Published before anyone subscribes: only history still has them.
+    let published = publish(&[&url], b"a\nbb\nccc\n");
+    assert!(published.status.success(), "{published:?}");
+    let subscriber = subscribe(&[&url, "--from", "earliest", "--count", "3"]);
+    let printed = finish_sub(subscriber);
+    assert!(printed.status.success(), "{printed:?}");
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), "a\nbb\nccc\n");
+    // Far in the past: history no longer covers it, so the server refuses it (416) unless
+    // the gap is accepted.
+    let refused = run(&["sub", &url, "--from", "1", "--count", "1"], &[]);
+    assert_one_line_failure(&refused, "416");
+    let accepted = subscribe(&[&url, "--from", "1", "--gap-ok", "--count", "3"]);
+    let printed = finish_sub(accepted);
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), "a\nbb\nccc\n");
+    let bad = run(&["sub", &url, "--from", "banana"], &[]);
+    assert_one_line_failure(&bad, "invalid start position");
 }
 
 #[test]
