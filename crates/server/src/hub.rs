@@ -182,9 +182,11 @@ impl Hub {
             entry.members -= 1;
             entry.subscribers -= usize::from(subscriber);
             if entry.members == 0 {
+                // Messages still on their way into history keep the topic too: its last
+                // publisher may have left a moment after sending them.
                 let keep = self.inner.pool.enabled()
                     && !self.inner.shutdown.is_cancelled()
-                    && entry.topic.history().expire();
+                    && (entry.topic.storing() || entry.topic.history().expire());
                 if !keep {
                     topics.remove(name);
                 } else if !std::mem::replace(&mut entry.lingering, true) {
@@ -202,6 +204,11 @@ impl Hub {
         if entry.members > 0 {
             entry.lingering = false;
             return None;
+        }
+        if !self.inner.shutdown.is_cancelled() && entry.topic.storing() {
+            // Look again once the actor has stored them (it does so at once, no client
+            // holding it back).
+            return Some(STORING_RECHECK);
         }
         let history = entry.topic.history();
         if self.inner.shutdown.is_cancelled() || !history.expire() {
@@ -222,6 +229,9 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// How soon a topic kept while its last messages are being stored is looked at again.
+const STORING_RECHECK: Duration = Duration::from_millis(10);
 
 fn age_micros(options: &Options) -> u64 {
     u64::try_from(options.history_age.as_micros()).unwrap_or(u64::MAX)

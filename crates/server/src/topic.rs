@@ -94,6 +94,9 @@ struct QueueRoom {
     bytes: Semaphore,
     /// The semaphore's size: one message never needs more.
     capacity: usize,
+    /// Messages publishers queued that the actor has not yet stored (appended to the backlog
+    /// and history): while there are any, a topic whose clients all left is not yet done.
+    unstored: AtomicUsize,
 }
 
 impl QueueRoom {
@@ -102,6 +105,7 @@ impl QueueRoom {
         QueueRoom {
             bytes: Semaphore::new(capacity),
             capacity,
+            unstored: AtomicUsize::new(0),
         }
     }
 
@@ -226,6 +230,12 @@ impl Topic {
     /// The topic's history.
     pub(crate) fn history(&self) -> &Arc<TopicHistory> {
         &self.history
+    }
+
+    /// Whether messages publishers queued are still on their way into the backlog and
+    /// history (a publisher that just left may have sent its last ones a moment ago).
+    pub(crate) fn storing(&self) -> bool {
+        self.room.unstored.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -395,6 +405,7 @@ async fn run(
             records.iter_mut().for_each(Record::envelop);
         }
         outbound.append(&mut records, time).await;
+        inbound.room.unstored.fetch_sub(received, Ordering::SeqCst);
         acks.report();
     }
     outbound.backlog.send_modify(Backlog::finish);
@@ -437,6 +448,8 @@ impl TopicPublisher {
             at,
             ack: self.ack.clone(),
         };
+        // Counted before it is queued, so that the count never misses a queued message.
+        self.room.unstored.fetch_add(1, Ordering::SeqCst);
         let queued = match inbound.try_send(arrival) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(_)) => Err(TopicGone),
@@ -445,6 +458,9 @@ impl TopicPublisher {
                 inbound.send(arrival).await.map_err(|_closed| TopicGone)
             }
         };
+        if queued.is_err() {
+            self.room.unstored.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Some(since) = waiting_since {
             self.metrics.held(HeldReason::TopicQueue, since.elapsed());
         }
