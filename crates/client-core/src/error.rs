@@ -65,6 +65,14 @@ pub enum ClientError {
         /// Their bytes.
         bytes: usize,
     },
+    /// The server does not speak stream mode (`wspubsub.v2`): an older server, or another
+    /// implementation of protocol v1. Raw clients still work with it.
+    #[error("the server does not speak stream mode (wspubsub.v2)")]
+    NoStreamMode,
+    /// The server sent something stream mode does not allow (a frame that is not an
+    /// envelope).
+    #[error("protocol violation by the server: {0}")]
+    Protocol(String),
     /// The client has already ended.
     #[error("the client is closed")]
     Closed,
@@ -98,6 +106,8 @@ impl ClientError {
             ClientError::InvalidUrl(_)
             | ClientError::InvalidOption(_)
             | ClientError::Tls(_)
+            | ClientError::NoStreamMode
+            | ClientError::Protocol(_)
             | ClientError::Closed => false,
             ClientError::Connect(_)
             | ClientError::ConnectTimeout(_)

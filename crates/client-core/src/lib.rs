@@ -23,6 +23,7 @@ mod error;
 mod options;
 mod outcome;
 mod publisher;
+mod reconnect;
 mod socket;
 mod subscriber;
 mod tls;
@@ -33,4 +34,7 @@ pub use options::{
     DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULT_RECEIVE_BUFFER_MESSAGES, DEFAULT_WRITE_TIMEOUT,
 };
 pub use publisher::Publisher;
+pub use reconnect::{DEFAULT_RECONNECT_INITIAL, DEFAULT_RECONNECT_MAX, Reconnect};
 pub use subscriber::Subscriber;
+pub use subscriber::stream::{Event, Message, StreamSubscriber, SubscriberOptions};
+pub use wspubsub_protocol::StartPosition;

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use wspubsub_liveness::{Liveness, Tick};
-use wspubsub_protocol::{CLIENT_NAME_HEADER, CloseCode, ROLE_HEADER, Role};
+use wspubsub_protocol::{CLIENT_NAME_HEADER, CloseCode, ROLE_HEADER, Role, STREAM_SUBPROTOCOL};
 
 use crate::{ClientError, ClientOptions, tls};
 
@@ -27,10 +27,20 @@ pub(crate) type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Longest part of a refusal body kept in [`ClientError::HandshakeRejected`].
 const MAX_REFUSAL_BODY: usize = 1024;
 
-/// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) in `role`.
+/// Which protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Protocol v1: bare binary frames, as the Go clients speak it.
+    Raw,
+    /// Stream mode (`wspubsub.v2`): positions, control messages, acks.
+    Stream,
+}
+
+/// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) in `role`, speaking `mode`.
 pub(crate) async fn connect(
     url: &str,
     role: Role,
+    mode: Mode,
     options: &ClientOptions,
 ) -> Result<ClientSocket, ClientError> {
     options.validate()?;
@@ -51,6 +61,12 @@ pub(crate) async fn connect(
         headers.append(name, value.clone());
     }
     headers.insert(ROLE_HEADER, HeaderValue::from_static(role.as_str()));
+    if mode == Mode::Stream {
+        headers.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(STREAM_SUBPROTOCOL),
+        );
+    }
     if let Some(token) = &options.token {
         let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
             ClientError::InvalidOption("the token is not a valid header value".into())
@@ -85,6 +101,9 @@ pub(crate) async fn connect(
                 body,
             })
         }
+        Ok(Err(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
+        ))) => Err(ClientError::NoStreamMode),
         Ok(Err(error)) => Err(ClientError::Connect(io_error(error))),
     }
 }
@@ -174,6 +193,8 @@ pub(crate) async fn close_handshake<S>(
 pub(crate) enum Incoming {
     /// A binary message.
     Message(Bytes),
+    /// A text message (a control message in stream mode).
+    Text(String),
     /// A ping, a pong or another sign of life with nothing to deliver.
     Alive,
     /// The connection is over, for this reason.
@@ -187,10 +208,7 @@ where
 {
     match socket.next().await {
         Some(Ok(Message::Binary(message))) => Incoming::Message(message),
-        Some(Ok(Message::Text(_))) => {
-            tracing::warn!("ignored a text frame: wspubsub servers send binary frames only");
-            Incoming::Alive
-        }
+        Some(Ok(Message::Text(text))) => Incoming::Text(text.as_str().to_owned()),
         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Alive,
         Some(Ok(Message::Close(frame))) => {
             let (code, reason) = frame.map_or((NO_STATUS, String::new()), |frame| {

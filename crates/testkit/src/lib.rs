@@ -55,7 +55,13 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with `options` on 127.0.0.1, port 0.
     pub async fn start(options: Options) -> TestServer {
-        let server = Server::bind("127.0.0.1:0", options)
+        TestServer::start_at("127.0.0.1:0", options).await
+    }
+
+    /// Starts a server with `options` on `addr` (the address of a server stopped before,
+    /// to restart it).
+    pub async fn start_at(addr: &str, options: Options) -> TestServer {
+        let server = Server::bind(addr, options)
             .await
             .expect("bind a test server");
         let addr = server.local_addr().expect("test server address");

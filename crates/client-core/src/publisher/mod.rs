@@ -62,7 +62,7 @@ impl Clone for Publisher {
 impl Publisher {
     /// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) as a publisher.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Publisher, ClientError> {
-        let socket = socket::connect(url, Role::Publisher, &options).await?;
+        let socket = socket::connect(url, Role::Publisher, socket::Mode::Raw, &options).await?;
         Ok(Publisher::spawn(socket, options))
     }
 

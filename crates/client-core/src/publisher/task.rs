@@ -76,7 +76,7 @@ where
             }
             incoming = read(&mut socket) => match incoming {
                 Incoming::End(error) => return end_with(&mut socket, error, options.close_deadline).await,
-                Incoming::Message(_) | Incoming::Alive => liveness.heard(),
+                Incoming::Message(_) | Incoming::Text(_) | Incoming::Alive => liveness.heard(),
             },
             tick = liveness.tick() => on_tick(tick, &mut liveness, &mut socket, options).await?,
         }

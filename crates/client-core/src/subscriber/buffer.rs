@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tokio::sync::Notify;
+
 use crate::ClientError;
 
 /// Counts what waits between the connection task and the stream, against two bounds.
@@ -15,6 +17,8 @@ pub(crate) struct ReceiveBuffer {
     bytes: AtomicUsize,
     max_messages: usize,
     max_bytes: usize,
+    /// Told when the stream takes the last message out.
+    empty: Notify,
 }
 
 impl ReceiveBuffer {
@@ -25,6 +29,7 @@ impl ReceiveBuffer {
             bytes: AtomicUsize::new(0),
             max_messages,
             max_bytes,
+            empty: Notify::new(),
         }
     }
 
@@ -45,8 +50,22 @@ impl ReceiveBuffer {
 
     /// Uncounts a message of `len` bytes that the stream yielded.
     pub(crate) fn release(&self, len: usize) {
-        self.messages.fetch_sub(1, Ordering::AcqRel);
         self.bytes.fetch_sub(len, Ordering::AcqRel);
+        if self.messages.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.empty.notify_waiters();
+        }
+    }
+
+    /// Waits until the stream has taken every message out.
+    pub(crate) async fn emptied(&self) {
+        loop {
+            // Registered before the check, so a release in between is not missed.
+            let released = self.empty.notified();
+            if self.messages.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            released.await;
+        }
     }
 }
 
@@ -79,6 +98,26 @@ mod tests {
             buffer.admit(0),
             Err(ClientError::Lagged { messages: 2, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn emptied_waits_for_the_last_release() {
+        let buffer = std::sync::Arc::new(ReceiveBuffer::new(10, 100));
+        buffer.emptied().await;
+        buffer.admit(1).expect("room");
+        buffer.admit(1).expect("room");
+        let waiter = tokio::spawn({
+            let buffer = std::sync::Arc::clone(&buffer);
+            async move { buffer.emptied().await }
+        });
+        buffer.release(1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one message is still buffered");
+        buffer.release(1);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("emptied")
+            .expect("waiter");
     }
 
     #[test]
