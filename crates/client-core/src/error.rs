@@ -73,6 +73,17 @@ pub enum ClientError {
     /// envelope).
     #[error("protocol violation by the server: {0}")]
     Protocol(String),
+    /// A stream-mode publisher closing, or ending, with messages the server never
+    /// acknowledged: they may or may not be stored.
+    #[error("{messages} messages were not acknowledged by the server")]
+    Unacknowledged {
+        /// Messages written and not acknowledged.
+        messages: usize,
+    },
+    /// `publish_confirmed` on a publisher that is not in stream mode: only stream mode has
+    /// acknowledgements.
+    #[error("acknowledgements need a stream-mode publisher (Publisher::connect_stream)")]
+    NoAcks,
     /// The client has already ended.
     #[error("the client is closed")]
     Closed,
@@ -108,6 +119,8 @@ impl ClientError {
             | ClientError::Tls(_)
             | ClientError::NoStreamMode
             | ClientError::Protocol(_)
+            | ClientError::Unacknowledged { .. }
+            | ClientError::NoAcks
             | ClientError::Closed => false,
             ClientError::Connect(_)
             | ClientError::ConnectTimeout(_)

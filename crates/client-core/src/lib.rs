@@ -34,6 +34,9 @@ pub use options::{
     DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULT_RECEIVE_BUFFER_MESSAGES, DEFAULT_WRITE_TIMEOUT,
 };
 pub use publisher::Publisher;
+pub use publisher::stream::{
+    DEFAULT_MAX_UNACKED_BYTES, DEFAULT_MAX_UNACKED_MESSAGES, PublisherOptions,
+};
 pub use reconnect::{DEFAULT_RECONNECT_INITIAL, DEFAULT_RECONNECT_MAX, Reconnect};
 pub use subscriber::Subscriber;
 pub use subscriber::stream::{Event, Message, StreamSubscriber, SubscriberOptions};

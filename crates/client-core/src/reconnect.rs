@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::ClientError;
+use wspubsub_protocol::Role;
+
+use crate::socket::{self, ClientSocket, Mode};
+use crate::{ClientError, ClientOptions};
 
 /// Default first delay before connecting again.
 pub const DEFAULT_RECONNECT_INITIAL: Duration = Duration::from_millis(100);
@@ -109,6 +112,31 @@ impl Backoff {
         let half = ceiling / 2;
         Some(half.saturating_add(half.mul_f64(rand::random::<f64>())))
     }
+}
+
+/// Connects to `url` again, waiting the policy's delay before each attempt: the new socket,
+/// or the error that ends the client (one a retry cannot fix, or the last one when the
+/// attempts ran out).
+pub(crate) async fn connect_again(
+    url: &str,
+    role: Role,
+    mode: Mode,
+    backoff: &mut Backoff,
+    options: &ClientOptions,
+) -> Result<ClientSocket, ClientError> {
+    let mut last = None;
+    while let Some(delay) = backoff.next_delay() {
+        tokio::time::sleep(delay).await;
+        match socket::connect(url, role, mode, options).await {
+            Ok(socket) => return Ok(socket),
+            Err(error) if error.is_retryable() => {
+                tracing::debug!(%error, "reconnect attempt failed");
+                last = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last.unwrap_or(ClientError::Closed))
 }
 
 #[cfg(test)]

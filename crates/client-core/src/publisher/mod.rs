@@ -1,7 +1,9 @@
 //! The publisher: a cheap, cloneable handle to one connection task that owns the socket (as
 //! in async-nats), and a [`Sink`] of messages.
 
+pub(crate) mod stream;
 mod task;
+mod unacked;
 
 use std::fmt;
 use std::future::Future;
@@ -16,8 +18,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::PollSender;
 use wspubsub_protocol::Role;
 
+use self::stream::PublisherOptions;
 use self::task::{Command, Control};
 use crate::outcome::{Outcome, outcome};
+use crate::socket::Mode;
 use crate::{ClientError, ClientOptions, socket};
 
 /// Messages queued for the connection task before `publish` waits.
@@ -43,27 +47,52 @@ pub struct Publisher {
     flushing: Option<Pending>,
     /// A `poll_close` under way.
     closing: Option<Pending>,
+    /// Whether the connection is in stream mode, where the server acknowledges messages.
+    acks: bool,
 }
 
 impl fmt::Debug for Publisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Publisher")
             .field("outcome", &self.outcome.get())
+            .field("acks", &self.acks)
             .finish_non_exhaustive()
     }
 }
 
 impl Clone for Publisher {
     fn clone(&self) -> Self {
-        Publisher::new(self.commands.clone(), self.outcome.clone())
+        Publisher::new(self.commands.clone(), self.outcome.clone(), self.acks)
     }
 }
 
 impl Publisher {
     /// Connects to `url` (`ws://host:port/topic`, or `wss://` for TLS) as a publisher.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Publisher, ClientError> {
-        let socket = socket::connect(url, Role::Publisher, socket::Mode::Raw, &options).await?;
+        let socket = socket::connect(url, Role::Publisher, Mode::Raw, &options).await?;
         Ok(Publisher::spawn(socket, options))
+    }
+
+    /// Connects to `url` as a publisher in stream mode (`wspubsub.v2`): the server
+    /// acknowledges what it stored, so [`Publisher::publish_confirmed`] can say when a
+    /// message is safe, [`Publisher::close`] returns `Ok` only once every message is
+    /// acknowledged, and with a reconnect policy ([`PublisherOptions::reconnect`]) what was
+    /// not acknowledged is re-sent on a new connection (at-least-once). Fails at once, with no
+    /// retry, when this first connection cannot be made ([`ClientError::NoStreamMode`] for a
+    /// server that does not speak stream mode).
+    pub async fn connect_stream(
+        url: &str,
+        options: ClientOptions,
+        publisher: PublisherOptions,
+    ) -> Result<Publisher, ClientError> {
+        publisher.validate()?;
+        let socket = socket::connect(url, Role::Publisher, Mode::Stream, &options).await?;
+        let url = url.to_owned();
+        let (commands, outcome) = Publisher::start(move |mut queue| async move {
+            let ended = stream::run(socket, url, &mut queue, &options, &publisher).await;
+            (ended, queue)
+        });
+        Ok(Publisher::new(commands, outcome, true))
     }
 
     /// Starts the connection task on a connected socket.
@@ -71,24 +100,38 @@ impl Publisher {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (commands, mut queue) = mpsc::channel(COMMAND_QUEUE);
+        let (commands, outcome) = Publisher::start(move |mut queue| async move {
+            let ended = task::run(socket, &mut queue, &options).await;
+            (ended, queue)
+        });
+        Publisher::new(commands, outcome, false)
+    }
+
+    /// Spawns a connection task `run` on the receiving end of a new command queue.
+    fn start<F, Fut>(run: F) -> (mpsc::Sender<Command>, Outcome)
+    where
+        F: FnOnce(mpsc::Receiver<Command>) -> Fut + Send + 'static,
+        Fut: Future<Output = (Result<(), ClientError>, mpsc::Receiver<Command>)> + Send,
+    {
+        let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
         let (sender, outcome) = outcome();
         tokio::spawn(async move {
-            let ended = task::run(socket, &mut queue, &options).await;
+            let (ended, queue) = run(queue).await;
             sender.set(ended);
             // Only now may sends fail: whoever finds the queue closed finds the reason set.
             drop(queue);
         });
-        Publisher::new(commands, outcome)
+        (commands, outcome)
     }
 
-    fn new(commands: mpsc::Sender<Command>, outcome: Outcome) -> Publisher {
+    fn new(commands: mpsc::Sender<Command>, outcome: Outcome, acks: bool) -> Publisher {
         Publisher {
             sink: PollSender::new(commands.clone()),
             commands,
             outcome,
             flushing: None,
             closing: None,
+            acks,
         }
     }
 
@@ -101,9 +144,41 @@ impl Publisher {
     /// server has it: await [`Publisher::flush`] for "written to the socket"; the protocol has
     /// no acknowledgement from the server. `Err` is how the connection ended, when it has.
     pub async fn publish(&self, message: impl Into<Bytes>) -> Result<(), ClientError> {
-        match self.commands.send(Command::Publish(message.into())).await {
+        let publish = Command::Publish {
+            message: message.into(),
+            confirm: None,
+        };
+        match self.commands.send(publish).await {
             Ok(()) => Ok(()),
             Err(_) => Err(self.outcome.reason_closed()),
+        }
+    }
+
+    /// Publishes one message and waits until the server acknowledges that it stored it
+    /// (stream mode only: [`ClientError::NoAcks`] otherwise). With a reconnect policy, a
+    /// message whose connection broke before its ack is re-sent and confirmed by the next
+    /// connection's ack; `Err` is how the publisher ended, with the message perhaps stored.
+    pub async fn publish_confirmed(&self, message: impl Into<Bytes>) -> Result<(), ClientError> {
+        if !self.acks {
+            return Err(ClientError::NoAcks);
+        }
+        let (confirm, confirmed) = oneshot::channel();
+        let publish = Command::Publish {
+            message: message.into(),
+            confirm: Some(confirm),
+        };
+        if self.commands.send(publish).await.is_err() {
+            return Err(self.outcome.reason_closed());
+        }
+        match confirmed.await {
+            Ok(result) => result,
+            // The task dropped the request: it has ended, or is about to say how.
+            Err(_) => Err(self
+                .outcome
+                .wait()
+                .await
+                .err()
+                .unwrap_or(ClientError::Closed)),
         }
     }
 
@@ -180,7 +255,10 @@ impl Sink<Bytes> for Publisher {
     fn start_send(self: Pin<&mut Self>, message: Bytes) -> Result<(), ClientError> {
         let this = self.get_mut();
         this.sink
-            .send_item(Command::Publish(message))
+            .send_item(Command::Publish {
+                message,
+                confirm: None,
+            })
             .map_err(|_| this.outcome.reason_closed())
     }
 

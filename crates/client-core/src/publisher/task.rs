@@ -9,17 +9,23 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use wspubsub_liveness::Liveness;
 use wspubsub_protocol::CloseCode;
 
+use super::unacked::Confirm;
 use crate::socket::{Incoming, close_handshake, end_with, on_tick, read, timed_write};
 use crate::{ClientError, ClientOptions};
 
 /// Most messages written before one flush: a burst travels in few syscalls.
-const BURST: usize = 256;
+pub(crate) const BURST: usize = 256;
 
 /// What the handles ask of the task, in the order they ask it.
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Send this message.
-    Publish(Bytes),
+    Publish {
+        /// The message.
+        message: Bytes,
+        /// Told once the server acknowledged it (stream mode only).
+        confirm: Option<Confirm>,
+    },
     /// Something to do once everything queued before is written.
     Then(Control),
 }
@@ -54,8 +60,11 @@ where
             biased;
             command = commands.recv() => {
                 let control = match command {
-                    Some(Command::Publish(message)) => {
-                        timed_write(limit, &mut liveness, write_burst(&mut socket, message, commands)).await?
+                    Some(Command::Publish { message, .. }) => {
+                        let mut then = None;
+                        let burst = write_burst(&mut socket, (message, None), commands, BURST, |_, _| {}, &mut then);
+                        timed_write(limit, &mut liveness, burst).await?;
+                        then
                     }
                     Some(Command::Then(control)) => Some(control),
                     // Every handle dropped.
@@ -83,28 +92,34 @@ where
     }
 }
 
-/// Writes `first` and whatever else is already queued (up to a burst), then flushes once.
-/// Returns the control command that ended the burst, if one did.
-async fn write_burst<S>(
+/// Writes `first` and whatever else is already queued (up to `most` messages), then flushes
+/// once. Each message is handed to `written` before it goes out; the control command that
+/// ended the burst, if one did, is put in `then`, also when the write fails.
+pub(crate) async fn write_burst<S>(
     socket: &mut WebSocketStream<S>,
-    first: Bytes,
+    (first, confirm): (Bytes, Option<Confirm>),
     commands: &mut mpsc::Receiver<Command>,
-) -> Result<Option<Control>, tungstenite::Error>
+    most: usize,
+    mut written: impl FnMut(Bytes, Option<Confirm>),
+    then: &mut Option<Control>,
+) -> Result<(), tungstenite::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    written(first.clone(), confirm);
     socket.feed(Message::Binary(first)).await?;
-    let mut control = None;
-    for _ in 1..BURST {
+    for _ in 1..most {
         match commands.try_recv() {
-            Ok(Command::Publish(message)) => socket.feed(Message::Binary(message)).await?,
-            Ok(Command::Then(then)) => {
-                control = Some(then);
+            Ok(Command::Publish { message, confirm }) => {
+                written(message.clone(), confirm);
+                socket.feed(Message::Binary(message)).await?;
+            }
+            Ok(Command::Then(control)) => {
+                *then = Some(control);
                 break;
             }
             Err(_) => break,
         }
     }
-    socket.flush().await?;
-    Ok(control)
+    socket.flush().await
 }

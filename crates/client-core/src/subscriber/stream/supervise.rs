@@ -7,8 +7,8 @@ use wspubsub_protocol::Role;
 use super::event::Event;
 use super::resume::Resume;
 use super::url::start_url;
-use crate::reconnect::{Backoff, Reconnect};
-use crate::socket::{self, ClientSocket, Mode};
+use crate::reconnect::{Backoff, Reconnect, connect_again};
+use crate::socket::{ClientSocket, Mode};
 use crate::subscriber::inbox::Outbox;
 use crate::subscriber::task::serve;
 use crate::{ClientError, ClientOptions};
@@ -45,43 +45,12 @@ pub(crate) async fn supervise(
                 () = outbox.drained() => {}
             }
         }
-        let Some(next) = reconnected(&url, &resume, backoff, &close, &options).await? else {
-            return Ok(());
+        let url = start_url(&url, resume.position())?;
+        let attempts = connect_again(&url, Role::Subscriber, Mode::Stream, backoff, &options);
+        socket = tokio::select! {
+            () = close.cancelled() => return Ok(()),
+            connected = attempts => connected?,
         };
-        socket = next;
         resume.reconnecting(error);
     }
-}
-
-/// Connects again, waiting the policy's delay before each attempt: the new socket, `None`
-/// when closed meanwhile, or the error that ends the subscriber (one a retry cannot fix, or
-/// the last when the attempts ran out).
-async fn reconnected(
-    url: &str,
-    resume: &Resume,
-    backoff: &mut Backoff,
-    close: &CancellationToken,
-    options: &ClientOptions,
-) -> Result<Option<ClientSocket>, ClientError> {
-    let url = start_url(url, resume.position())?;
-    let mut last = None;
-    while let Some(delay) = backoff.next_delay() {
-        let attempt = async {
-            tokio::time::sleep(delay).await;
-            socket::connect(&url, Role::Subscriber, Mode::Stream, options).await
-        };
-        let connected = tokio::select! {
-            () = close.cancelled() => return Ok(None),
-            connected = attempt => connected,
-        };
-        match connected {
-            Ok(socket) => return Ok(Some(socket)),
-            Err(error) if error.is_retryable() => {
-                tracing::debug!(%error, "reconnect attempt failed");
-                last = Some(error);
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Err(last.unwrap_or(ClientError::Closed))
 }
