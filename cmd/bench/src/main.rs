@@ -9,7 +9,7 @@
 //!   machine and this client).
 //! - `many`: many topics, 1 publisher and 1 subscriber each (actor and scheduling overhead).
 //! - `idle`: many idle subscribers: server memory per connection, time to reach all of them.
-//! - `stream`: the fan-out load with subscribers in stream mode (`wspubsub.v2`, enveloped,
+//! - `stream` (only when asked for): the fan-out load with subscribers in stream mode (`wspubsub.v2`, enveloped,
 //!   seqs checked) side by side with raw subscribers: what the envelope costs.
 //! - `replay`: subscribers joining with `from=earliest` on a full history, against live
 //!   delivery of as many messages: time to catch up and server CPU per replayed message.
