@@ -3,7 +3,8 @@
 //!
 //! Each message carries its sequence number and its send time; every subscriber must see
 //! 0, 1, 2, ... of its topic's publisher with no gap, then an end marker, so a run that lost,
-//! duplicated or reordered anything ends in an error instead of a figure.
+//! duplicated or reordered anything ends in an error instead of a figure. Subscribers speak
+//! raw or stream mode ([`Mode`]); in stream mode the envelopes are checked too.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -449,5 +450,31 @@ impl Pacer {
         let due = self.owed.floor();
         self.owed -= due;
         due as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_must_have_its_full_size() -> anyhow::Result<()> {
+        let reader = Reader {
+            frames: Frames::new(Mode::Raw),
+            size: 20,
+        };
+        let mut payload = [0u8; 20];
+        stamp(&mut payload, 7, 9);
+        let read = reader.stamp(&payload)?;
+        assert_eq!(
+            read,
+            Stamp {
+                sequence: 7,
+                sent_at: 9
+            }
+        );
+        assert!(reader.stamp(&payload[..19]).is_err(), "one byte short");
+        assert!(reader.stamp(&[0u8; 21]).is_err(), "one byte long");
+        Ok(())
     }
 }
