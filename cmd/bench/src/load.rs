@@ -3,7 +3,8 @@
 //!
 //! Each message carries its sequence number and its send time; every subscriber must see
 //! 0, 1, 2, ... of its topic's publisher with no gap, then an end marker, so a run that lost,
-//! duplicated or reordered anything ends in an error instead of a figure.
+//! duplicated or reordered anything ends in an error instead of a figure. Subscribers speak
+//! raw or stream mode ([`Mode`]); in stream mode the envelopes are checked too.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::access::Access;
+use crate::mode::{Frames, Mode};
 use crate::process::ServerProcess;
 
 /// Sequence number of the end marker.
@@ -59,6 +61,8 @@ pub(crate) struct LoadSpec {
     pub(crate) duration: Duration,
     /// Fixed rate per publisher (messages/s), or as fast as the window allows.
     pub(crate) rate: Option<f64>,
+    /// What the subscribers speak (publishers are raw).
+    pub(crate) mode: Mode,
 }
 
 /// A client's WebSocket, over TLS or not.
@@ -120,9 +124,14 @@ pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Resu
         let topic_progress = Arc::new(Progress::default());
         for _ in 0..spec.subscribers_per_topic {
             let path = format!("/bench/{topic}");
-            let ws = connect(addr, access, &path, "subscriber", None).await?;
+            let ws = connect_as(spec.mode, addr, access, &path, "subscriber", None).await?;
             let (run, topic_progress) = (Arc::clone(&run), Arc::clone(&topic_progress));
-            subscribers.spawn(async move { (topic, subscribe(ws, &run, &topic_progress).await) });
+            let reader = Reader {
+                frames: Frames::new(spec.mode),
+                size: spec.payload.max(HEADER),
+            };
+            subscribers
+                .spawn(async move { (topic, subscribe(ws, reader, &run, &topic_progress).await) });
         }
         progress.push(topic_progress);
     }
@@ -221,6 +230,19 @@ pub(crate) async fn connect(
     role: &'static str,
     source: Option<IpAddr>,
 ) -> anyhow::Result<Socket> {
+    connect_as(Mode::Raw, addr, access, path, role, source).await
+}
+
+/// Connects a WebSocket client speaking `mode` to `path` (with its query) in `role`, as
+/// [`connect`] does.
+pub(crate) async fn connect_as(
+    mode: Mode,
+    addr: SocketAddr,
+    access: &Access,
+    path: &str,
+    role: &'static str,
+    source: Option<IpAddr>,
+) -> anyhow::Result<Socket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -241,6 +263,7 @@ pub(crate) async fn connect(
         .headers_mut()
         .insert("pubsub", HeaderValue::from_static(role));
     access.authorize(&mut request);
+    mode.offer(&mut request);
     // Small read buffers: thousands of these live in this one process.
     let config = WebSocketConfig::default().read_buffer_size(16 << 10);
     let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
@@ -293,39 +316,91 @@ async fn publish(
     stamp(&mut payload, END, 0);
     ws.send(Message::Binary(Bytes::copy_from_slice(&payload)))
         .await?;
+    close(&mut ws).await;
+    Ok(sent)
+}
+
+/// Closes `ws` and reads until the server's close answer (or [`CLOSE_TIMEOUT`]): a socket
+/// dropped with unread data (the server's pings, which arrive every few seconds) is reset,
+/// and the reset discards whatever the server has not read yet. When this returns, the server
+/// has also seen the close.
+pub(crate) async fn close(ws: &mut Socket) {
     let _ = ws.close(None).await;
-    // Read until the server's close answer: a socket dropped with unread data (the server's
-    // pings, which arrive every few seconds) is reset, and the reset discards whatever the
-    // server has not read yet, the end marker included.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
-    Ok(sent)
 }
 
-fn stamp(payload: &mut [u8], sequence: u64, sent_at: u64) {
+/// Writes a message's header: its sequence number and send time.
+pub(crate) fn stamp(payload: &mut [u8], sequence: u64, sent_at: u64) {
     payload[..8].copy_from_slice(&sequence.to_be_bytes());
     payload[8..16].copy_from_slice(&sent_at.to_be_bytes());
+}
+
+/// A subscriber's view of its messages: how its frames become payloads, and the size every
+/// payload must have.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    /// The frames, raw or enveloped.
+    pub(crate) frames: Frames,
+    /// Bytes of every message (header included).
+    pub(crate) size: usize,
+}
+
+impl Reader {
+    /// The header of the next message from `ws`, after checking its frame and its size;
+    /// `None` when the connection ended.
+    pub(crate) async fn next(&mut self, ws: &mut Socket) -> Option<anyhow::Result<Stamp>> {
+        loop {
+            let message = match ws.next().await? {
+                Ok(message) => message,
+                Err(error) => return Some(Err(error.into())),
+            };
+            return match self.frames.payload(&message) {
+                Ok(Some(payload)) => Some(self.stamp(payload)),
+                Ok(None) => continue,
+                Err(error) => Some(Err(error)),
+            };
+        }
+    }
+
+    /// The header of `payload`, which must be `size` bytes long.
+    fn stamp(&self, payload: &[u8]) -> anyhow::Result<Stamp> {
+        anyhow::ensure!(
+            payload.len() == self.size,
+            "a message of {} bytes, expected {}",
+            payload.len(),
+            self.size
+        );
+        Ok(Stamp {
+            sequence: u64::from_be_bytes(payload[..8].try_into()?),
+            sent_at: u64::from_be_bytes(payload[8..16].try_into()?),
+        })
+    }
+}
+
+/// A message's header, as its publisher wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// The publisher's count of messages before this one, or [`END`].
+    pub(crate) sequence: u64,
+    /// When it was sent, in nanoseconds since the run started.
+    pub(crate) sent_at: u64,
 }
 
 /// Reads until the end marker, checking order; returns the count and the latencies.
 async fn subscribe(
     mut ws: Socket,
+    mut reader: Reader,
     run: &Run,
     progress: &Progress,
 ) -> anyhow::Result<(u64, Histogram<u64>)> {
     let mut expected = 0u64;
     let mut latency = histogram();
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(message))) => {
-                anyhow::ensure!(
-                    message.len() >= HEADER,
-                    "a message of {} bytes is too short",
-                    message.len()
-                );
-                let sequence = u64::from_be_bytes(message[..8].try_into()?);
+        match reader.next(&mut ws).await {
+            Some(Ok(Stamp { sequence, sent_at })) => {
                 if sequence == END {
                     return Ok((expected, latency));
                 }
@@ -335,7 +410,6 @@ async fn subscribe(
                 );
                 expected += 1;
                 if run.measuring.load(Ordering::Relaxed) == MEASURE {
-                    let sent_at = u64::from_be_bytes(message[8..16].try_into()?);
                     let now = run.start.elapsed().as_nanos() as u64;
                     latency.saturating_record(now.saturating_sub(sent_at).max(1));
                 }
@@ -343,10 +417,7 @@ async fn subscribe(
                     progress.notify.notify_one();
                 }
             }
-            Some(Ok(_)) => {}
-            Some(Err(error)) => {
-                anyhow::bail!("connection failed after {expected} messages: {error}")
-            }
+            Some(Err(error)) => anyhow::bail!("after {expected} messages: {error}"),
             None => {
                 anyhow::bail!("connection ended after {expected} messages without the end marker")
             }
@@ -379,5 +450,31 @@ impl Pacer {
         let due = self.owed.floor();
         self.owed -= due;
         due as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_must_have_its_full_size() -> anyhow::Result<()> {
+        let reader = Reader {
+            frames: Frames::new(Mode::Raw),
+            size: 20,
+        };
+        let mut payload = [0u8; 20];
+        stamp(&mut payload, 7, 9);
+        let read = reader.stamp(&payload)?;
+        assert_eq!(
+            read,
+            Stamp {
+                sequence: 7,
+                sent_at: 9
+            }
+        );
+        assert!(reader.stamp(&payload[..19]).is_err(), "one byte short");
+        assert!(reader.stamp(&[0u8; 21]).is_err(), "one byte long");
+        Ok(())
     }
 }

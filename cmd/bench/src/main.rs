@@ -9,6 +9,10 @@
 //!   machine and this client).
 //! - `many`: many topics, 1 publisher and 1 subscriber each (actor and scheduling overhead).
 //! - `idle`: many idle subscribers: server memory per connection, time to reach all of them.
+//! - `stream` (only when asked for): the fan-out load with subscribers in stream mode (`wspubsub.v2`, enveloped,
+//!   seqs checked) side by side with raw subscribers: what the envelope costs.
+//! - `replay`: subscribers joining with `from=earliest` on a full history, against live
+//!   delivery of as many messages: time to catch up and server CPU per replayed message.
 //! - `secure` (only when asked for): the fan-out load against wspubsub plain, with token auth,
 //!   with TLS, and with both, side by side: what TLS and auth cost.
 
@@ -16,10 +20,13 @@ mod access;
 mod baseline;
 mod idle;
 mod load;
+mod mode;
 mod process;
+mod replay;
 mod report;
 mod scenarios;
 mod secure;
+mod stream;
 mod tls;
 
 use std::process::ExitCode;

@@ -107,6 +107,19 @@ impl ServerProcess {
     }
 }
 
+/// A wspubsub server with `options` in this process, as a server under test (CPU and memory
+/// unknown); the handle stops it.
+#[cfg(test)]
+pub(crate) async fn in_process(
+    options: wspubsub_server::Options,
+) -> anyhow::Result<(ServerProcess, wspubsub_server::ServerHandle)> {
+    let server = Server::bind("127.0.0.1:0", options).await?;
+    let url = format!("ws://{}", server.local_addr()?);
+    let handle = server.handle();
+    tokio::spawn(server.run());
+    Ok((ServerProcess::external(&url, None)?, handle))
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {

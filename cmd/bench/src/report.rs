@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::access::Variant;
 use crate::load::Measurement;
+use crate::replay::Block;
 
 /// Latency percentiles, in microseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -141,6 +142,61 @@ pub(crate) struct SecureRow {
     pub(crate) errors: Vec<String>,
 }
 
+/// One fan-out configuration with raw and with stream-mode subscribers, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StreamRow {
+    /// Subscribers of the one topic.
+    pub(crate) subscribers: usize,
+    /// Bytes per message.
+    pub(crate) payload: usize,
+    /// Runs of each mode.
+    pub(crate) runs: usize,
+    /// Raw subscribers' figures (medians).
+    pub(crate) raw: Figures,
+    /// Stream-mode subscribers' figures (medians).
+    pub(crate) stream: Figures,
+    /// Stream mode's delivered rate over raw's.
+    pub(crate) rate_ratio: f64,
+    /// Stream mode's CPU per million deliveries over raw's.
+    pub(crate) cpu_ratio: f64,
+    /// Correctness failures, with the mode they happened in.
+    pub(crate) errors: Vec<String>,
+}
+
+/// One block of a `replay` configuration: medians over its runs, and ratios to live.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ReplayFigures {
+    /// Which block: live, replay raw or replay stream.
+    pub(crate) block: Block,
+    /// Time for all subscribers of a round to get every message, in milliseconds.
+    pub(crate) round_ms: f64,
+    /// Server CPU per delivered message, in microseconds.
+    pub(crate) cpu_us_per_message: f64,
+    /// Messages delivered per second, joins and leaves included.
+    pub(crate) messages_per_s: f64,
+    /// This block's round time over live's.
+    pub(crate) time_ratio: f64,
+    /// This block's CPU per message over live's.
+    pub(crate) cpu_ratio: f64,
+}
+
+/// One `replay` configuration: subscribers joining on a full history against live delivery.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ReplayRow {
+    /// Bytes per message.
+    pub(crate) payload: usize,
+    /// Subscribers joining at once.
+    pub(crate) joiners: usize,
+    /// Messages in history (and per live round).
+    pub(crate) history: u64,
+    /// Runs of each block.
+    pub(crate) runs: usize,
+    /// Each block's figures, live first.
+    pub(crate) blocks: Vec<ReplayFigures>,
+    /// Correctness failures, with the block they happened in.
+    pub(crate) errors: Vec<String>,
+}
+
 /// Everything one benchmark run found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Report {
@@ -148,6 +204,10 @@ pub(crate) struct Report {
     pub(crate) fanout: Vec<FanoutRow>,
     /// The `secure` scenario's configurations.
     pub(crate) secure: Vec<SecureRow>,
+    /// The `stream` scenario's configurations.
+    pub(crate) stream: Vec<StreamRow>,
+    /// The `replay` scenario's configurations.
+    pub(crate) replay: Vec<ReplayRow>,
     pub(crate) many: Vec<ManyRow>,
     pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
 }
@@ -165,6 +225,16 @@ impl Report {
                 .iter()
                 .map(move |e| format!("secure N={} {} B: {e}", row.subscribers, row.payload))
         });
+        let stream = self.stream.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("stream N={} {} B: {e}", row.subscribers, row.payload))
+        });
+        let replay = self.replay.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("replay K={} {} B: {e}", row.joiners, row.payload))
+        });
         let many = self.many.iter().flat_map(|row| {
             row.errors
                 .iter()
@@ -175,7 +245,13 @@ impl Report {
                 .iter()
                 .map(move |e| format!("idle {}: {e}", row.connections))
         });
-        fanout.chain(secure).chain(many).chain(idle).collect()
+        fanout
+            .chain(secure)
+            .chain(stream)
+            .chain(replay)
+            .chain(many)
+            .chain(idle)
+            .collect()
     }
 }
 
@@ -235,6 +311,52 @@ pub(crate) fn secure_lines(row: &SecureRow) -> String {
                 v.connect_server_cpu_ms,
                 w.latency.p50_us,
                 w.latency.p99_us,
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// A stream row as a table line.
+pub(crate) fn stream_lines(row: &StreamRow) -> String {
+    let (r, s) = (&row.raw, &row.stream);
+    format!(
+        "stream N={:<5} {:>5} B | raw {:>10.0} deliveries/s {:>6.3} CPU-s/M | \
+         stream {:>10.0} deliveries/s {:>6.3} CPU-s/M | stream rate {:>4.0}% of raw, CPU {:.2}x | \
+         latency p50/p99 raw {:.0}/{:.0} us, stream {:.0}/{:.0} us",
+        row.subscribers,
+        row.payload,
+        r.delivered_per_s,
+        r.cpu_s_per_million,
+        s.delivered_per_s,
+        s.cpu_s_per_million,
+        row.rate_ratio * 100.0,
+        row.cpu_ratio,
+        r.latency.p50_us,
+        r.latency.p99_us,
+        s.latency.p50_us,
+        s.latency.p99_us,
+    )
+}
+
+/// A replay row as table lines, one per block.
+pub(crate) fn replay_lines(row: &ReplayRow) -> String {
+    let lines: Vec<String> = row
+        .blocks
+        .iter()
+        .map(|b| {
+            format!(
+                "replay K={:<3} {:>5} B {:<13} | {} messages to each in {:>7.2} ms ({:.2}x live) | \
+                 {:>6.3} us server CPU per message ({:.2}x live) | {:>9.0} messages/s",
+                row.joiners,
+                row.payload,
+                b.block.name(),
+                row.history,
+                b.round_ms,
+                b.time_ratio,
+                b.cpu_us_per_message,
+                b.cpu_ratio,
+                b.messages_per_s,
             )
         })
         .collect();

@@ -13,9 +13,11 @@ use clap::{Args, ValueEnum};
 use crate::ServerKind;
 use crate::access::{Credentials, Security};
 use crate::load::{self, LoadSpec};
+use crate::mode::Mode;
 use crate::process::ServerProcess;
+use crate::replay::{self, ReplaySpec};
 use crate::report::{self, FanoutRow, Figures, ManyRow, Report};
-use crate::{idle, secure};
+use crate::{idle, secure, stream};
 
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,20 +31,43 @@ pub(crate) enum Scenario {
     /// The fan-out configurations against wspubsub plain, with token auth, with TLS, with both
     /// (not run unless asked for).
     Secure,
+    /// The fan-out load with stream-mode (`wspubsub.v2`) subscribers, side by side with raw
+    /// (not run unless asked for: about a minute).
+    Stream,
+    /// Subscribers joining with `from=earliest` on a full history, against live delivery.
+    Replay,
 }
 
 /// Options of a benchmark run.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
     /// Scenarios to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["fanout", "many", "idle"])]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values = ["fanout", "replay", "many", "idle"]
+    )]
     scenarios: Vec<Scenario>,
     /// Subscriber counts for `fanout`.
     #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
     subscribers: Vec<usize>,
-    /// Payload sizes (bytes) for `fanout`; `many` uses the first.
+    /// Payload sizes (bytes) for `fanout`, `secure`, `stream` and `replay`; `many` uses the
+    /// first.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 1024])]
     payloads: Vec<usize>,
+    /// Subscriber counts for `stream`.
+    #[arg(long, value_delimiter = ',', default_values_t = [100])]
+    stream_subscribers: Vec<usize>,
+    /// Subscribers joining at once in `replay`.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
+    joiners: Vec<usize>,
+    /// Messages the server's history holds (its `--history-messages`), for `replay`.
+    #[arg(long, default_value_t = wspubsub_server::DEFAULT_HISTORY_MESSAGES as u64)]
+    history: u64,
+    /// Measured time of each `replay` block.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    replay_duration: Duration,
     /// Topics for `many`.
     #[arg(long, default_value_t = 1000)]
     topics: usize,
@@ -92,6 +117,9 @@ impl RunArgs {
     /// only, since it runs four servers per configuration).
     fn smoke(mut self) -> Self {
         self.subscribers = vec![10];
+        self.stream_subscribers = vec![10];
+        self.joiners = vec![3];
+        self.replay_duration = Duration::from_millis(200);
         self.topics = 20;
         self.idle = vec![200];
         self.duration = Duration::from_millis(300);
@@ -142,6 +170,34 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if args.scenarios.contains(&Scenario::Stream) {
+        for &subscribers in &args.stream_subscribers {
+            for &payload in &args.payloads {
+                let spec = spec(&args, 1, subscribers, payload);
+                let server = || args.server(ServerKind::Wspubsub);
+                let row = stream::configuration(server, &spec, args.runs).await?;
+                println!("{}", report::stream_lines(&row));
+                report.stream.push(row);
+            }
+        }
+    }
+    if args.scenarios.contains(&Scenario::Replay) {
+        anyhow::ensure!(args.history >= 1, "--history must be at least 1");
+        for &joiners in &args.joiners {
+            for &payload in &args.payloads {
+                let spec = ReplaySpec {
+                    payload,
+                    joiners,
+                    history: args.history,
+                    duration: args.replay_duration,
+                };
+                let server = || args.server(ServerKind::Wspubsub);
+                let row = replay::configuration(server, &spec, args.runs).await?;
+                println!("{}", report::replay_lines(&row));
+                report.replay.push(row);
+            }
+        }
+    }
     if args.scenarios.contains(&Scenario::Many) {
         let row = many(&args).await?;
         let w = &row.wspubsub;
@@ -184,8 +240,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("FAIL {error}");
     }
     let skipped = report.idle.iter().filter(|r| r.skipped.is_some()).count();
-    let checks =
-        report.fanout.len() + report.secure.len() + report.many.len() + report.idle.len() - skipped;
+    let checks = report.fanout.len()
+        + report.secure.len()
+        + report.stream.len()
+        + report.replay.len()
+        + report.many.len()
+        + report.idle.len()
+        - skipped;
     let failed = count_failed(&report);
     println!(
         "bench: {} passed, {failed} failed, {skipped} skipped",
@@ -210,6 +271,16 @@ fn count_failed(report: &Report) -> usize {
             .iter()
             .filter(|r| !r.errors.is_empty())
             .count()
+        + report
+            .stream
+            .iter()
+            .filter(|r| !r.errors.is_empty())
+            .count()
+        + report
+            .replay
+            .iter()
+            .filter(|r| !r.errors.is_empty())
+            .count()
         + report.many.iter().filter(|r| !r.errors.is_empty()).count()
         + report.idle.iter().filter(|r| !r.errors.is_empty()).count()
 }
@@ -223,6 +294,7 @@ fn spec(args: &RunArgs, topics: usize, subscribers_per_topic: usize, payload: us
         warmup: args.warmup,
         duration: args.duration,
         rate: None,
+        mode: Mode::Raw,
     }
 }
 

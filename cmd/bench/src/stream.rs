@@ -1,0 +1,89 @@
+//! The `stream` scenario: the saturated fan-out load with subscribers in stream mode
+//! (`wspubsub.v2`, each message enveloped with its seq and checked in order), side by side
+//! with the same load in raw mode against the same server build. Each run starts a fresh
+//! server per mode, the modes taking turns (each run starting with the next one), so that
+//! their figures come from the same minutes of this shared machine; the table shows medians
+//! and the stream/raw ratios.
+
+use crate::load::{self, LoadSpec};
+use crate::mode::Mode;
+use crate::process::ServerProcess;
+use crate::report::{Figures, StreamRow};
+
+/// The modes compared, the reference (raw) first.
+const MODES: [Mode; 2] = [Mode::Raw, Mode::Stream];
+
+/// Runs `spec` (one topic) with raw and with stream-mode subscribers `runs` times each, each
+/// run on a fresh server from `server`.
+pub(crate) async fn configuration(
+    server: impl Fn() -> anyhow::Result<ServerProcess>,
+    spec: &LoadSpec,
+    runs: usize,
+) -> anyhow::Result<StreamRow> {
+    let mut samples: Vec<Vec<Figures>> = MODES.iter().map(|_| Vec::new()).collect();
+    let mut errors = Vec::new();
+    for run in 0..runs {
+        for turn in 0..MODES.len() {
+            let index = (run + turn) % MODES.len();
+            let mode = MODES[index];
+            let server = server()?;
+            let measured = load::run(
+                &server,
+                &LoadSpec {
+                    mode,
+                    ..spec.clone()
+                },
+            )
+            .await?;
+            errors.extend(
+                measured
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}: {e}", mode.name())),
+            );
+            samples[index].push(Figures::of(&measured, spec.payload));
+        }
+    }
+    let [raw, stream] = [&samples[0], &samples[1]].map(|runs| Figures::median(runs));
+    Ok(StreamRow {
+        subscribers: spec.subscribers_per_topic,
+        payload: spec.payload,
+        runs,
+        rate_ratio: stream.delivered_per_s / raw.delivered_per_s.max(f64::EPSILON),
+        cpu_ratio: stream.cpu_s_per_million / raw.cpu_s_per_million.max(f64::EPSILON),
+        raw,
+        stream,
+        errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use wspubsub_server::Options;
+
+    use super::*;
+    use crate::process::in_process;
+
+    #[tokio::test]
+    async fn raw_and_stream_subscribers_get_every_message_in_order() -> anyhow::Result<()> {
+        let (server, handle) = in_process(Options::default()).await?;
+        let url = format!("ws://{}", server.addr());
+        let spec = LoadSpec {
+            topics: 1,
+            subscribers_per_topic: 3,
+            payload: 64,
+            window: 8,
+            warmup: Duration::from_millis(20),
+            duration: Duration::from_millis(100),
+            rate: None,
+            mode: Mode::Raw,
+        };
+        let row = configuration(|| ServerProcess::external(&url, None), &spec, 1).await?;
+        assert_eq!(row.errors, Vec::<String>::new());
+        assert!(row.raw.delivered_per_s > 0.0 && row.stream.delivered_per_s > 0.0);
+        handle.shutdown();
+        Ok(())
+    }
+}
