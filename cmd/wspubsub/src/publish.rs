@@ -12,7 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, BufReader, Split, Stdin};
-use wspubsub_pubclient::Publisher;
+use wspubsub_pubclient::{Publisher, PublisherOptions, Reconnect};
 
 use crate::connect::ConnectArgs;
 
@@ -37,6 +37,15 @@ pub(crate) struct PubArgs {
     /// Client name the server logs.
     #[arg(long, default_value = "wspubsub-pub")]
     name: String,
+    /// Stream mode: the server acknowledges every message it stored, and `pub` exits 0 only
+    /// once every message was acknowledged (non-zero, with the reason, otherwise).
+    #[arg(long)]
+    confirm: bool,
+    /// With --confirm: when the connection breaks, connect again, with backoff, and re-send
+    /// what was not acknowledged. At-least-once: a message stored just before the break,
+    /// its acknowledgement lost, is stored twice.
+    #[arg(long, requires = "confirm")]
+    reconnect: bool,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -50,9 +59,16 @@ pub(crate) async fn run(args: PubArgs) -> anyhow::Result<()> {
         );
     }
     let options = args.connect.options(&args.name)?;
-    let publisher = Publisher::connect(&args.url, options)
-        .await
-        .with_context(|| format!("cannot connect to {}", args.url))?;
+    let publisher = if args.confirm {
+        let mut stream = PublisherOptions::default();
+        if args.reconnect {
+            stream = stream.reconnect(Reconnect::default());
+        }
+        Publisher::connect_stream(&args.url, options, stream).await
+    } else {
+        Publisher::connect(&args.url, options).await
+    }
+    .with_context(|| format!("cannot connect to {}", args.url))?;
     let mut out = Paced {
         publisher: &publisher,
         pace: args
@@ -75,6 +91,7 @@ pub(crate) async fn run(args: PubArgs) -> anyhow::Result<()> {
     if let (Some(count), Some(kept)) = (args.count, kept) {
         out.cycle(&kept.messages, count - sent).await?;
     }
+    // In stream mode, the close waits until every message is acknowledged.
     publisher.close().await.context("close")?;
     Ok(())
 }

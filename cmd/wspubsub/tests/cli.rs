@@ -332,3 +332,130 @@ async fn pub_sends_each_line_while_stdin_is_still_open() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn pub_confirm_exits_zero_once_every_message_is_stored() {
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let url = format!("ws://{}/confirmed", server.listen_addr());
+    let published = publish(&[&url, "--confirm"], b"a\nbb\nccc\n");
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    // Acknowledged means stored: history has them, though nobody was subscribed.
+    let printed = finish_sub(subscribe(&[&url, "--from", "earliest", "--count", "3"]));
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), "a\nbb\nccc\n");
+}
+
+#[tokio::test]
+async fn pub_confirm_fails_when_messages_are_not_acknowledged() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use wspubsub_server::protocol::STREAM_SUBPROTOCOL;
+
+    // A server that speaks stream mode, takes one message and vanishes without an ack.
+    let addr = wspubsub_testkit::fake_server(|stream| async move {
+        #[expect(
+            clippy::result_large_err,
+            reason = "the callback's error type is tungstenite's"
+        )]
+        let offer = |_: &Request, mut response: Response| {
+            let protocol = STREAM_SUBPROTOCOL.parse().expect("header value");
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocol);
+            Ok(response)
+        };
+        if let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, offer).await {
+            let _first = socket.next().await;
+        }
+    })
+    .await;
+    let url = format!("ws://{addr}/unconfirmed");
+    let output = tokio::task::spawn_blocking(move || publish(&[&url, "--confirm"], b"a\nbb\n"))
+        .await
+        .expect("pub");
+    assert_one_line_failure(&output, "connection lost");
+}
+
+#[tokio::test]
+async fn sub_reconnect_resumes_after_a_reset_without_repeating_a_message() {
+    use std::sync::mpsc;
+
+    use wspubsub_netfault::Proxy;
+    use wspubsub_testkit::TIMEOUT;
+
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let listen_addr = server.listen_addr();
+    let direct = format!("ws://{listen_addr}/resumed");
+    let upstream = listen_addr.parse().expect("a socket address");
+    let proxy = Proxy::start(upstream).await.expect("proxy");
+    let through_proxy = format!("ws://{}/resumed", proxy.addr());
+    let mut sub = tokio::task::spawn_blocking(move || {
+        subscribe(&[&through_proxy, "--reconnect", "--count", "6"])
+    })
+    .await
+    .expect("sub");
+    // Its stdout, line by line, so that the test knows what it has printed so far.
+    let stdout = BufReader::new(sub.child.stdout.take().expect("stdout"));
+    let (sender, printed) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let publish_lines = |input: &'static [u8]| {
+        let url = direct.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = publish(&[&url], input);
+            assert!(output.status.success(), "{output:?}");
+        })
+    };
+    publish_lines(b"1\n2\n3\n").await.expect("pub");
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        lines.push(printed.recv_timeout(TIMEOUT).expect("a printed line"));
+    }
+    assert_eq!(proxy.reset(), 1, "the subscriber's connection breaks");
+    // Published while the subscriber reconnects, or just after: history has them either way.
+    publish_lines(b"4\n5\n6\n").await.expect("pub");
+    let output = tokio::task::spawn_blocking(move || finish_sub(sub))
+        .await
+        .expect("sub");
+    lines.extend(printed.try_iter());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(lines, ["1", "2", "3", "4", "5", "6"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("reconnected after"), "{stderr}");
+}
+
+#[test]
+fn sub_reconnect_reports_a_restarted_topic_as_a_gap_and_exits_2() {
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let addr = server.listen_addr();
+    let url = format!("ws://{addr}/restarted");
+    let sub = subscribe(&[&url, "--reconnect", "--count", "2"]);
+    let published = publish(&[&url], b"before\n");
+    assert!(published.status.success(), "{published:?}");
+    // The restarted server's topic has none of the old one's messages: a gap the
+    // subscriber must not pass over silently.
+    server.terminate();
+    assert!(server.wait().success());
+    let _restarted = Process::serve(&[("PUBSUB_ADDR", addr.as_str())]);
+    let output = finish_sub(sub);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "before\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        last.contains("gap") && last.contains("topic_restarted"),
+        "{stderr}"
+    );
+}
