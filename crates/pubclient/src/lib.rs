@@ -13,9 +13,16 @@
 //! A `Publisher` is also a `futures::Sink<Bytes>`, so a stream of messages can be published
 //! with `stream.forward(publisher)`, which closes the connection at the end of the stream.
 //!
+//! [`Publisher::connect_stream`] publishes in stream mode (`wspubsub.v2`), where the server
+//! acknowledges what it stored: [`Publisher::publish_confirmed`] returns once the message is
+//! stored, [`Publisher::close`] once every message is, and with a [`Reconnect`] policy
+//! ([`PublisherOptions::reconnect`]) what a broken connection left unacknowledged is sent
+//! again on the next (at-least-once).
+//!
 //! Examples (`cargo run -p wspubsub-pubclient --example NAME`): `publisher` (publish and
 //! close), `publisher_tls` (`wss://` with a CA file), `publisher_token` (a server with token
-//! auth), `publisher_backpressure` (`flush`, and a stream forwarded at the socket's pace).
+//! auth), `publisher_backpressure` (`flush`, and a stream forwarded at the socket's pace),
+//! `publisher_confirmed` (stream mode: acknowledged messages, a close that waits for them).
 //!
 //! ```no_run
 //! use wspubsub_pubclient::{ClientOptions, Publisher};

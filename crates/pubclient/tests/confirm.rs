@@ -280,3 +280,35 @@ async fn a_raw_publisher_has_no_acknowledgements() {
     let refused = publisher.publish_confirmed(&b"x"[..]).await;
     assert!(matches!(refused, Err(ClientError::NoAcks)), "{refused:?}");
 }
+
+#[tokio::test]
+async fn the_confirmed_publisher_example_stores_every_message_before_it_exits() {
+    let server = roomy_server().await;
+    // Cargo builds the examples next to the test binaries' directory.
+    let example = std::env::current_exe()
+        .expect("test binary")
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target directory")
+        .join("examples/publisher_confirmed");
+    let output = tokio::process::Command::new(example)
+        .env("PUBSUB_URL", server.url("/example"))
+        .output();
+    let output = within(Duration::from_secs(60), output)
+        .await
+        .expect("run the example");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "all messages stored\n"
+    );
+    let url = server.url("/example?from=earliest");
+    let mut reader = connect(&url, Role::Subscriber, None).await;
+    assert_eq!(next_binary(&mut reader).await, &b"first"[..]);
+    for n in 0..1000 {
+        assert_eq!(
+            next_binary(&mut reader).await,
+            format!("message {n}").as_bytes()
+        );
+    }
+}

@@ -16,9 +16,17 @@
 //! `FusedStream`). A `?` in the read loop therefore cannot miss how it ended;
 //! [`Subscriber::done`] says the same for code that does not read the stream to its end.
 //!
+//! [`StreamSubscriber`] speaks stream mode (`wspubsub.v2`): it yields [`Event`]s, every
+//! message with its position (`seq`) and the time the server took it, starts where
+//! [`SubscriberOptions`] says ([`StartPosition`]: latest, earliest, a position, a time), and
+//! with a [`Reconnect`] policy connects again after a break and resumes right after the last
+//! message it yielded: nothing twice, and a [`Event::Gap`] for whatever the server's history
+//! no longer holds, never a silent skip.
+//!
 //! Examples (`cargo run -p wspubsub-subclient --example NAME`): `subscriber` (print until
 //! Ctrl-C), `subscriber_tls` (`wss://` with a CA file), `subscriber_token` (a server with
-//! token auth), `subscriber_backpressure` (a slow consumer and a bounded receive buffer).
+//! token auth), `subscriber_backpressure` (a slow consumer and a bounded receive buffer),
+//! `subscriber_resume` (stream mode from the oldest message, through reconnects).
 //!
 //! ```no_run
 //! use futures_util::StreamExt;

@@ -295,3 +295,46 @@ async fn a_start_position_in_the_url_is_refused() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn the_resume_example_prints_history_with_positions() {
+    use tokio::io::AsyncBufReadExt;
+
+    let server = TestServer::start(Options::default()).await;
+    let url = server.url("/example");
+    let publisher = Publisher::connect(&url, ClientOptions::default())
+        .await
+        .expect("connect");
+    publish_range(&publisher, 0, 3).await;
+    publisher.close().await.expect("close");
+    // Cargo builds the examples next to the test binaries' directory.
+    let example = std::env::current_exe()
+        .expect("test binary")
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target directory")
+        .join("examples/subscriber_resume");
+    let mut child = tokio::process::Command::new(example)
+        .env("PUBSUB_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run the example");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut seqs = Vec::new();
+    for n in 0..3u32 {
+        let line = within(TIMEOUT, lines.next_line())
+            .await
+            .expect("stdout")
+            .expect("a line");
+        let (seq, payload) = line.split_once(": ").expect("seq: payload");
+        seqs.push(seq.parse::<u64>().expect("a seq"));
+        let expected = String::from_utf8_lossy(&n.to_le_bytes()).into_owned();
+        assert_eq!(payload, expected);
+    }
+    assert!(
+        seqs.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "{seqs:?}"
+    );
+}
