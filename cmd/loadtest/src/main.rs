@@ -35,6 +35,11 @@ struct Args {
     /// Give up (and fail) after this long.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Break every subscriber's connection this many times (a TCP reset at a random moment);
+    /// each must resume from the server's history and still get everything. With more than 0
+    /// the subscribers use stream mode, each through its own loopback proxy (ws:// only).
+    #[arg(long, default_value_t = 0)]
+    disrupt: usize,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -67,11 +72,15 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
         (None, None) => unreachable!("a server is started when no URL is given"),
     };
     println!(
-        "loadtest: {} publishers x {} messages ({:.1} MB), {} subscribers, {}{}{}",
+        "loadtest: {} publishers x {} messages ({:.1} MB), {} subscribers{}, {}{}{}",
         args.publishers,
         data.len(),
         data.total_bytes() as f64 / 1e6,
         args.subscribers,
+        match args.disrupt {
+            0 => String::new(),
+            resets => format!(" each disrupted {resets} times"),
+        },
         url,
         args.topic,
         if in_process.is_some() {
@@ -85,6 +94,7 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
         subscribers: args.subscribers,
         topic: args.topic.clone(),
         timeout: args.timeout,
+        disrupt: args.disrupt,
     };
     let progress = Progress::for_stderr();
     let ticker = (!progress.has_bar()).then(|| tokio::spawn(print_progress(progress.clone())));
