@@ -110,32 +110,45 @@ async fn without_history_a_disrupted_run_fails_and_names_the_gap() {
 }
 
 #[test]
-fn binary_passes_against_its_in_process_server_and_fails_on_a_bad_data_file() {
+fn binary_passes_against_its_in_process_server_disrupted_or_not_and_fails_on_a_bad_data_file() {
     let dir = std::env::temp_dir().join(format!("wspubsub-loadtest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("small.dat");
     small_data().save(&path).expect("save data");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
-            "--publishers",
-            "2",
-            "--subscribers",
-            "2",
-            "--timeout",
-            "60s",
-            "--data",
-        ])
-        .arg(&path)
-        .output()
-        .expect("run loadtest");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("PASS: 2 passed, 0 failed"), "{stdout}");
+    for disrupt in ["0", "2"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+            .args([
+                "--publishers",
+                "2",
+                "--subscribers",
+                "2",
+                "--timeout",
+                "60s",
+                "--disrupt",
+                disrupt,
+                "--data",
+            ])
+            .arg(&path)
+            .output()
+            .expect("run loadtest");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("PASS: 2 passed, 0 failed"), "{stdout}");
+        let reconnects = match disrupt {
+            "0" => 0,
+            _ => 2,
+        };
+        assert_eq!(
+            stdout.matches(", 2 of 2 reconnects").count(),
+            reconnects,
+            "{stdout}"
+        );
+    }
 
     std::fs::write(&path, b"not a data file").expect("corrupt the file");
     let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
