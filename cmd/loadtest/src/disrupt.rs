@@ -11,17 +11,45 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use wspubsub_netfault::Proxy;
+use wspubsub_server::Options;
 use wspubsub_subclient::{Event, Reconnect, StreamSubscriber, SubscriberOptions};
+use wspubsub_testdata::DataSet;
 
 use crate::progress::Progress;
 use crate::report::Gap;
-use crate::run::{Received, ended_early};
+use crate::run::{LoadTest, Received, ended_early};
 
 /// First delay before a disrupted subscriber connects again: short, since the drops are ours.
 const RECONNECT_INITIAL: Duration = Duration::from_millis(10);
 
 /// Longest delay between two of its attempts.
 const RECONNECT_MAX: Duration = Duration::from_millis(500);
+
+/// Room per message for what a frame in history holds besides the payload (WebSocket and
+/// envelope headers), generously.
+const FRAME_OVERHEAD: usize = 64;
+
+/// Options for a server that `test` runs against in-process: the defaults, with history
+/// enough for the whole run when the run is disrupted. A subscriber may be almost a whole
+/// run behind when its connection breaks (nothing holds publishers back until it is
+/// `--subscriber-queue-bytes` behind), and resumes only if history still holds its position.
+pub fn in_process_options(data: &DataSet, test: &LoadTest) -> Options {
+    let defaults = Options::default();
+    if test.disrupt == 0 {
+        return defaults;
+    }
+    let messages = test.publishers.saturating_mul(data.len());
+    let bytes = usize::try_from(data.total_bytes())
+        .unwrap_or(usize::MAX)
+        .saturating_add(data.len().saturating_mul(FRAME_OVERHEAD))
+        .saturating_mul(test.publishers);
+    Options {
+        history_messages: defaults.history_messages.max(messages),
+        history_bytes: defaults.history_bytes.max(bytes),
+        history_total_bytes: defaults.history_total_bytes.max(bytes),
+        ..defaults
+    }
+}
 
 /// How a disrupted subscriber connects: stream mode, reconnecting quickly.
 pub(crate) fn subscriber_options() -> SubscriberOptions {
@@ -146,7 +174,28 @@ fn record(received: &mut Received, resets: &mut Resets, event: Event) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+
+    #[test]
+    fn a_disrupted_in_process_server_keeps_the_whole_run_in_history() {
+        let data = DataSet::from_messages(vec![Bytes::from(vec![7; 64 << 10]); 300]);
+        let mut test = LoadTest::default();
+        let defaults = Options::default();
+        let plain = in_process_options(&data, &test);
+        assert_eq!(
+            (plain.history_messages, plain.history_bytes),
+            (defaults.history_messages, defaults.history_bytes),
+            "undisrupted: the defaults"
+        );
+        test.disrupt = 1;
+        let disrupted = in_process_options(&data, &test);
+        assert_eq!(disrupted.history_messages, 5 * 300);
+        assert!(disrupted.history_bytes >= 5 * 300 * (64 << 10));
+        assert!(disrupted.history_total_bytes >= disrupted.history_bytes);
+        assert_eq!(disrupted.validate(), Ok(()));
+    }
 
     #[test]
     fn reset_points_fall_before_the_last_message_in_order() {

@@ -22,6 +22,7 @@ mod proxied;
 mod report;
 mod run;
 
+pub use disrupt::in_process_options;
 pub use progress::Progress;
 pub use report::{Gap, Report, Verdict};
 pub use run::{InProcessServer, LoadTest, LoadTestError, run};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use loadtest::{InProcessServer, LoadTest, Progress};
+use loadtest::{InProcessServer, LoadTest, Progress, in_process_options};
 use wspubsub_testdata::DataSet;
 
 /// Hash-verifying load test: P publishers each send every message of a data set; S
@@ -62,9 +62,16 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
+    let test = LoadTest {
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        topic: args.topic.clone(),
+        timeout: args.timeout,
+        disrupt: args.disrupt,
+    };
     let in_process = match &args.url {
         Some(_) => None,
-        None => Some(InProcessServer::start().await?),
+        None => Some(InProcessServer::start_with(in_process_options(&data, &test)).await?),
     };
     let url = match (&args.url, &in_process) {
         (Some(url), _) => url.clone(),
@@ -89,13 +96,6 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
             ""
         },
     );
-    let test = LoadTest {
-        publishers: args.publishers,
-        subscribers: args.subscribers,
-        topic: args.topic.clone(),
-        timeout: args.timeout,
-        disrupt: args.disrupt,
-    };
     let progress = Progress::for_stderr();
     let ticker = (!progress.has_bar()).then(|| tokio::spawn(print_progress(progress.clone())));
     let outcome = loadtest::run(&url, &data, &test, &progress).await;
