@@ -7,14 +7,22 @@
 //! copies of the data set. A subscriber that ends early, receives too much, or does not finish
 //! within the timeout fails the run.
 //!
+//! With [`LoadTest::disrupt`] N > 0 the subscribers are stream-mode ones that reconnect, each
+//! behind its own loopback proxy, and the run breaks each one's connection N times (a TCP
+//! reset at a random moment): each must still reach the digest, by resuming from the server's
+//! history, with exactly N reconnects and no gap announced.
+//!
 //! [`run`] drives one load test against any server URL; [`InProcessServer`] starts one on
 //! 127.0.0.1 for when no URL is given. The `loadtest` binary and the workspace's tests share
 //! this code.
 
+mod disrupt;
 mod progress;
+mod proxied;
 mod report;
 mod run;
 
+pub use disrupt::in_process_options;
 pub use progress::Progress;
-pub use report::{Report, Verdict};
+pub use report::{Gap, Report, Verdict};
 pub use run::{InProcessServer, LoadTest, LoadTestError, run};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use loadtest::{InProcessServer, LoadTest, Progress};
+use loadtest::{InProcessServer, LoadTest, Progress, in_process_options};
 use wspubsub_testdata::DataSet;
 
 /// Hash-verifying load test: P publishers each send every message of a data set; S
@@ -35,6 +35,11 @@ struct Args {
     /// Give up (and fail) after this long.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Break every subscriber's connection this many times (a TCP reset at a random moment);
+    /// each must resume from the server's history and still get everything. With more than 0
+    /// the subscribers use stream mode, each through its own loopback proxy (ws:// only).
+    #[arg(long, default_value_t = 0)]
+    disrupt: usize,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -57,9 +62,16 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
+    let test = LoadTest {
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        topic: args.topic.clone(),
+        timeout: args.timeout,
+        disrupt: args.disrupt,
+    };
     let in_process = match &args.url {
         Some(_) => None,
-        None => Some(InProcessServer::start().await?),
+        None => Some(InProcessServer::start_with(in_process_options(&data, &test)).await?),
     };
     let url = match (&args.url, &in_process) {
         (Some(url), _) => url.clone(),
@@ -67,11 +79,15 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
         (None, None) => unreachable!("a server is started when no URL is given"),
     };
     println!(
-        "loadtest: {} publishers x {} messages ({:.1} MB), {} subscribers, {}{}{}",
+        "loadtest: {} publishers x {} messages ({:.1} MB), {} subscribers{}, {}{}{}",
         args.publishers,
         data.len(),
         data.total_bytes() as f64 / 1e6,
         args.subscribers,
+        match args.disrupt {
+            0 => String::new(),
+            resets => format!(" each disrupted {resets} times"),
+        },
         url,
         args.topic,
         if in_process.is_some() {
@@ -80,12 +96,6 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
             ""
         },
     );
-    let test = LoadTest {
-        publishers: args.publishers,
-        subscribers: args.subscribers,
-        topic: args.topic.clone(),
-        timeout: args.timeout,
-    };
     let progress = Progress::for_stderr();
     let ticker = (!progress.has_bar()).then(|| tokio::spawn(print_progress(progress.clone())));
     let outcome = loadtest::run(&url, &data, &test, &progress).await;

@@ -7,6 +7,39 @@ use wspubsub_testdata::Digest;
 
 use crate::run::Received;
 
+/// Messages a subscriber wanted that the server could no longer give it: history did not
+/// cover its connection's outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The first position it asked for.
+    pub from: u64,
+    /// Where delivery went on.
+    pub to: u64,
+    /// Why, as the server names it (`history_evicted`, `history_off`, ...).
+    pub reason: String,
+}
+
+impl fmt::Display for Gap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gap: seq {}..{} lost ({})",
+            self.from, self.to, self.reason
+        )
+    }
+}
+
+/// What every subscriber must end up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expected {
+    /// Messages.
+    pub(crate) messages: usize,
+    /// SHA-256 over them, sorted.
+    pub(crate) digest: Digest,
+    /// Reconnects (`--disrupt`).
+    pub(crate) reconnects: usize,
+}
+
 /// One subscriber's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -18,26 +51,35 @@ pub struct Verdict {
     pub digest: Digest,
     /// How its connection ended, if it ended before everything arrived.
     pub ended_early: Option<String>,
-    /// Whether it received exactly the expected messages.
+    /// Times it connected again and resumed (`--disrupt`; always 0 without).
+    pub reconnects: usize,
+    /// Reconnects that none of the run's resets caused, with why each connection ended.
+    pub unplanned: Vec<String>,
+    /// Gaps it was told of (it stops at the first).
+    pub gaps: Vec<Gap>,
+    /// Whether it received exactly the expected messages, with no gap, after exactly the
+    /// expected reconnects.
     pub passed: bool,
 }
 
 impl Verdict {
     /// Judges what a subscriber received against what was published.
-    pub(crate) fn judge(
-        subscriber: usize,
-        received: Received,
-        expected_count: usize,
-        expected: Digest,
-    ) -> Verdict {
+    pub(crate) fn judge(subscriber: usize, received: Received, expected: Expected) -> Verdict {
         let count = received.messages.len();
         let digest = Digest::of_messages(received.messages);
         Verdict {
             subscriber,
             received: count,
             digest,
-            passed: received.ended_early.is_none() && count == expected_count && digest == expected,
+            passed: received.ended_early.is_none()
+                && received.gaps.is_empty()
+                && received.reconnects == expected.reconnects
+                && count == expected.messages
+                && digest == expected.digest,
             ended_early: received.ended_early,
+            reconnects: received.reconnects,
+            unplanned: received.unplanned,
+            gaps: received.gaps,
         }
     }
 }
@@ -51,6 +93,8 @@ pub struct Report {
     pub expected: Digest,
     /// Messages every subscriber had to receive.
     pub expected_messages: usize,
+    /// Reconnects every subscriber had to make (`--disrupt`).
+    pub expected_reconnects: usize,
     /// Bytes every subscriber had to receive.
     pub message_bytes: u64,
     /// From the first publish to the last subscriber's last message.
@@ -95,8 +139,21 @@ impl fmt::Display for Report {
                 "{status} subscriber {}: {} of {} messages, sha256 {}",
                 verdict.subscriber, verdict.received, self.expected_messages, verdict.digest
             )?;
+            if self.expected_reconnects > 0 {
+                write!(
+                    f,
+                    ", {} of {} reconnects",
+                    verdict.reconnects, self.expected_reconnects
+                )?;
+            }
             if let Some(why) = &verdict.ended_early {
                 write!(f, " (ended early: {why})")?;
+            }
+            for gap in &verdict.gaps {
+                write!(f, " ({gap})")?;
+            }
+            for why in &verdict.unplanned {
+                write!(f, " (unplanned: {why})")?;
             }
             writeln!(f)?;
         }
@@ -135,29 +192,47 @@ mod tests {
         DataSet::from_messages(vec![Bytes::from_static(b"one"), Bytes::from_static(b"two")])
     }
 
+    fn expected(publishers: usize, reconnects: usize) -> Expected {
+        Expected {
+            messages: 2 * publishers,
+            digest: data().expected_digest(publishers),
+            reconnects,
+        }
+    }
+
     fn received(messages: &[&'static [u8]], ended_early: Option<&str>) -> Received {
-        Received {
-            messages: messages.iter().map(|m| Bytes::from_static(m)).collect(),
-            ended_early: ended_early.map(str::to_owned),
-            completed_at: None,
+        let mut received = Received::new(messages.len());
+        received
+            .messages
+            .extend(messages.iter().map(|m| Bytes::from_static(m)));
+        received.ended_early = ended_early.map(str::to_owned);
+        received
+    }
+
+    fn report(verdicts: Vec<Verdict>, expected_reconnects: usize) -> Report {
+        Report {
+            verdicts,
+            expected: data().expected_digest(1),
+            expected_messages: 2,
+            expected_reconnects,
+            message_bytes: 6,
+            elapsed: Duration::from_secs(1),
+            total_elapsed: Duration::from_secs(1),
         }
     }
 
     #[test]
     fn exact_copies_in_any_order_pass() {
-        let expected = data().expected_digest(2);
         let verdict = Verdict::judge(
             0,
             received(&[b"two", b"one", b"one", b"two"], None),
-            4,
-            expected,
+            expected(2, 0),
         );
         assert!(verdict.passed, "{verdict:?}");
     }
 
     #[test]
     fn loss_duplication_alteration_and_early_end_fail() {
-        let expected = data().expected_digest(2);
         let cases: [(&[&'static [u8]], Option<&str>); 4] = [
             (&[b"two", b"one", b"one"], None),                        // lost
             (&[b"two", b"one", b"one", b"two", b"two"], None),        // duplicated
@@ -165,33 +240,64 @@ mod tests {
             (&[b"two", b"one", b"one", b"two"], Some("closed 4000")), // ended early
         ];
         for (messages, ended_early) in cases {
-            let verdict = Verdict::judge(0, received(messages, ended_early), 4, expected);
+            let verdict = Verdict::judge(0, received(messages, ended_early), expected(2, 0));
             assert!(!verdict.passed, "{messages:?} {ended_early:?}");
         }
     }
 
     #[test]
-    fn report_passes_only_if_every_subscriber_does() {
-        let expected = data().expected_digest(1);
-        let good = Verdict::judge(0, received(&[b"one", b"two"], None), 2, expected);
-        let bad = Verdict::judge(1, received(&[b"one"], None), 2, expected);
-        let report = |verdicts| Report {
-            verdicts,
-            expected,
-            expected_messages: 2,
-            message_bytes: 6,
-            elapsed: Duration::from_secs(1),
-            total_elapsed: Duration::from_secs(1),
+    fn a_disrupted_subscriber_passes_only_with_every_reconnect_and_no_gap() {
+        let all = || received(&[b"one", b"two"], None);
+        let resumed = |reconnects| {
+            let mut received = all();
+            received.reconnects = reconnects;
+            received
         };
-        assert!(report(vec![good.clone()]).passed());
-        let mixed = report(vec![good, bad]);
+        assert!(Verdict::judge(0, resumed(3), expected(1, 3)).passed);
+        for reconnects in [0, 2, 4] {
+            let verdict = Verdict::judge(0, resumed(reconnects), expected(1, 3));
+            assert!(!verdict.passed, "{reconnects} reconnects of 3");
+        }
+        let mut gapped = resumed(3);
+        gapped.gaps.push(Gap {
+            from: 10,
+            to: 12,
+            reason: "history_off".into(),
+        });
+        let verdict = Verdict::judge(1, gapped, expected(1, 3));
+        assert!(!verdict.passed, "a gap fails even when the digest matches");
+        let shown = report(vec![verdict], 3).to_string();
+        assert!(
+            shown.contains("FAIL subscriber 1: 2 of 2 messages")
+                && shown.contains(", 3 of 3 reconnects (gap: seq 10..12 lost (history_off))"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn without_disruption_the_report_does_not_mention_reconnects() {
+        let verdict = Verdict::judge(0, received(&[b"one", b"two"], None), expected(1, 0));
+        let shown = report(vec![verdict], 0).to_string();
+        assert!(!shown.contains("reconnect"), "{shown}");
+        assert!(
+            shown.contains("ok   subscriber 0: 2 of 2 messages, sha256 "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn report_passes_only_if_every_subscriber_does() {
+        let good = Verdict::judge(0, received(&[b"one", b"two"], None), expected(1, 0));
+        let bad = Verdict::judge(1, received(&[b"one"], None), expected(1, 0));
+        assert!(report(vec![good.clone()], 0).passed());
+        let mixed = report(vec![good, bad], 0);
         assert!(!mixed.passed());
         assert!(
             mixed.to_string().ends_with("FAIL: 1 passed, 1 failed"),
             "{mixed}"
         );
         assert!(
-            !report(Vec::new()).passed(),
+            !report(Vec::new(), 0).passed(),
             "no subscribers proves nothing"
         );
     }

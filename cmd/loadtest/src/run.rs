@@ -8,11 +8,13 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
 use wspubsub_server::{Options, Server, ServerHandle};
-use wspubsub_subclient::Subscriber;
+use wspubsub_subclient::{StreamSubscriber, Subscriber};
 use wspubsub_testdata::DataSet;
 
+use crate::disrupt;
 use crate::progress::Progress;
-use crate::report::{Report, Verdict};
+use crate::proxied::{server_addr, through_proxy};
+use crate::report::{Expected, Gap, Report, Verdict};
 
 /// The shape of one load test.
 #[derive(Debug, Clone)]
@@ -25,6 +27,10 @@ pub struct LoadTest {
     pub topic: String,
     /// Bound on the whole run, from the first connection to the last verdict.
     pub timeout: Duration,
+    /// How many times to break every subscriber's connection (`--disrupt`). With 0, the
+    /// subscribers are raw (protocol v1) ones, connected straight to the server; with more,
+    /// stream-mode ones that reconnect and resume, each behind its own proxy.
+    pub disrupt: usize,
 }
 
 impl Default for LoadTest {
@@ -34,6 +40,7 @@ impl Default for LoadTest {
             subscribers: 5,
             topic: "/loadtest".into(),
             timeout: Duration::from_secs(120),
+            disrupt: 0,
         }
     }
 }
@@ -59,6 +66,25 @@ pub enum LoadTestError {
         /// Why.
         source: ClientError,
     },
+    /// `--disrupt` cannot put a proxy in front of this URL.
+    #[error("cannot disrupt {url}: {why}")]
+    DisruptUrl {
+        /// The topic's URL.
+        url: String,
+        /// Why not.
+        why: String,
+    },
+    /// The server behind the URL cannot be reached (to put a proxy in front of it).
+    #[error("cannot reach the server of {url}: {source}")]
+    Unreachable {
+        /// The topic's URL.
+        url: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A subscriber's proxy could not start.
+    #[error("cannot start a proxy: {0}")]
+    Proxy(std::io::Error),
     /// The run did not finish within its timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -101,20 +127,39 @@ async fn run_unbounded(
     progress.start((per_subscriber * test.subscribers) as u64);
 
     // Subscribers first: each is registered by the time its connect returns.
+    let server = match test.disrupt {
+        0 => None,
+        _ => Some(server_addr(&url).await?),
+    };
     let mut subscribers = JoinSet::new();
     for index in 0..test.subscribers {
         let options = ClientOptions::default().name(format!("loadtest-sub-{index}"));
-        let subscriber =
-            Subscriber::connect(&url, options)
-                .await
-                .map_err(|source| LoadTestError::Connect {
-                    role: "subscriber",
-                    index,
-                    source,
-                })?;
+        let connect_error = |source| LoadTestError::Connect {
+            role: "subscriber",
+            index,
+            source,
+        };
         let progress = progress.clone();
-        subscribers
-            .spawn(async move { (index, collect(subscriber, per_subscriber, &progress).await) });
+        let Some(server) = server else {
+            let subscriber = Subscriber::connect(&url, options)
+                .await
+                .map_err(connect_error)?;
+            subscribers.spawn(async move {
+                (index, collect(subscriber, per_subscriber, &progress).await)
+            });
+            continue;
+        };
+        let (proxy, proxied) = through_proxy(&url, server).await?;
+        let subscriber =
+            StreamSubscriber::connect(&proxied, options, disrupt::subscriber_options())
+                .await
+                .map_err(connect_error)?;
+        let points = disrupt::reset_points(test.disrupt, per_subscriber);
+        subscribers.spawn(async move {
+            let received =
+                disrupt::collect(subscriber, proxy, points, per_subscriber, &progress).await;
+            (index, received)
+        });
     }
 
     let publishing = Instant::now();
@@ -157,17 +202,22 @@ async fn run_unbounded(
     let elapsed = delivered_at
         .unwrap_or_else(Instant::now)
         .saturating_duration_since(publishing);
-    let expected = data.expected_digest(test.publishers);
+    let expected = Expected {
+        messages: per_subscriber,
+        digest: data.expected_digest(test.publishers),
+        reconnects: test.disrupt,
+    };
     let mut verdicts: Vec<Verdict> = collected
         .into_iter()
-        .map(|(index, received)| Verdict::judge(index, received, per_subscriber, expected))
+        .map(|(index, received)| Verdict::judge(index, received, expected))
         .collect();
     verdicts.sort_by_key(|verdict| verdict.subscriber);
     progress.finish();
     Ok(Report {
         verdicts,
-        expected,
+        expected: expected.digest,
         expected_messages: per_subscriber,
+        expected_reconnects: test.disrupt,
         message_bytes: data.total_bytes() * test.publishers as u64,
         elapsed,
         total_elapsed: started.elapsed(),
@@ -181,42 +231,59 @@ pub(crate) struct Received {
     pub(crate) ended_early: Option<String>,
     /// When the last expected message arrived (`None` if it never did).
     pub(crate) completed_at: Option<Instant>,
+    /// Times a stream-mode subscriber connected again.
+    pub(crate) reconnects: usize,
+    /// Why each reconnect that no reset of the run caused happened.
+    pub(crate) unplanned: Vec<String>,
+    /// Gaps announced to a stream-mode subscriber.
+    pub(crate) gaps: Vec<Gap>,
+}
+
+impl Received {
+    /// Nothing yet, with room for `wanted` messages.
+    pub(crate) fn new(wanted: usize) -> Received {
+        Received {
+            messages: Vec::with_capacity(wanted),
+            ended_early: None,
+            completed_at: None,
+            reconnects: 0,
+            unplanned: Vec::new(),
+            gaps: Vec::new(),
+        }
+    }
+}
+
+/// How a subscriber's stream ended before it had everything: its last item, an error, or
+/// its bare end (a close).
+pub(crate) fn ended_early<T, E: std::fmt::Display>(ended: Option<Result<T, E>>) -> String {
+    match ended {
+        Some(Err(error)) => error.to_string(),
+        _ => "connection closed".to_owned(),
+    }
 }
 
 /// Reads `wanted` messages (one more is an error the verdict reports) and closes.
 async fn collect(mut subscriber: Subscriber, wanted: usize, progress: &Progress) -> Received {
-    let mut messages = Vec::with_capacity(wanted);
-    while messages.len() < wanted {
+    let mut received = Received::new(wanted);
+    while received.messages.len() < wanted {
         match subscriber.next().await {
             Some(Ok(message)) => {
-                messages.push(message);
+                received.messages.push(message);
                 progress.delivered(1);
             }
-            // The stream's last item says why it ended; a bare end is a close.
             ended => {
-                let why = match ended {
-                    Some(Err(error)) => error.to_string(),
-                    _ => "connection closed".to_owned(),
-                };
-                return Received {
-                    messages,
-                    ended_early: Some(why),
-                    completed_at: None,
-                };
+                received.ended_early = Some(ended_early(ended));
+                return received;
             }
         }
     }
-    let completed_at = Some(Instant::now());
+    received.completed_at = Some(Instant::now());
     // Every expected message is in; anything more that arrives before our close is a duplicate.
     let _ = subscriber.close().await;
     while let Some(Ok(extra)) = subscriber.next().await {
-        messages.push(extra);
+        received.messages.push(extra);
     }
-    Received {
-        messages,
-        ended_early: None,
-        completed_at,
-    }
+    received
 }
 
 /// A wspubsub server on 127.0.0.1 with a free port, for runs without `--url`.
@@ -230,7 +297,12 @@ pub struct InProcessServer {
 impl InProcessServer {
     /// Starts a server with default options.
     pub async fn start() -> Result<InProcessServer, LoadTestError> {
-        let server = Server::bind("127.0.0.1:0", Options::default()).await?;
+        InProcessServer::start_with(Options::default()).await
+    }
+
+    /// Starts a server with `options` (its address is chosen here).
+    pub async fn start_with(options: Options) -> Result<InProcessServer, LoadTestError> {
+        let server = Server::bind("127.0.0.1:0", options).await?;
         let addr = server
             .local_addr()
             .map_err(wspubsub_server::ServerError::Bind)?;
