@@ -8,7 +8,9 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 use wspubsub_pubclient::{ClientError, ClientOptions, Publisher};
 use wspubsub_server::{Options, Server, ServerHandle};
-use wspubsub_subclient::{StreamSubscriber, Subscriber};
+use wspubsub_subclient::{
+    DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULT_RECEIVE_BUFFER_MESSAGES, StreamSubscriber, Subscriber,
+};
 use wspubsub_testdata::DataSet;
 
 use crate::disrupt;
@@ -131,9 +133,21 @@ async fn run_unbounded(
         0 => None,
         _ => Some(server_addr(&url).await?),
     };
+    // Each subscriber keeps every message to hash them at the end anyway, so its receive
+    // buffer may hold the whole run: the load test measures the server, and a consumer
+    // (this process, hashing on a busy machine) slower than the socket must not cut itself.
+    let run_bytes = usize::try_from(data.total_bytes())
+        .unwrap_or(usize::MAX)
+        .saturating_mul(test.publishers);
+    let receive_buffer = (
+        DEFAULT_RECEIVE_BUFFER_MESSAGES.max(per_subscriber),
+        DEFAULT_RECEIVE_BUFFER_BYTES.max(run_bytes),
+    );
     let mut subscribers = JoinSet::new();
     for index in 0..test.subscribers {
-        let options = ClientOptions::default().name(format!("loadtest-sub-{index}"));
+        let options = ClientOptions::default()
+            .name(format!("loadtest-sub-{index}"))
+            .receive_buffer(receive_buffer.0, receive_buffer.1);
         let connect_error = |source| LoadTestError::Connect {
             role: "subscriber",
             index,

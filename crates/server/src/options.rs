@@ -41,8 +41,10 @@ pub const MIN_MAX_HEADER_SIZE: usize = 8192;
 /// Default most messages a topic's history keeps (0 turns history off).
 pub const DEFAULT_HISTORY_MESSAGES: usize = 1000;
 
-/// Default most frame bytes a topic's history keeps (16 MiB).
-pub const DEFAULT_HISTORY_BYTES: usize = 16 << 20;
+/// Default most frame bytes a topic's history keeps (64 MiB): as much as a subscriber may lag
+/// behind (`DEFAULT_SUBSCRIBER_QUEUE_BYTES`), so that one cut at that bound, or whose
+/// connection broke there, can resume from history without a gap.
+pub const DEFAULT_HISTORY_BYTES: usize = DEFAULT_SUBSCRIBER_QUEUE_BYTES;
 
 /// Default age past which history evicts a message; also how long a topic with history
 /// outlives its last client.
