@@ -241,6 +241,7 @@ enum Wait {
 }
 
 impl Wait {
+    /// Completes when what it waits for is over.
     async fn over(self) {
         match self {
             Wait::Storing(storing) => storing.done().await,
@@ -431,11 +432,11 @@ mod tests {
         assert!(matches!(queued.now_or_never(), Some(Ok(()))), "room left");
         drop((membership, publisher));
         assert_eq!(hub.topic_count(), 1, "kept while its message is stored");
+        // Once it is stored, a subscriber can only get it from history, not live.
         let storing = hub.topics()["/left"].topic.storing_signal();
         tokio::time::timeout(Duration::from_secs(10), storing.done())
             .await
             .expect("the actor stores it");
-        // So the subscriber gets it from history, not live.
         let earliest = Start {
             position: wspubsub_protocol::StartPosition::Earliest,
             gap_ok: false,
