@@ -2,6 +2,7 @@
 //! tokio's clock paused: time moves only when every task waits, so rules about time are
 //! checked without measuring wall time (nothing here can flake on a loaded machine).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -42,14 +43,14 @@ struct StreamPublisher {
 /// Starts topic `/t` and a stream-mode publisher of it whose socket buffers `buffer` bytes
 /// each way.
 async fn stream_publisher(options: Options, buffer: usize) -> StreamPublisher {
-    let metrics = std::sync::Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new());
     let pool = HistoryPool::new(&options, metrics.history.clone());
     let topic = Topic::spawn(
         "/t".into(),
         &options,
         &TaskTracker::new(),
         &metrics,
-        &std::sync::Arc::new(pool),
+        &Arc::new(pool),
     );
     let publisher = topic.publisher(Form::Enveloped);
     let config = lifecycle::websocket_config(&options);
@@ -57,7 +58,7 @@ async fn stream_publisher(options: Options, buffer: usize) -> StreamPublisher {
     let connection = Connection {
         id: "test-publisher".into(),
         topic: "/t".into(),
-        options: std::sync::Arc::new(options),
+        options: Arc::new(options),
         shutdown: shutdown.clone(),
         events: EventSink::new(),
         metrics,
