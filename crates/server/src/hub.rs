@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::position::now_micros;
 use crate::retention::{HistoryGap, HistoryPool};
-use crate::topic::{Topic, TopicFeed, TopicPublisher};
+use crate::topic::{Storing, Topic, TopicFeed, TopicPublisher};
 
 /// Why a subscriber cannot join its topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,9 +196,9 @@ impl Hub {
         }
     }
 
-    /// Removes topic `name` if it has no client and its history has expired; returns how
-    /// long until its history expires otherwise (`None`: nothing left to wait for).
-    fn remove_if_expired(&self, name: &str) -> Option<Duration> {
+    /// Removes topic `name` if it has no client and its history has expired; otherwise says
+    /// what to wait for before looking again (`None`: nothing left to wait for).
+    fn remove_if_expired(&self, name: &str) -> Option<Wait> {
         let mut topics = self.topics();
         let entry = topics.get_mut(name)?;
         if entry.members > 0 {
@@ -208,7 +208,7 @@ impl Hub {
         if !self.inner.shutdown.is_cancelled() && entry.topic.storing() {
             // Look again once the actor has stored them (it does so at once, no client
             // holding it back).
-            return Some(STORING_RECHECK);
+            return Some(Wait::Storing(entry.topic.storing_signal()));
         }
         let history = entry.topic.history();
         if self.inner.shutdown.is_cancelled() || !history.expire() {
@@ -218,7 +218,9 @@ impl Hub {
         let expires = history
             .newest_time()?
             .saturating_add(age_micros(&self.inner.options));
-        Some(Duration::from_micros(expires.saturating_sub(now_micros())))
+        let wait = Duration::from_micros(expires.saturating_sub(now_micros()));
+        // A little past the newest message's expiry, so that it has expired by then.
+        Some(Wait::Expiry(wait + Duration::from_millis(1)))
     }
 
     fn topics(&self) -> MutexGuard<'_, HashMap<Arc<str>, Entry>> {
@@ -230,8 +232,23 @@ impl Hub {
     }
 }
 
-/// How soon a topic kept while its last messages are being stored is looked at again.
-const STORING_RECHECK: Duration = Duration::from_millis(10);
+/// What a topic kept without clients waits for before the hub looks at it again.
+enum Wait {
+    /// Messages its last publishers queued are still on their way into its history.
+    Storing(Storing),
+    /// Its newest message expires after this long.
+    Expiry(Duration),
+}
+
+impl Wait {
+    /// Completes when what it waits for is over.
+    async fn over(self) {
+        match self {
+            Wait::Storing(storing) => storing.done().await,
+            Wait::Expiry(wait) => tokio::time::sleep(wait).await,
+        }
+    }
+}
 
 fn age_micros(options: &Options) -> u64 {
     u64::try_from(options.history_age.as_micros()).unwrap_or(u64::MAX)
@@ -252,8 +269,7 @@ async fn linger(hub: Weak<HubInner>, name: Arc<str>) {
         };
         tokio::select! {
             () = shutdown.cancelled() => {}
-            // A little past the newest message's expiry, so that it has expired by then.
-            () = tokio::time::sleep(wait + Duration::from_millis(1)) => {}
+            () = wait.over() => {}
         }
     }
 }
@@ -400,5 +416,45 @@ mod tests {
             .expect("no limits");
         assert_eq!(second.topic().as_ref(), "/a");
         assert_eq!(hub.topic_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_publisher_that_sent_and_left_at_once_leaves_its_messages_in_history() {
+        use futures_util::FutureExt;
+
+        let hub = hub();
+        let (membership, publisher) = hub.join_publisher("/left", Form::Raw).expect("no limits");
+        // Queued without yielding: the actor has not stored it when the publisher leaves.
+        let queued = publisher.publish(
+            bytes::Bytes::from_static(b"last words"),
+            std::time::Instant::now(),
+        );
+        assert!(matches!(queued.now_or_never(), Some(Ok(()))), "room left");
+        drop((membership, publisher));
+        assert_eq!(hub.topic_count(), 1, "kept while its message is stored");
+        // Once it is stored, a subscriber can only get it from history, not live.
+        let storing = hub.topics()["/left"].topic.storing_signal();
+        tokio::time::timeout(Duration::from_secs(10), storing.done())
+            .await
+            .expect("the actor stores it");
+        let earliest = Start {
+            position: wspubsub_protocol::StartPosition::Earliest,
+            gap_ok: false,
+        };
+        let (_subscriber, mut feed) = hub
+            .join_subscriber("/left", earliest, Form::Raw)
+            .expect("no limits");
+        let mut out = wspubsub_fanout::FrameQueue::default();
+        loop {
+            let batch = feed.next_batch(&mut out, usize::MAX).expect("not lagged");
+            if bytes::Buf::remaining(&out) >= 12 {
+                break;
+            }
+            if !batch.more_pending {
+                feed.changed().await;
+            }
+        }
+        let frames = bytes::Buf::copy_to_bytes(&mut out, 12);
+        assert_eq!(&frames[2..], b"last words");
     }
 }

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -97,6 +97,8 @@ struct QueueRoom {
     /// Messages publishers queued that the actor has not yet stored (appended to the backlog
     /// and history): while there are any, a topic whose clients all left is not yet done.
     unstored: AtomicUsize,
+    /// Told when `unstored` drops to zero ([`Storing::done`]).
+    all_stored: Notify,
 }
 
 impl QueueRoom {
@@ -106,6 +108,16 @@ impl QueueRoom {
             bytes: Semaphore::new(capacity),
             capacity,
             unstored: AtomicUsize::new(0),
+            all_stored: Notify::new(),
+        }
+    }
+
+    /// `count` queued messages are stored (or will never be: the topic is gone): a waiting
+    /// [`Storing::done`] is told once none is left. `notify_one` costs an atomic when nobody
+    /// waits, and keeps the signal for a waiter that is about to wait.
+    fn settled(&self, count: usize) {
+        if self.unstored.fetch_sub(count, Ordering::SeqCst) == count {
+            self.all_stored.notify_one();
         }
     }
 
@@ -237,6 +249,25 @@ impl Topic {
     pub(crate) fn storing(&self) -> bool {
         self.room.unstored.load(Ordering::SeqCst) > 0
     }
+
+    /// A way to wait until [`Self::storing`] is over, without holding the topic.
+    pub(crate) fn storing_signal(&self) -> Storing {
+        Storing(Arc::clone(&self.room))
+    }
+}
+
+/// Waits for the messages a topic's publishers queued to be stored (see [`Topic::storing`]).
+#[derive(Debug)]
+pub(crate) struct Storing(Arc<QueueRoom>);
+
+impl Storing {
+    /// Completes once no queued message is left unstored (at once if none is).
+    pub(crate) async fn done(&self) {
+        // A notification sent between the load and the wait is kept for the wait.
+        while self.0.unstored.load(Ordering::SeqCst) > 0 {
+            self.0.all_stored.notified().await;
+        }
+    }
 }
 
 /// Puts a stream-mode subscriber's `subscribed` frame, and its `gap` frame if it has one,
@@ -296,14 +327,14 @@ impl Outbound {
     }
 
     /// Appends `records` (all of them, in order), taken at `time` (unix µs), to the backlog
-    /// and the history, as the policy says.
-    async fn append(&self, records: &mut VecDeque<Record>, time: u64) {
+    /// and the history, as the policy says, and acks what it appended as it goes (`acks`).
+    async fn append(&self, records: &mut VecDeque<Record>, time: u64, acks: &mut Pending) {
         match self.policy {
             SlowSubscriber::Close => {
-                self.try_append(records, time, Room::Make);
+                self.try_append(records, time, Room::Make, acks);
             }
             SlowSubscriber::Hold => {
-                let appended = || self.try_append(records, time, Room::Wait);
+                let appended = || self.try_append(records, time, Room::Wait, acks);
                 if let Some(waited) = self.hold.append(&self.backlog, appended).await {
                     self.metrics.held(HeldReason::SubscriberBacklog, waited);
                 }
@@ -315,8 +346,15 @@ impl Outbound {
     /// Moves the records that fit (all of them with [`Room::Make`]) into the backlog and,
     /// under the same lock, into the history, so that a joining subscriber finds each record
     /// in exactly one of its replay and its backlog cursor; says whether all did. Wakes the
-    /// subscribers only if it appended something.
-    fn try_append(&self, records: &mut VecDeque<Record>, time: u64, room: Room) -> bool {
+    /// subscribers only if it appended something, and acks what it appended at once, not
+    /// when the rest of the batch finds room.
+    fn try_append(
+        &self,
+        records: &mut VecDeque<Record>,
+        time: u64,
+        room: Room,
+        acks: &mut Pending,
+    ) -> bool {
         self.backlog.send_if_modified(|backlog| {
             let mut appended = false;
             // Read under the lock stream-mode subscribers join under: any that will read
@@ -347,6 +385,7 @@ impl Outbound {
             self.history.append(fitting, time);
             appended
         });
+        acks.report_below(records.front().map_or(u64::MAX, |record| record.first_seq));
         records.is_empty()
     }
 }
@@ -404,9 +443,8 @@ async fn run(
         if outbound.enveloping() {
             records.iter_mut().for_each(Record::envelop);
         }
-        outbound.append(&mut records, time).await;
-        inbound.room.unstored.fetch_sub(received, Ordering::SeqCst);
-        acks.report();
+        outbound.append(&mut records, time, &mut acks).await;
+        inbound.room.settled(received);
     }
     outbound.backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");
@@ -459,7 +497,7 @@ impl TopicPublisher {
             }
         };
         if queued.is_err() {
-            self.room.unstored.fetch_sub(1, Ordering::SeqCst);
+            self.room.settled(1);
         }
         if let Some(since) = waiting_since {
             self.metrics.held(HeldReason::TopicQueue, since.elapsed());
@@ -837,5 +875,74 @@ mod tests {
             feed.next_batch(&mut out, usize::MAX).is_err(),
             "the subscriber fell out of the backlog"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_topic_acks_what_it_appended_without_waiting_for_room_for_the_rest() {
+        let options = Options {
+            subscriber_queue_messages: 2,
+            subscriber_queue_bytes: 1 << 20,
+            topic_queue_bytes: 1 << 20,
+            slow_subscriber: SlowSubscriber::Hold,
+            ..Options::default()
+        };
+        let topic = spawn(&options, &TaskTracker::new());
+        let head = topic.history().lock_head();
+        let _idle = topic
+            .subscriber(Start::default(), Form::Raw)
+            .expect("latest");
+        let publisher = topic.publisher(Form::Enveloped);
+        let mut acks = publisher.acks().expect("a stream-mode publisher");
+        // Three messages of a chunk each, queued before the actor runs: one batch, of which
+        // the backlog takes two while nobody reads.
+        let message = Bytes::from(vec![7; CHUNK_BYTES]);
+        for _ in 0..3 {
+            let queued = publisher.publish(message.clone(), Instant::now());
+            assert!(matches!(queued.now_or_never(), Some(Ok(()))), "room left");
+        }
+        // Paused time advances only once every task is idle: a missing ack never comes.
+        let acked = tokio::time::timeout(
+            Duration::from_secs(60),
+            acks.wait_for(|acked| acked.count > 0),
+        )
+        .await
+        .expect("the appended part is acked while the rest waits for room")
+        .map(|acked| *acked)
+        .expect("the publisher holds the ack cell");
+        assert_eq!(
+            acked,
+            Acked {
+                count: 2,
+                seq: head + 1
+            }
+        );
+        assert!(topic.storing(), "the third message still waits for room");
+    }
+
+    #[tokio::test]
+    async fn storing_is_over_once_the_actor_stored_everything_queued() {
+        let tracker = TaskTracker::new();
+        let topic = spawn(&Options::default(), &tracker);
+        let publisher = topic.publisher(Form::Raw);
+        let storing = topic.storing_signal();
+        assert!(
+            storing.done().now_or_never().is_some(),
+            "nothing queued, nothing to wait for"
+        );
+        // Queued without yielding: the actor has not run yet.
+        let queued = publisher.publish(Bytes::from_static(b"m"), Instant::now());
+        assert!(matches!(queued.now_or_never(), Some(Ok(()))), "room left");
+        assert!(topic.storing());
+        let done = storing.done();
+        tokio::pin!(done);
+        assert!(
+            futures_util::poll!(done.as_mut()).is_pending(),
+            "the message is not stored yet"
+        );
+        tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .expect("told once the actor stored it");
+        assert!(!topic.storing());
+        assert!(topic.history().expire(), "the message is in history");
     }
 }

@@ -1,9 +1,10 @@
 //! Stream mode (`wspubsub.v2`), end to end: the subprotocol echoed in the 101, the
 //! `subscribed` and `gap` control frames, enveloped messages with consecutive seqs, replay
-//! joined to live under load, and raw and stream subscribers side by side.
+//! joined to live under load, raw and stream subscribers side by side, and publisher acks,
+//! up to the last one before a shutdown's 1001.
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -269,4 +270,90 @@ async fn a_stream_publisher_gets_cumulative_acks_covering_every_message() {
         metric(&text, "wspubsub_acks_sent_total"),
         Some(f64::from(acks))
     );
+}
+
+/// Reads a stream-mode subscriber to its 1001, checking that its messages go on from seq
+/// `next`; says how many it read.
+async fn messages_until_close(client: &mut RawClient, mut next: u64) -> u64 {
+    let mut read = 0;
+    loop {
+        match within(TIMEOUT, client.next()).await {
+            Some(Ok(Message::Binary(frame))) => {
+                let envelope = Envelope::decode(&frame).expect("an envelope");
+                assert_eq!(envelope.seq, next, "consecutive");
+                next += 1;
+                read += 1;
+            }
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1001, "closed for the shutdown");
+                // Reading on sends our echo of the close, which completes the handshake.
+                let _ = tokio::time::timeout(TIMEOUT, client.next()).await;
+                return read;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("expected a message or the close, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_a_stream_publisher_is_acked_every_message_stored_before_its_close() {
+    const TOTAL: u32 = 20_000;
+    const BEFORE_SHUTDOWN: u32 = 100;
+    let server = TestServer::start(Options {
+        close_deadline: TIMEOUT,
+        ..Options::default()
+    })
+    .await;
+    let mut subscriber = subscribe_stream(&server, "/drained", "").await;
+    let (_, head, _) = subscribed(&mut subscriber, "/drained").await;
+    let (publisher, _) = connect_stream(&server.url("/drained"), Role::Publisher).await;
+    let (mut sink, mut acks) = publisher.split();
+    let sending = tokio::spawn(async move {
+        for n in 0..TOTAL {
+            // The server stops reading at shutdown and then closes the connection.
+            if sink.send(Message::Binary(numbered(n))).await.is_err() {
+                break;
+            }
+        }
+    });
+    // Shut down in the middle of the publishing, with messages read and not yet stored.
+    for n in 0..BEFORE_SHUTDOWN {
+        assert_eq!(
+            next_message(&mut subscriber).await,
+            (head + u64::from(n), numbered(n))
+        );
+    }
+    server.handle().shutdown();
+    // The drain delivers every message the server read (so stored) before the 1001.
+    let delivered = u64::from(BEFORE_SHUTDOWN)
+        + messages_until_close(&mut subscriber, head + u64::from(BEFORE_SHUTDOWN)).await;
+    let mut last = 0;
+    loop {
+        match within(TIMEOUT, acks.next()).await {
+            Some(Ok(Message::Text(text))) => match Control::from_json(&text) {
+                Ok(Control::Ack { count, seq }) => {
+                    assert!(count > last, "cumulative: {count} after {last}");
+                    assert_eq!(seq, head + count - 1, "the seq of message {count}");
+                    last = count;
+                }
+                other => panic!("expected an ack, got {other:?}"),
+            },
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1001, "closed for the shutdown");
+                break;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("expected an ack or the close, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        last, delivered,
+        "the last ack before the close covers every message stored"
+    );
+    // Its sends may be stuck behind what the server no longer reads: stop them, then read on
+    // to send our echo of the close.
+    sending.abort();
+    let _ = tokio::time::timeout(TIMEOUT, acks.next()).await;
+    within(TIMEOUT / 2, server.stop()).await;
 }

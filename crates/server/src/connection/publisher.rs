@@ -4,7 +4,10 @@
 //! stored, sent as the topic appends them (coalesced while the socket is busy).
 //!
 //! On shutdown a publisher stops reading at once, but a message it has read is always queued
-//! for the topic first: the drain delivers every message the server read.
+//! for the topic first: the drain delivers every message the server read. A stream-mode
+//! publisher is then acked every message the server read before it is closed
+//! ([`acked_to_the_end`]), so that its client re-sends nothing the server stored and reports
+//! nothing stored as lost.
 
 use std::time::{Duration, Instant};
 
@@ -37,10 +40,14 @@ where
     let mut liveness = Liveness::new(options.pong_deadline);
     let mut token_expiry = connection.token_expiry();
     let mut acks = topic.acks();
+    // Messages read and handed to the topic.
+    let mut handed: u64 = 0;
     loop {
         tokio::select! {
             biased;
-            () = connection.shutdown.cancelled() => return Ending::Shutdown,
+            () = connection.shutdown.cancelled() => {
+                return acked_to_the_end(ws, connection, &mut acks, handed).await;
+            }
             () = expired(&mut token_expiry) => return Ending::TokenExpired,
             acked = stored(&mut acks) => {
                 if let Err(ending) = send_ack(ws, connection, acked).await {
@@ -60,6 +67,7 @@ where
                     {
                         return ending;
                     }
+                    handed += 1;
                     // Time spent waiting on a full topic queue was ours, not the peer's silence.
                     liveness.heard();
                 }
@@ -116,6 +124,43 @@ where
                 Tick::Alive => {}
                 Tick::Expired => liveness.heard(),
             },
+        }
+    }
+}
+
+/// The server is shutting down and this publisher is read no more: waits until the topic has
+/// stored the `handed` messages it was handed (the topic takes them until its publishers are
+/// gone), acking them as it goes, so that a stream-mode publisher's last ack before its 1001
+/// covers every message the server read. Half the close deadline bounds this, as it bounds a
+/// draining subscriber, so that the close handshake keeps the other half.
+async fn acked_to_the_end<S>(
+    ws: &mut WebSocketStream<S>,
+    connection: &Connection,
+    acks: &mut Option<watch::Receiver<Acked>>,
+    handed: u64,
+) -> Ending
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let unsent = |acks: &Option<watch::Receiver<Acked>>| {
+        acks.as_ref().is_some_and(|acks| {
+            // An ack seen is an ack sent: only a change not seen yet is unsent.
+            acks.has_changed().unwrap_or(false) || acks.borrow().count < handed
+        })
+    };
+    let all_acked = async {
+        while unsent(acks) {
+            let acked = stored(acks).await;
+            send_ack(ws, connection, acked).await?;
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(connection.options.close_deadline / 2, all_acked).await {
+        Ok(Ok(())) => Ending::Shutdown,
+        Ok(Err(ending)) => ending,
+        Err(_elapsed) => {
+            tracing::debug!("messages read at shutdown not all stored within the drain");
+            Ending::Shutdown
         }
     }
 }
@@ -177,3 +222,6 @@ where
         Err(WriteFailure::Failed(error)) => Err(Ending::ConnectionLost(error)),
     }
 }
+
+#[cfg(test)]
+mod tests;
