@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use wspubsub_cluster::{
-    Broker, ConnectConfig, Delivery, Start, StreamSpec, Subscription, subject_for, topic_for,
+    Broker, BrokerError, ConnectConfig, Credentials, Delivery, Start, Storage, StreamSpec,
+    Subscription, subject_for, topic_for,
 };
 use wspubsub_testkit::{NatsCluster, NatsServer, TIMEOUT, within};
 
@@ -290,4 +291,145 @@ async fn awkward_topics_keep_apart_and_round_trip_through_a_real_server() {
             .expect("ack");
         assert_eq!(next(&mut subscription).await.sequence, marker, "{topic}");
     }
+}
+
+#[tokio::test]
+async fn history_is_kept_per_topic_and_follows_changed_limits() {
+    let server = NatsServer::start().await;
+    let mut spec = StreamSpec {
+        messages_per_topic: Some(5),
+        ..StreamSpec::default()
+    };
+    let broker = connect(&server.url(), &spec).await;
+    let sent = numbered("h", 10);
+    let mut sequences = Vec::new();
+    for payload in &sent {
+        sequences.push(broker.publish("/a", payload.clone()).await.expect("ack"));
+    }
+    let other = broker
+        .publish("/b", Bytes::from_static(b"b"))
+        .await
+        .expect("ack");
+
+    let mut a = broker
+        .subscribe("/a", Start::Earliest)
+        .await
+        .expect("subscribe");
+    let kept = take(&mut a, 5).await;
+    assert_eq!(payloads(&kept), sent[5..], "the last five of /a");
+    assert_eq!(kept[0].sequence, sequences[5]);
+    // /a's limit evicted nothing of /b.
+    let mut b = broker
+        .subscribe("/b", Start::Earliest)
+        .await
+        .expect("subscribe");
+    assert_eq!(next(&mut b).await.sequence, other);
+
+    spec.messages_per_topic = Some(2);
+    let state = broker
+        .ensure_stream(&spec)
+        .await
+        .expect("update the stream");
+    assert_eq!(state.first_sequence, sequences[8]);
+    assert_eq!(state.last_sequence, other);
+    let mut a = broker
+        .subscribe("/a", Start::Earliest)
+        .await
+        .expect("subscribe");
+    assert_eq!(payloads(&take(&mut a, 2).await), sent[8..]);
+}
+
+#[tokio::test]
+async fn file_storage_outlives_a_server_restart() {
+    let mut server = NatsServer::start().await;
+    let spec = StreamSpec {
+        storage: Storage::File,
+        ..StreamSpec::default()
+    };
+    let broker = connect(&server.url(), &spec).await;
+    let sent = numbered("f", 3);
+    let mut sequences = Vec::new();
+    for payload in &sent {
+        sequences.push(broker.publish("/f", payload.clone()).await.expect("ack"));
+    }
+    let before = broker.ensure_stream(&spec).await.expect("stream state");
+    server.restart().await;
+
+    // The client reconnects by itself; the stream is the same incarnation.
+    let after = until_ok("stream state", || broker.ensure_stream(&spec)).await;
+    assert_eq!(after.created, before.created);
+    let mut all = until_ok("subscribe", || broker.subscribe("/f", Start::Earliest)).await;
+    let read = take(&mut all, 3).await;
+    assert_eq!(payloads(&read), sent);
+    assert_eq!(
+        read.iter().map(|d| d.sequence).collect::<Vec<_>>(),
+        sequences
+    );
+}
+
+#[tokio::test]
+async fn a_memory_stream_restarts_as_a_new_incarnation_that_reuses_sequences() {
+    let mut server = NatsServer::start().await;
+    let spec = StreamSpec::default();
+    let broker = connect(&server.url(), &spec).await;
+    let first = broker
+        .publish("/m", Bytes::from_static(b"1"))
+        .await
+        .expect("ack");
+    let before = broker.ensure_stream(&spec).await.expect("stream state");
+    server.restart().await;
+
+    let after = until_ok("recreate the stream", || broker.ensure_stream(&spec)).await;
+    assert!(after.created > before.created, "{after:?} after {before:?}");
+    assert_eq!(after.last_sequence, 0, "the messages went with the server");
+    // Why the server must offset positions by incarnation (design.md section 6).
+    let again = broker
+        .publish("/m", Bytes::from_static(b"2"))
+        .await
+        .expect("ack");
+    assert_eq!(again, first);
+}
+
+#[tokio::test]
+async fn credentials_are_the_ones_async_nats_offers() {
+    let token = NatsServer::start_with(&["--auth", "s3cret"]).await;
+    let mut config = ConnectConfig::new(token.url());
+    let refused = within(TIMEOUT, Broker::connect(&config)).await;
+    assert!(
+        matches!(refused, Err(BrokerError::Connect(_))),
+        "{refused:?}"
+    );
+    config.credentials = Credentials::Token("s3cret".into());
+    let broker = within(TIMEOUT, Broker::connect(&config))
+        .await
+        .expect("token");
+    assert!(broker.is_connected());
+
+    let password = NatsServer::start_with(&["--user", "node", "--pass", "pw"]).await;
+    let mut config = ConnectConfig::new(format!(" {} ,", password.url()));
+    config.credentials = Credentials::UserPassword {
+        user: "node".into(),
+        password: "wrong".into(),
+    };
+    let refused = within(TIMEOUT, Broker::connect(&config)).await;
+    assert!(
+        matches!(refused, Err(BrokerError::Connect(_))),
+        "{refused:?}"
+    );
+    config.credentials = Credentials::UserPassword {
+        user: "node".into(),
+        password: "pw".into(),
+    };
+    within(TIMEOUT, Broker::connect(&config))
+        .await
+        .expect("user and password");
+
+    config.credentials = Credentials::File("/nonexistent/node.creds".into());
+    let missing = Broker::connect(&config).await;
+    assert!(
+        matches!(missing, Err(BrokerError::Credentials { .. })),
+        "{missing:?}"
+    );
+    let none = Broker::connect(&ConnectConfig::new(" , ")).await;
+    assert!(matches!(none, Err(BrokerError::NoUrl)), "{none:?}");
 }
