@@ -311,7 +311,8 @@ fn is_file(path: &Path) -> bool {
     path.metadata().is_ok_and(|meta| meta.is_file())
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bound, then released).
+/// A port on 127.0.0.1 that was free a moment ago (bound, then released). Should another
+/// process take it first, nats-server exits and the start fails loudly with its log.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
