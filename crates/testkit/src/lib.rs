@@ -1,18 +1,21 @@
 //! Test helpers shared by the workspace's integration tests: a real server on a free
 //! loopback port ([`TestServer`]), raw protocol clients built on tokio-tungstenite (so tests
 //! see exactly what goes over the wire), raw HTTP requests and metric scrapes, waits that are
-//! always bounded by [`TIMEOUT`], and token [`Signer`]s for auth tests.
+//! always bounded by [`TIMEOUT`], token [`Signer`]s for auth tests, and real `nats-server`
+//! processes for the cluster tests ([`NatsServer`], [`NatsCluster`]).
 //!
 //! Every helper panics with a clear message when its expectation fails: they are for tests.
 #![allow(clippy::panic, clippy::expect_used)]
 
 mod clients;
 mod drain;
+mod nats;
 mod raw;
 mod token;
 
 pub use clients::{last_err, next_ok, self_signed, wait_for_left};
 pub use drain::Drain;
+pub use nats::{NatsCluster, NatsServer};
 pub use raw::{
     RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape,
     unread_subscriber, upgrade_request,

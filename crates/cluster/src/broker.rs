@@ -1,0 +1,389 @@
+//! A thin typed layer over `async-nats` JetStream: connect, keep one stream for every topic,
+//! publish with the stream's ack, and read one topic in stream order.
+//!
+//! One stream ([`STREAM`]) holds every topic as the subjects `wspubsub.t.>` (see
+//! [`crate::subject`]). Its sequence is the single order all nodes agree on: a message's
+//! stream sequence is its position everywhere. A [`Subscription`] is an ordered consumer
+//! (ephemeral, in memory, no acks, recreated by `async-nats` from the last sequence it saw
+//! when the connection or the consumer is lost) filtered to one topic's subject.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::Ordered, pull::OrderedConfig};
+use async_nats::jetstream::message::PublishMessage as Publish;
+use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, StorageType};
+use async_nats::jetstream::{self, Context};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::subject::{self, SubjectError};
+
+/// The name of the stream that holds every topic.
+pub const STREAM: &str = "WSPUBSUB";
+
+/// How a node proves who it is to NATS (what `async-nats` offers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// No authentication.
+    #[default]
+    None,
+    /// A `.creds` file (JWT and NKey seed), as `nsc` writes it.
+    File(PathBuf),
+    /// A user name and password.
+    UserPassword {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// A token.
+    Token(String),
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// NATS server URLs, comma-separated (`nats://a:4222,nats://b:4222`); the client picks
+    /// one and fails over to the others.
+    pub urls: String,
+    /// How to authenticate.
+    pub credentials: Credentials,
+    /// A PEM file of CA certificates to trust for TLS, beyond the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The connection name the server shows in its monitoring.
+    pub name: String,
+    /// How long a JetStream request (a publish ack, a stream or consumer change) may take.
+    pub request_timeout: Duration,
+}
+
+impl ConnectConfig {
+    /// Plain connection to `urls`, no credentials, a 5 s request timeout.
+    pub fn new(urls: impl Into<String>) -> ConnectConfig {
+        ConnectConfig {
+            urls: urls.into(),
+            credentials: Credentials::None,
+            ca_file: None,
+            name: "wspubsub".into(),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the stream keeps messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory: fast, lost when every replica's server restarts.
+    #[default]
+    Memory,
+    /// On disk: survives server restarts.
+    File,
+}
+
+/// The stream's shape: storage, replication and how much history it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// Memory (the default) or file storage. Fixed once the stream exists.
+    pub storage: Storage,
+    /// Copies of each message: 1, or 3 on a NATS cluster of at least three servers.
+    pub replicas: usize,
+    /// Messages kept per topic (JetStream's `max_msgs_per_subject`); `None` keeps all.
+    pub messages_per_topic: Option<u64>,
+    /// Bytes kept over all topics (`max_bytes`), oldest evicted first: JetStream has no
+    /// per-subject byte limit; `None` keeps all.
+    pub total_bytes: Option<u64>,
+    /// How long a message is kept (`max_age`); `None` keeps it until a size limit evicts it.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for StreamSpec {
+    fn default() -> StreamSpec {
+        StreamSpec {
+            storage: Storage::Memory,
+            replicas: 1,
+            messages_per_topic: None,
+            total_bytes: None,
+            max_age: None,
+        }
+    }
+}
+
+/// What the stream is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamState {
+    /// When the stream was created: a stream recreated (a memory stream after a restart of
+    /// its servers) starts its sequence at 1 again, and this tells the incarnations apart.
+    pub created: SystemTime,
+    /// The oldest sequence still stored (0 when empty).
+    pub first_sequence: u64,
+    /// The newest sequence stored (0 when nothing was ever stored).
+    pub last_sequence: u64,
+    /// The name of the NATS server leading the stream's replicas (in a NATS cluster).
+    pub leader: Option<String>,
+}
+
+/// Where a [`Subscription`] starts reading its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Only what is published after [`Broker::subscribe`] returns (the latest).
+    New,
+    /// The oldest message of the topic the stream still holds.
+    Earliest,
+    /// The topic's first message at or after this stream sequence.
+    Sequence(u64),
+    /// The topic's first message stored at or after this time.
+    Time(SystemTime),
+}
+
+/// One message of a topic, as the stream holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The stream sequence: the message's position on every node.
+    pub sequence: u64,
+    /// When the stream stored it.
+    pub time: SystemTime,
+    /// The message body.
+    pub payload: Bytes,
+}
+
+/// What went wrong talking to NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// `urls` named no server.
+    #[error("no NATS server URL given")]
+    NoUrl,
+    /// The credentials file could not be read.
+    #[error("reading NATS credentials {path:?}: {source}")]
+    Credentials {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No server could be reached or it refused us.
+    #[error("connecting to NATS: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    /// The stream could not be created or changed.
+    #[error("ensuring stream {STREAM}: {0}")]
+    Stream(#[from] async_nats::jetstream::context::CreateStreamError),
+    /// The stream could not be looked up.
+    #[error("looking up stream {STREAM}: {0}")]
+    Lookup(#[from] async_nats::jetstream::context::GetStreamError),
+    /// The topic has no subject.
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
+    /// The message was not sent.
+    #[error("publishing: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+    /// The consumer for a subscription could not be created.
+    #[error("subscribing: {0}")]
+    Consumer(#[from] async_nats::jetstream::stream::ConsumerError),
+    /// The consumer's message stream could not be started.
+    #[error("subscribing: {0}")]
+    Messages(#[from] async_nats::jetstream::consumer::StreamError),
+    /// A subscription broke and could not be recreated.
+    #[error("reading a subscription: {0}")]
+    Ordered(#[from] async_nats::jetstream::consumer::pull::OrderedError),
+    /// A delivered message carried no JetStream metadata.
+    #[error("a delivered message has no stream metadata: {0}")]
+    Metadata(String),
+}
+
+/// A connection to NATS with its JetStream context; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    client: async_nats::Client,
+    jetstream: Context,
+}
+
+impl Broker {
+    /// Connects to one of `config.urls` (failing over to the others later).
+    pub async fn connect(config: &ConnectConfig) -> Result<Broker, BrokerError> {
+        let urls: Vec<&str> = config
+            .urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect();
+        if urls.is_empty() {
+            return Err(BrokerError::NoUrl);
+        }
+        let mut options = async_nats::ConnectOptions::new()
+            .name(&config.name)
+            .request_timeout(Some(config.request_timeout));
+        options = match &config.credentials {
+            Credentials::None => options,
+            Credentials::File(path) => {
+                options
+                    .credentials_file(path)
+                    .await
+                    .map_err(|source| BrokerError::Credentials {
+                        path: path.clone(),
+                        source,
+                    })?
+            }
+            Credentials::UserPassword { user, password } => {
+                options.user_and_password(user.clone(), password.clone())
+            }
+            Credentials::Token(token) => options.token(token.clone()),
+        };
+        if let Some(ca_file) = &config.ca_file {
+            options = options.add_root_certificates(ca_file.clone());
+        }
+        let client = options.connect(urls).await?;
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(config.request_timeout);
+        Ok(Broker { client, jetstream })
+    }
+
+    /// Whether the client is connected right now (it reconnects by itself when not).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates the topic stream with `spec`, or updates its limits when it exists; returns
+    /// its state.
+    pub async fn ensure_stream(&self, spec: &StreamSpec) -> Result<StreamState, BrokerError> {
+        let config = stream_config(spec);
+        let info = self.jetstream.create_or_update_stream(config).await?;
+        Ok(StreamState {
+            created: info.created.into(),
+            first_sequence: info.state.first_sequence,
+            last_sequence: info.state.last_sequence,
+            leader: info.cluster.and_then(|cluster| cluster.leader),
+        })
+    }
+
+    /// Publishes `payload` to `topic` and waits for the stream's ack: returns the message's
+    /// stream sequence.
+    pub async fn publish(&self, topic: &str, payload: Bytes) -> Result<u64, BrokerError> {
+        self.send(topic, Publish::build().payload(payload))
+            .await?
+            .sequence()
+            .await
+    }
+
+    /// Like [`Broker::publish`], with an id the stream deduplicates on (within its
+    /// two-minute window): publishing again after a lost ack stores the message once, and
+    /// the ack names the sequence it got the first time.
+    pub async fn publish_once(
+        &self,
+        topic: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<u64, BrokerError> {
+        let message = Publish::build().payload(payload).message_id(id);
+        self.send(topic, message).await?.sequence().await
+    }
+
+    /// Sends `payload` to `topic` without waiting for the ack, so that several publishes can
+    /// be in flight; the returned [`PendingAck`] resolves to the sequence.
+    pub async fn send_publish(
+        &self,
+        topic: &str,
+        payload: Bytes,
+    ) -> Result<PendingAck, BrokerError> {
+        self.send(topic, Publish::build().payload(payload)).await
+    }
+
+    async fn send(&self, topic: &str, message: Publish) -> Result<PendingAck, BrokerError> {
+        let subject = subject::subject_for(topic)?;
+        let ack = self.jetstream.send_publish(subject, message).await?;
+        Ok(PendingAck { ack })
+    }
+
+    /// Reads `topic` from `start`, in stream order. When this returns, the consumer exists:
+    /// whatever is published to the topic afterwards reaches the subscription.
+    pub async fn subscribe(&self, topic: &str, start: Start) -> Result<Subscription, BrokerError> {
+        let filter_subject = subject::subject_for(topic)?;
+        let deliver_policy = match start {
+            Start::New => DeliverPolicy::New,
+            Start::Earliest => DeliverPolicy::All,
+            Start::Sequence(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+            Start::Time(time) => DeliverPolicy::ByStartTime {
+                start_time: time.into(),
+            },
+        };
+        let stream = self.jetstream.get_stream_no_info(STREAM).await?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject,
+                deliver_policy,
+                ..OrderedConfig::default()
+            })
+            .await?;
+        let messages = consumer.messages().await?;
+        Ok(Subscription { messages })
+    }
+}
+
+/// A publish sent and not yet acknowledged.
+#[must_use = "the ack says whether the stream stored the message"]
+pub struct PendingAck {
+    ack: jetstream::context::PublishAckFuture,
+}
+
+impl std::fmt::Debug for PendingAck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingAck")
+    }
+}
+
+impl PendingAck {
+    /// Waits for the stream's ack (bounded by the request timeout): the stream sequence.
+    pub async fn sequence(self) -> Result<u64, BrokerError> {
+        Ok(self.ack.await?.sequence)
+    }
+}
+
+/// One topic's messages in stream order, from where the subscription started.
+pub struct Subscription {
+    messages: Ordered,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+impl Subscription {
+    /// The next message; `None` once the subscription has ended (the connection closed).
+    pub async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        let message = match self.messages.next().await? {
+            Ok(message) => message,
+            Err(error) => return Some(Err(error.into())),
+        };
+        let info = match message.info() {
+            Ok(info) => info,
+            Err(error) => return Some(Err(BrokerError::Metadata(error.to_string()))),
+        };
+        Some(Ok(Delivery {
+            sequence: info.stream_sequence,
+            time: info.published.into(),
+            payload: message.payload.clone(),
+        }))
+    }
+}
+
+/// The JetStream stream configuration for `spec`.
+fn stream_config(spec: &StreamSpec) -> StreamConfig {
+    let limit =
+        |value: Option<u64>| value.map_or(-1, |value| i64::try_from(value).unwrap_or(i64::MAX));
+    StreamConfig {
+        name: STREAM.into(),
+        description: Some("wspubsub topics".into()),
+        subjects: vec![format!("{}.>", subject::PREFIX)],
+        storage: match spec.storage {
+            Storage::Memory => StorageType::Memory,
+            Storage::File => StorageType::File,
+        },
+        num_replicas: spec.replicas,
+        max_messages_per_subject: limit(spec.messages_per_topic),
+        max_bytes: limit(spec.total_bytes),
+        max_messages: -1,
+        max_age: spec.max_age.unwrap_or(Duration::ZERO),
+        discard: DiscardPolicy::Old,
+        ..StreamConfig::default()
+    }
+}

@@ -1,0 +1,20 @@
+//! Foundations of cluster mode: several wspubsub nodes sharing topics through NATS
+//! JetStream.
+//!
+//! - [`subject`]: the reversible mapping between a topic path and its NATS subject, one
+//!   path segment per subject token.
+//! - [`broker`]: a typed layer over `async-nats`: connect ([`ConnectConfig`]), keep the
+//!   topic stream ([`StreamSpec`]), publish with the stream's ack, and read one topic in
+//!   stream order from a [`Start`] ([`Subscription`]).
+//!
+//! Nothing here touches the server's message path yet; the server wires it in behind
+//! `--nats-url`.
+
+pub mod broker;
+pub mod subject;
+
+pub use broker::{
+    Broker, BrokerError, ConnectConfig, Credentials, Delivery, PendingAck, STREAM, Start, Storage,
+    StreamSpec, StreamState, Subscription,
+};
+pub use subject::{PREFIX, SubjectError, subject_for, topic_for};
