@@ -459,3 +459,29 @@ fn sub_reconnect_reports_a_restarted_topic_as_a_gap_and_exits_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sub_reconnect_with_gap_ok_notes_the_gap_and_goes_on() {
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let addr = server.listen_addr();
+    let url = format!("ws://{addr}/gap-ok");
+    let sub = subscribe(&[&url, "--reconnect", "--gap-ok", "--count", "2"]);
+    let published = publish(&[&url], b"before\n");
+    assert!(published.status.success(), "{published:?}");
+    server.terminate();
+    assert!(server.wait().success());
+    let restarted = Process::serve(&[("PUBSUB_ADDR", addr.as_str())]);
+    assert_eq!(restarted.listen_addr(), addr, "listening again");
+    // Whether the subscriber is back before this or after, it gets it: live, or from the new
+    // topic's history, where the gap notice places it.
+    let published = publish(&[&url], b"after\n");
+    assert!(published.status.success(), "{published:?}");
+    let output = finish_sub(sub);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "before\nafter\n");
+    assert!(
+        stderr.contains("gap:") && stderr.contains("topic_restarted"),
+        "{stderr}"
+    );
+}
