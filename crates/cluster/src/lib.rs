@@ -6,15 +6,19 @@
 //! - [`broker`]: a typed layer over `async-nats`: connect ([`ConnectConfig`]), keep the
 //!   topic stream ([`StreamSpec`]), publish with the stream's ack, and read one topic in
 //!   stream order from a [`Start`] ([`Subscription`]).
+//! - [`position`]: the `seq` every node gives a stream message ([`Incarnation`]), never
+//!   reused when a memory stream is recreated.
 //!
 //! Nothing here touches the server's message path yet; the server wires it in behind
 //! `--nats-url`.
 
 pub mod broker;
+pub mod position;
 pub mod subject;
 
 pub use broker::{
     Broker, BrokerError, ConnectConfig, Credentials, Delivery, PendingAck, STREAM, Start, Storage,
     StreamSpec, StreamState, Subscription,
 };
+pub use position::{Incarnation, Located};
 pub use subject::{PREFIX, SubjectError, subject_for, topic_for};
