@@ -2,6 +2,7 @@
 //! generated beforehand), several publishers and subscribers, against a real server.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,34 +131,48 @@ async fn without_history_a_disrupted_run_fails_and_names_the_gap() {
     assert!(report.to_string().contains(" lost ("), "{report}");
 }
 
-#[test]
-fn binary_passes_against_its_in_process_server_disrupted_or_not_and_fails_on_a_bad_data_file() {
-    let dir = std::env::temp_dir().join(format!("wspubsub-loadtest-{}", std::process::id()));
+/// The small data set saved in a fresh temp dir named `name`; returns the dir and the file.
+fn saved_data(name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("small.dat");
     small_data().save(&path).expect("save data");
+    (dir, path)
+}
 
+/// Runs the binary with `args` on the data at `data`; asserts that it passed and returns
+/// its output.
+fn passing_run(args: &[&str], data: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["--timeout", "60s"])
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run loadtest");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn binary_passes_against_its_in_process_server_disrupted_or_not_and_fails_on_a_bad_data_file() {
+    let (dir, path) = saved_data("wspubsub-loadtest");
     for disrupt in ["0", "2"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-            .args([
+        let stdout = passing_run(
+            &[
                 "--publishers",
                 "2",
                 "--subscribers",
                 "2",
-                "--timeout",
-                "60s",
                 "--disrupt",
                 disrupt,
-                "--data",
-            ])
-            .arg(&path)
-            .output()
-            .expect("run loadtest");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
+            ],
+            &path,
         );
         assert!(stdout.contains("PASS: 2 passed, 0 failed"), "{stdout}");
         let reconnects = match disrupt {
@@ -253,18 +268,24 @@ fn spread(publishers: usize, subscribers: usize, disrupt: usize) -> LoadTest {
     }
 }
 
-#[tokio::test]
-async fn placed_clients_connect_to_their_own_nodes_round_robin() {
-    let data = small_data();
+/// Runs `test` over three stand-in nodes of one server; returns the report and the
+/// connections each node carried.
+async fn placed_run(test: &LoadTest) -> (loadtest::Report, Vec<usize>) {
     let server = InProcessServer::start().await.expect("server");
     let nodes = three_nodes(&server).await;
     let urls: Vec<String> = nodes.iter().map(|node| node.url.clone()).collect();
-    let report = loadtest::run(&urls, &data, &spread(4, 5, 0), &Progress::default())
+    let report = loadtest::run(&urls, &small_data(), test, &Progress::default())
         .await
         .expect("run");
-    let connections: Vec<usize> = nodes.iter().map(Node::connections).collect();
+    let connections = nodes.iter().map(Node::connections).collect();
     drop(nodes);
     server.stop().await.expect("stop");
+    (report, connections)
+}
+
+#[tokio::test]
+async fn placed_clients_connect_to_their_own_nodes_round_robin() {
+    let (report, connections) = placed_run(&spread(4, 5, 0)).await;
     assert!(report.passed(), "{report}");
     // Publishers 0, 2 and subscribers 0, 3 on node 1; publishers 1, 3 and subscribers 1, 4
     // on node 2; subscriber 2 alone on node 3.
@@ -282,16 +303,7 @@ async fn placed_clients_connect_to_their_own_nodes_round_robin() {
 
 #[tokio::test]
 async fn disrupted_subscribers_resume_through_their_own_nodes() {
-    let data = small_data();
-    let server = InProcessServer::start().await.expect("server");
-    let nodes = three_nodes(&server).await;
-    let urls: Vec<String> = nodes.iter().map(|node| node.url.clone()).collect();
-    let report = loadtest::run(&urls, &data, &spread(2, 3, 2), &Progress::default())
-        .await
-        .expect("run");
-    let connections: Vec<usize> = nodes.iter().map(Node::connections).collect();
-    drop(nodes);
-    server.stop().await.expect("stop");
+    let (report, connections) = placed_run(&spread(2, 3, 2)).await;
     assert!(report.passed(), "{report}");
     assert!(
         report
@@ -312,37 +324,22 @@ fn the_binary_prints_the_placement_and_refuses_nodes_it_does_not_have() {
     let server = runtime.block_on(InProcessServer::start()).expect("server");
     let nodes = runtime.block_on(three_nodes(&server));
     let urls: Vec<String> = nodes.iter().map(|node| node.url.clone()).collect();
-    let dir = std::env::temp_dir().join(format!("wspubsub-loadtest-placed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("small.dat");
-    small_data().save(&path).expect("save data");
-
-    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
+    let (dir, path) = saved_data("wspubsub-loadtest-placed");
+    let url_list = urls.join(",");
+    let stdout = passing_run(
+        &[
             "--publishers",
             "2",
             "--subscribers",
             "3",
-            "--timeout",
-            "60s",
-        ])
-        .args([
             "--publisher-nodes",
             "1-2",
             "--subscriber-nodes",
             "1-3",
             "--url",
-        ])
-        .arg(urls.join(","))
-        .arg("--data")
-        .arg(&path)
-        .output()
-        .expect("run loadtest");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+            &url_list,
+        ],
+        &path,
     );
     for line in [
         format!("node 1 {}: publishers 0; subscribers 0", urls[0]),
@@ -370,8 +367,7 @@ fn the_binary_prints_the_placement_and_refuses_nodes_it_does_not_have() {
         ("--subscriber-nodes", "1,x", "'x' is not a node number"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-            .args([flag, nodes, "--url"])
-            .arg(urls.join(","))
+            .args([flag, nodes, "--url", &url_list])
             .arg("--data")
             .arg(&path)
             .output()
