@@ -166,17 +166,12 @@ impl Placement {
         self.urls.len()
     }
 
-    /// The base URL of `node` (0-based).
-    pub fn url(&self, node: usize) -> &str {
-        &self.urls[node]
-    }
-
-    /// Publisher `index`'s node (0-based).
+    /// Publisher `index`'s node (0-based). Panics unless `index` < the publishers placed.
     pub fn publisher(&self, index: usize) -> usize {
         self.publishers[index]
     }
 
-    /// Subscriber `index`'s node (0-based).
+    /// Subscriber `index`'s node (0-based). Panics unless `index` < the subscribers placed.
     pub fn subscriber(&self, index: usize) -> usize {
         self.subscribers[index]
     }
