@@ -12,17 +12,27 @@
 //! reset at a random moment): each must still reach the digest, by resuming from the server's
 //! history, with exactly N reconnects and no gap announced.
 //!
-//! [`run`] drives one load test against any server URL; [`InProcessServer`] starts one on
+//! Every subscriber must also have received the same sequence, not only the same set: a
+//! topic has one order for all its subscribers (see [`OrderMismatch`]).
+//!
+//! `--url` may list several nodes (servers of one cluster); [`Placement`] spreads publishers
+//! and subscribers over them, round-robin over the nodes [`NodeSet`]s name.
+//!
+//! [`run`] drives one load test against any server URLs; [`InProcessServer`] starts one on
 //! 127.0.0.1 for when no URL is given. The `loadtest` binary and the workspace's tests share
 //! this code.
 
 mod disrupt;
+mod order;
+mod placement;
 mod progress;
 mod proxied;
 mod report;
 mod run;
 
 pub use disrupt::in_process_options;
+pub use order::OrderMismatch;
+pub use placement::{NodeSet, NodeSetError, Placement, PlacementError, parse_base_url};
 pub use progress::Progress;
 pub use report::{Gap, Report, Verdict};
 pub use run::{InProcessServer, LoadTest, LoadTestError, run};

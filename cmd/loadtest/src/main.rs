@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use loadtest::{InProcessServer, LoadTest, Progress, in_process_options};
+use clap::{CommandFactory, Parser};
+use loadtest::{InProcessServer, LoadTest, NodeSet, Progress, in_process_options, parse_base_url};
 use wspubsub_testdata::DataSet;
 
 /// Hash-verifying load test: P publishers each send every message of a data set; S
@@ -25,10 +25,19 @@ struct Args {
     /// Subscribers, each of which must receive everything.
     #[arg(long, default_value_t = 5)]
     subscribers: usize,
-    /// Base URL of the server to test (`ws://host:port`); without it a server is started
+    /// Base URL of the server to test (`ws://host:port` or `wss://`), or a comma list of
+    /// them: the nodes of a cluster, numbered from 1. Without it a server is started
     /// in-process on 127.0.0.1.
-    #[arg(long)]
-    url: Option<String>,
+    #[arg(long, value_delimiter = ',', value_parser = parse_base_url)]
+    url: Vec<String>,
+    /// The nodes publishers are spread over, round-robin: 1-based numbers and ranges into
+    /// the --url list, comma-separated (`1-2`, `1,3`). Default: all.
+    #[arg(long, value_name = "NODES")]
+    publisher_nodes: Option<NodeSet>,
+    /// The nodes subscribers are spread over, round-robin (as --publisher-nodes).
+    /// Default: all.
+    #[arg(long, value_name = "NODES")]
+    subscriber_nodes: Option<NodeSet>,
     /// Topic (URL path) to use.
     #[arg(long, default_value = "/loadtest")]
     topic: String,
@@ -49,6 +58,12 @@ fn main() -> anyhow::Result<ExitCode> {
         "--publishers and --subscribers must be at least 1"
     );
     anyhow::ensure!(args.topic.starts_with('/'), "--topic must start with '/'");
+    if let Err(error) = test_of(&args).placement(&node_urls(&args.url)) {
+        // A bad node list is a bad flag: refused as clap refuses one (exit 2).
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, error)
+            .exit();
+    }
     let data = DataSet::load(&args.data).with_context(|| {
         format!(
             "cannot read test data {} (generate it with `cargo run --release -p generate-test-data`)",
@@ -61,22 +76,41 @@ fn main() -> anyhow::Result<ExitCode> {
     runtime.block_on(run(args, data))
 }
 
-async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
-    let test = LoadTest {
+/// The load test the flags describe.
+fn test_of(args: &Args) -> LoadTest {
+    LoadTest {
         publishers: args.publishers,
         subscribers: args.subscribers,
         topic: args.topic.clone(),
         timeout: args.timeout,
         disrupt: args.disrupt,
+        publisher_nodes: args.publisher_nodes.clone().unwrap_or_default(),
+        subscriber_nodes: args.subscriber_nodes.clone().unwrap_or_default(),
+    }
+}
+
+/// The nodes' URLs: `--url`'s, or the one in-process server's (whose URL is not known
+/// before it starts, but counts as one node).
+fn node_urls(urls: &[String]) -> Vec<String> {
+    match urls {
+        [] => vec!["ws://127.0.0.1 (in-process)".to_owned()],
+        urls => urls.to_vec(),
+    }
+}
+
+async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
+    let test = test_of(&args);
+    let in_process = match args.url.is_empty() {
+        false => None,
+        true => Some(InProcessServer::start_with(in_process_options(&data, &test)).await?),
     };
-    let in_process = match &args.url {
-        Some(_) => None,
-        None => Some(InProcessServer::start_with(in_process_options(&data, &test)).await?),
+    let urls = match &in_process {
+        Some(server) => vec![server.url().to_owned()],
+        None => args.url.clone(),
     };
-    let url = match (&args.url, &in_process) {
-        (Some(url), _) => url.clone(),
-        (None, Some(server)) => server.url().to_owned(),
-        (None, None) => unreachable!("a server is started when no URL is given"),
+    let nodes = match urls.as_slice() {
+        [url] => url.clone(),
+        urls => format!("{} nodes, topic ", urls.len()),
     };
     println!(
         "loadtest: {} publishers x {} messages ({:.1} MB), {} subscribers{}, {}{}{}",
@@ -88,7 +122,7 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
             0 => String::new(),
             resets => format!(" each disrupted {resets} times"),
         },
-        url,
+        nodes,
         args.topic,
         if in_process.is_some() {
             " (in-process server)"
@@ -96,9 +130,12 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
             ""
         },
     );
+    if urls.len() > 1 {
+        println!("{}", test.placement(&urls)?);
+    }
     let progress = Progress::for_stderr();
     let ticker = (!progress.has_bar()).then(|| tokio::spawn(print_progress(progress.clone())));
-    let outcome = loadtest::run(&url, &data, &test, &progress).await;
+    let outcome = loadtest::run(&urls, &data, &test, &progress).await;
     if let Some(ticker) = ticker {
         ticker.abort();
     }

@@ -14,9 +14,10 @@ use wspubsub_subclient::{
 use wspubsub_testdata::DataSet;
 
 use crate::disrupt;
+use crate::placement::{NodeSet, Placement, PlacementError};
 use crate::progress::Progress;
 use crate::proxied::{server_addr, through_proxy};
-use crate::report::{Expected, Gap, Report, Verdict};
+use crate::report::{Expected, Gap, Report, judge_all};
 
 /// The shape of one load test.
 #[derive(Debug, Clone)]
@@ -33,6 +34,21 @@ pub struct LoadTest {
     /// subscribers are raw (protocol v1) ones, connected straight to the server; with more,
     /// stream-mode ones that reconnect and resume, each behind its own proxy.
     pub disrupt: usize,
+    /// The nodes (of the URL list) publishers are spread over, round-robin.
+    pub publisher_nodes: NodeSet,
+    /// The nodes (of the URL list) subscribers are spread over, round-robin.
+    pub subscriber_nodes: NodeSet,
+}
+
+impl LoadTest {
+    /// Where each client of this test connects, on the nodes at `urls`.
+    pub fn placement(&self, urls: &[String]) -> Result<Placement, PlacementError> {
+        Placement::new(
+            urls,
+            (self.publishers, &self.publisher_nodes),
+            (self.subscribers, &self.subscriber_nodes),
+        )
+    }
 }
 
 impl Default for LoadTest {
@@ -43,6 +59,8 @@ impl Default for LoadTest {
             topic: "/loadtest".into(),
             timeout: Duration::from_secs(120),
             disrupt: 0,
+            publisher_nodes: NodeSet::all(),
+            subscriber_nodes: NodeSet::all(),
         }
     }
 }
@@ -50,13 +68,18 @@ impl Default for LoadTest {
 /// Why a load test could not be run at all (as opposed to running and failing).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadTestError {
+    /// The clients cannot be placed on the nodes given.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     /// A client could not connect.
-    #[error("{role} {index} could not connect: {source}")]
+    #[error("{role} {index} could not connect to {url}: {source}")]
     Connect {
         /// `publisher` or `subscriber`.
         role: &'static str,
         /// Which one.
         index: usize,
+        /// The topic's URL on its node.
+        url: String,
         /// Why.
         source: ClientError,
     },
@@ -98,9 +121,10 @@ pub enum LoadTestError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Runs `test` with `data` against the server at `base_url` (`ws://host:port`).
+/// Runs `test` with `data` against the servers (nodes) at `base_urls` (`ws://host:port`
+/// each), its clients placed on them as [`LoadTest::placement`] says.
 pub async fn run(
-    base_url: &str,
+    base_urls: &[String],
     data: &DataSet,
     test: &LoadTest,
     progress: &Progress,
@@ -108,7 +132,7 @@ pub async fn run(
     let started = Instant::now();
     match tokio::time::timeout(
         test.timeout,
-        run_unbounded(base_url, data, test, progress, started),
+        run_unbounded(base_urls, data, test, progress, started),
     )
     .await
     {
@@ -118,21 +142,31 @@ pub async fn run(
 }
 
 async fn run_unbounded(
-    base_url: &str,
+    base_urls: &[String],
     data: &DataSet,
     test: &LoadTest,
     progress: &Progress,
     started: Instant,
 ) -> Result<Report, LoadTestError> {
-    let url = format!("{}{}", base_url.trim_end_matches('/'), test.topic);
+    let placement = test.placement(base_urls)?;
+    let urls: Vec<String> = base_urls
+        .iter()
+        .map(|base_url| format!("{}{}", base_url.trim_end_matches('/'), test.topic))
+        .collect();
     let per_subscriber = test.publishers * data.len();
     progress.start((per_subscriber * test.subscribers) as u64);
 
-    // Subscribers first: each is registered by the time its connect returns.
-    let server = match test.disrupt {
-        0 => None,
-        _ => Some(server_addr(&url).await?),
-    };
+    // Subscribers first: each is registered by the time its connect returns. A disrupted
+    // one's proxy leads to the server of its own node.
+    let mut servers = vec![None; urls.len()];
+    if test.disrupt > 0 {
+        for index in 0..test.subscribers {
+            let node = placement.subscriber(index);
+            if servers[node].is_none() {
+                servers[node] = Some(server_addr(&urls[node]).await?);
+            }
+        }
+    }
     // Each subscriber keeps every message to hash them at the end anyway, so its receive
     // buffer may hold the whole run: the load test measures the server, and a consumer
     // (this process, hashing on a busy machine) slower than the socket must not cut itself.
@@ -145,25 +179,29 @@ async fn run_unbounded(
     );
     let mut subscribers = JoinSet::new();
     for index in 0..test.subscribers {
+        let node = placement.subscriber(index);
+        let url = &urls[node];
         let options = ClientOptions::default()
             .name(format!("loadtest-sub-{index}"))
             .receive_buffer(receive_buffer.0, receive_buffer.1);
         let connect_error = |source| LoadTestError::Connect {
             role: "subscriber",
             index,
+            url: url.clone(),
             source,
         };
         let progress = progress.clone();
-        let Some(server) = server else {
-            let subscriber = Subscriber::connect(&url, options)
+        let Some(server) = servers[node] else {
+            let subscriber = Subscriber::connect(url, options)
                 .await
                 .map_err(connect_error)?;
             subscribers.spawn(async move {
-                (index, collect(subscriber, per_subscriber, &progress).await)
+                let received = collect(subscriber, per_subscriber, &progress).await;
+                (index, node, received)
             });
             continue;
         };
-        let (proxy, proxied) = through_proxy(&url, server).await?;
+        let (proxy, proxied) = through_proxy(url, server).await?;
         let subscriber =
             StreamSubscriber::connect(&proxied, options, disrupt::subscriber_options())
                 .await
@@ -172,7 +210,7 @@ async fn run_unbounded(
         subscribers.spawn(async move {
             let received =
                 disrupt::collect(subscriber, proxy, points, per_subscriber, &progress).await;
-            (index, received)
+            (index, node, received)
         });
     }
 
@@ -181,12 +219,14 @@ async fn run_unbounded(
     let mut publishers = JoinSet::new();
     for index in 0..test.publishers {
         let options = ClientOptions::default().name(format!("loadtest-pub-{index}"));
+        let url = &urls[placement.publisher(index)];
         let publisher =
-            Publisher::connect(&url, options)
+            Publisher::connect(url, options)
                 .await
                 .map_err(|source| LoadTestError::Connect {
                     role: "publisher",
                     index,
+                    url: url.clone(),
                     source,
                 })?;
         let messages = Arc::clone(&messages);
@@ -211,7 +251,7 @@ async fn run_unbounded(
     }
     let delivered_at = collected
         .iter()
-        .filter_map(|(_, received)| received.completed_at)
+        .filter_map(|(_, _, received)| received.completed_at)
         .max();
     let elapsed = delivered_at
         .unwrap_or_else(Instant::now)
@@ -221,17 +261,14 @@ async fn run_unbounded(
         digest: data.expected_digest(test.publishers),
         reconnects: test.disrupt,
     };
-    let mut verdicts: Vec<Verdict> = collected
-        .into_iter()
-        .map(|(index, received)| Verdict::judge(index, received, expected))
-        .collect();
-    verdicts.sort_by_key(|verdict| verdict.subscriber);
+    let verdicts = judge_all(collected, expected);
     progress.finish();
     Ok(Report {
         verdicts,
         expected: expected.digest,
         expected_messages: per_subscriber,
         expected_reconnects: test.disrupt,
+        nodes: placement.nodes(),
         message_bytes: data.total_bytes() * test.publishers as u64,
         elapsed,
         total_elapsed: started.elapsed(),
