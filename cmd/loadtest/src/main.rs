@@ -112,7 +112,7 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
         [url] => url.clone(),
         urls => format!("{} nodes, topic ", urls.len()),
     };
-    println!(
+    say(format_args!(
         "loadtest: {} publishers x {} messages ({:.1} MB), {} subscribers{}, {}{}{}",
         args.publishers,
         data.len(),
@@ -129,9 +129,9 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
         } else {
             ""
         },
-    );
+    ));
     if urls.len() > 1 {
-        println!("{}", test.placement(&urls)?);
+        say(test.placement(&urls)?);
     }
     let progress = Progress::for_stderr();
     let ticker = (!progress.has_bar()).then(|| tokio::spawn(print_progress(progress.clone())));
@@ -144,7 +144,7 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
     }
     match outcome {
         Ok(report) => {
-            println!("{report}");
+            say(&report);
             Ok(if report.passed() {
                 ExitCode::SUCCESS
             } else {
@@ -153,9 +153,22 @@ async fn run(args: Args, data: DataSet) -> anyhow::Result<ExitCode> {
         }
         Err(error) => {
             let (delivered, total) = progress.snapshot();
-            println!("FAIL: {error} ({delivered} of {total} deliveries done)");
+            say(format_args!(
+                "FAIL: {error} ({delivered} of {total} deliveries done)"
+            ));
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// Prints one line on stdout. A reader that went away (`loadtest | head`) is no reason to
+/// fail: the exit code still says whether the test passed.
+fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    if let Err(error) = writeln!(std::io::stdout().lock(), "{line}")
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("loadtest: cannot write to stdout: {error}");
     }
 }
 
@@ -166,6 +179,6 @@ async fn print_progress(progress: Progress) {
     loop {
         every.tick().await;
         let (delivered, total) = progress.snapshot();
-        println!("progress: {delivered} of {total} deliveries");
+        say(format_args!("progress: {delivered} of {total} deliveries"));
     }
 }

@@ -197,6 +197,33 @@ fn binary_passes_against_its_in_process_server_disrupted_or_not_and_fails_on_a_b
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_reader_that_goes_away_does_not_crash_the_binary() {
+    let (dir, path) = saved_data("wspubsub-loadtest-pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "--publishers",
+            "1",
+            "--subscribers",
+            "1",
+            "--timeout",
+            "60s",
+        ])
+        .arg("--data")
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run loadtest");
+    // `loadtest | head -0`: the reader is gone before the first line.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A loopback TCP relay to `upstream` that counts the connections it carries: a stand-in
 /// node. Three of them in front of one server are three nodes that share every topic, as
 /// the nodes of a cluster do, so a placed run can pass, and each relay's count shows which
