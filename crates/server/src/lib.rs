@@ -60,6 +60,7 @@
 mod admission;
 mod auth;
 mod client_id;
+mod cluster;
 mod connection;
 mod endpoints;
 mod event;
@@ -81,6 +82,7 @@ mod topic;
 mod upgrade;
 
 pub use auth::{AuthKey, BadKey};
+pub use cluster::ClusterError;
 pub use event::{Event, EventKind};
 /// Networks of trusted proxies ([`Options::trusted_proxies`]).
 pub use ipnet::IpNet;
