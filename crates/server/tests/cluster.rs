@@ -208,6 +208,14 @@ async fn a_start_position_the_node_does_not_hold_is_a_gap() {
         Control::Gap { from, .. } => assert_eq!(from, seq),
         other => panic!("expected a gap notice, got {other:?}"),
     }
+    // A time before node B began reading the topic (1 ms after the epoch): not covered.
+    let since = try_connect_with(
+        &format!("{}?since=1", b.url("/resume")),
+        Role::Subscriber,
+        &[],
+    )
+    .await;
+    assert_eq!(wspubsub_testkit::handshake_status(&since), 416);
 }
 
 #[tokio::test]
