@@ -11,8 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
 use wspubsub_testkit::{
-    NatsServer, RawClient, TIMEOUT, TestServer, connect, next_binary, send, try_connect_with,
-    within,
+    NatsServer, RawClient, TIMEOUT, TestServer, connect, handshake_status, next_binary, send,
+    try_connect_with, within,
 };
 
 /// A wspubsub node in cluster mode on `nats`.
@@ -188,13 +188,12 @@ async fn a_start_position_the_node_does_not_hold_is_a_gap() {
     send(&mut publisher, "first").await;
     let (seq, _) = next_enveloped(&mut on_a, 1).await[0].clone();
     // Node B has never read /resume: it holds nothing at `seq`.
-    let refused = try_connect_with(
-        &format!("{}?from={seq}", b.url("/resume")),
-        Role::Subscriber,
-        &[],
-    )
-    .await;
-    assert_eq!(wspubsub_testkit::handshake_status(&refused), 416);
+    // A raw subscriber starting at a position (query) and the handshake's status.
+    let raw_status = |query: String| {
+        let url = format!("{}?{query}", b.url("/resume"));
+        async move { handshake_status(&try_connect_with(&url, Role::Subscriber, &[]).await) }
+    };
+    assert_eq!(raw_status(format!("from={seq}")).await, 416);
     let url = format!("{}?from={seq}&gap=ok", b.url("/resume"));
     let protocol = [("sec-websocket-protocol", STREAM_SUBPROTOCOL)];
     let mut on_b = try_connect_with(&url, Role::Subscriber, &protocol)
@@ -209,13 +208,7 @@ async fn a_start_position_the_node_does_not_hold_is_a_gap() {
         other => panic!("expected a gap notice, got {other:?}"),
     }
     // A time before node B began reading the topic (1 ms after the epoch): not covered.
-    let since = try_connect_with(
-        &format!("{}?since=1", b.url("/resume")),
-        Role::Subscriber,
-        &[],
-    )
-    .await;
-    assert_eq!(wspubsub_testkit::handshake_status(&since), 416);
+    assert_eq!(raw_status("since=1".into()).await, 416);
 }
 
 #[tokio::test]
