@@ -49,6 +49,11 @@ fn invalid_configuration_is_one_line_and_exit_2() {
     // Once, such a deadline started the server and panicked at the first connection.
     assert_one_line_failure(&serve(&["--pong-deadline", "1000000000y"]), "pong-deadline");
     assert_one_line_failure(&serve(&["--close-deadline", "0s"]), "close-deadline");
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    assert_one_line_failure(
+        &serve(&["--nats-url", "nats://127.0.0.1:1"]),
+        "NATS at nats://127.0.0.1:1",
+    );
     assert_one_line_failure(
         &run(&["serve", "--addr", ":65536"], &[]),
         "invalid --addr :65536",
@@ -160,6 +165,7 @@ const EVERY_KEY: &[(&str, &str)] = &[
     ("tls-key", r#""/nonexistent/key.pem""#),
     ("admin-addr", r#""127.0.0.1:9090""#),
     ("log-format", r#""json""#),
+    ("nats-url", r#""nats://127.0.0.1:4222""#),
 ];
 
 /// The long flags `wspubsub serve --help` lists, but for those that are not settings.

@@ -169,6 +169,9 @@ pub enum BrokerError {
     /// The stream could not be looked up.
     #[error("looking up stream {STREAM}: {0}")]
     Lookup(#[from] async_nats::jetstream::context::GetStreamError),
+    /// The stream's state could not be read.
+    #[error("reading the state of stream {STREAM}: {0}")]
+    Info(async_nats::jetstream::context::RequestError),
     /// The topic has no subject.
     #[error(transparent)]
     Subject(#[from] SubjectError),
@@ -251,6 +254,18 @@ impl Broker {
             first_sequence: info.state.first_sequence,
             last_sequence: info.state.last_sequence,
             leader: info.cluster.and_then(|cluster| cluster.leader),
+        })
+    }
+
+    /// The stream's state now (it must exist: see [`Broker::ensure_stream`]).
+    pub async fn stream_state(&self) -> Result<StreamState, BrokerError> {
+        let mut stream = self.jetstream.get_stream(STREAM).await?;
+        let info = stream.info().await.map_err(BrokerError::Info)?;
+        Ok(StreamState {
+            created: info.created.into(),
+            first_sequence: info.state.first_sequence,
+            last_sequence: info.state.last_sequence,
+            leader: info.cluster.clone().and_then(|cluster| cluster.leader),
         })
     }
 

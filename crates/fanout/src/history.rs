@@ -291,11 +291,24 @@ impl History {
             .map(|mark| mark.time)
     }
 
-    /// Appends a record (its first message must be the head), evicting the oldest messages
+    /// Starts a history mid-stream: positions before `seq` and messages taken up to `time`
+    /// (unix µs) are not this history's to hold, so a start position among them is a gap.
+    /// Moves the head (and the incarnation's start) only while nothing is held. Cluster
+    /// mode: a node holds a topic's messages from where it began reading them.
+    pub fn skip_to(&mut self, seq: u64, time: u64) {
+        if self.records.is_empty() && seq > self.head {
+            self.start = seq;
+            self.head = seq;
+        }
+        self.dropped_time = Some(self.dropped_time.map_or(time, |dropped| dropped.max(time)));
+    }
+
+    /// Appends a record (its first message at or after the head: positions a topic never
+    /// had are skipped), evicting the oldest messages
     /// past the message and byte bounds; says how many left, and why. Only the raw frames
     /// are kept (the bounds count them): a stream-mode replay envelops what it replays.
     pub fn push(&mut self, mut record: Record) -> Evictions {
-        debug_assert_eq!(record.first_seq, self.head, "records are consecutive");
+        debug_assert!(record.first_seq >= self.head, "records go forward");
         record.chunk.enveloped = None;
         self.head = record.end_seq();
         if self.limits.messages == 0 {
@@ -490,6 +503,39 @@ mod tests {
             seen.push(envelope.seq);
         }
         assert_eq!(seen, [11, 12, 13, 14]);
+    }
+
+    #[test]
+    fn a_history_started_mid_stream_replays_across_positions_it_never_had() {
+        let mut history = History::new(LIMITS, 10);
+        history.skip_to(20, 150);
+        assert_eq!((history.start(), history.head()), (20, 20));
+        history.push(record(20, 2));
+        // Positions 22..30 went to other topics.
+        history.push(record(30, 1));
+        assert_eq!(history.head(), 31);
+        assert_eq!(replayed(&history, 21), [21, 30]);
+        assert_eq!(
+            replayed(&history, 25),
+            [30],
+            "a position in a hole starts after it"
+        );
+        assert_eq!(
+            history.locate(Wanted::Seq(15)).map_err(|gap| gap.reason),
+            Err(GapReason::TopicRestarted),
+            "before the node began reading"
+        );
+        assert_eq!(
+            history.locate(Wanted::Since(100)).map_err(|gap| gap.reason),
+            Err(GapReason::HistoryEvicted),
+            "a time before the node began reading is not covered"
+        );
+        history.skip_to(40, 0);
+        assert_eq!(
+            history.head(),
+            31,
+            "a history holding messages keeps its head"
+        );
     }
 
     #[test]

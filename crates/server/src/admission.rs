@@ -144,6 +144,11 @@ impl From<JoinRefused> for Refusal {
         match refused {
             JoinRefused::Limit(limit) => limit.into(),
             JoinRefused::Gap(gap) => gap.into(),
+            JoinRefused::Broker(why) => Self::upgrade_failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "broker_unavailable",
+                format!("the topic cannot be read from NATS: {why}"),
+            ),
         }
     }
 }
@@ -245,8 +250,9 @@ pub(crate) struct Admitted {
 
 /// Every rule, in order: [`check`], then the connection limits, then the topic limits and a
 /// subscriber's start position against the topic's history (the client joins its topic here,
-/// before its 101, so that it misses nothing published after).
-pub(crate) fn admit<B>(
+/// before its 101, so that it misses nothing published after; in cluster mode a subscriber
+/// waits for its topic to read the stream first).
+pub(crate) async fn admit<B>(
     state: &State,
     peer: SocketAddr,
     request: &Request<B>,
@@ -273,7 +279,9 @@ pub(crate) fn admit<B>(
             (membership, Attachment::Publisher(publisher))
         }
         Role::Subscriber => {
+            let reading = state.hub.read_stream(&topic).await?;
             let (membership, feed) = state.hub.join_subscriber(&topic, start, form)?;
+            drop(reading);
             (membership, Attachment::Subscriber(feed))
         }
     };

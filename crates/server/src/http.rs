@@ -135,11 +135,14 @@ async fn serve_http<S>(
     let handshake_timeout = state.options.handshake_timeout;
     let max_header_size = state.options.max_header_size;
     let service = service_fn(move |request| {
-        let response = match listener {
-            Listener::Main => respond(&state, peer, request, &permit),
-            Listener::Admin => respond_admin(&state, &request),
-        };
-        async move { Ok::<_, Infallible>(response) }
+        let (state, permit) = (Arc::clone(&state), Arc::clone(&permit));
+        async move {
+            let response = match listener {
+                Listener::Main => respond(&state, peer, request, &permit).await,
+                Listener::Admin => respond_admin(&state, &request),
+            };
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -180,8 +183,9 @@ fn count_http_error(metrics: &Metrics, error: &hyper::Error) {
 }
 
 /// Answers one HTTP request on the main listener: an endpoint, a refusal, or a client
-/// registered with its topic and upgraded.
-fn respond(
+/// registered with its topic and upgraded (in cluster mode, a subscriber once its topic
+/// reads the stream).
+async fn respond(
     state: &Arc<State>,
     peer: SocketAddr,
     mut request: Request<IncomingBody>,
@@ -193,7 +197,7 @@ fn respond(
             return response;
         }
     }
-    match admission::admit(state, peer, &request) {
+    match admission::admit(state, peer, &request).await {
         Ok(Admitted { response, client }) => {
             let upgrade = hyper::upgrade::on(&mut request);
             // Nothing panics while holding this lock; a poisoned one still holds the permit.

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use wspubsub_fanout::Form;
 use wspubsub_protocol::Start;
 
+use crate::cluster::ClusterNode;
 use crate::limits::LimitReached;
 use crate::metrics::Metrics;
 use crate::options::Options;
@@ -31,6 +32,9 @@ pub(crate) enum JoinRefused {
     /// Its start position is not in history.
     #[error(transparent)]
     Gap(#[from] HistoryGap),
+    /// Cluster mode: the topic could not start reading the stream.
+    #[error("reading the topic from NATS: {0}")]
+    Broker(String),
 }
 
 /// The topics of one server. Cheap to clone.
@@ -53,6 +57,8 @@ struct HubInner {
     pool: Arc<HistoryPool>,
     /// The server's shutdown: topics kept for their history end then.
     shutdown: CancellationToken,
+    /// This node's link to the cluster's stream, in cluster mode.
+    cluster: Option<Arc<ClusterNode>>,
 }
 
 #[derive(Debug)]
@@ -74,6 +80,7 @@ impl Hub {
         metrics: Arc<Metrics>,
         pool: Arc<HistoryPool>,
         shutdown: CancellationToken,
+        cluster: Option<Arc<ClusterNode>>,
     ) -> Self {
         Hub {
             inner: Arc::new(HubInner {
@@ -83,6 +90,7 @@ impl Hub {
                 metrics,
                 pool,
                 shutdown,
+                cluster,
             }),
         }
     }
@@ -115,6 +123,25 @@ impl Hub {
         })
     }
 
+    /// In cluster mode, makes sure topic `name` reads the stream before a subscriber joins
+    /// it, so that the join sees where this node's history of it begins, and whatever is
+    /// published after the subscriber's 101 reaches it. The membership returned keeps the
+    /// topic until the subscriber has joined; `None` in plain mode.
+    pub(crate) async fn read_stream(&self, name: &str) -> Result<Option<Membership>, JoinRefused> {
+        if self.inner.cluster.is_none() {
+            return Ok(None);
+        }
+        let (membership, reading) =
+            self.join(name, false, |topic| Ok::<_, JoinRefused>(topic.reading()))?;
+        if let Some(reading) = reading {
+            reading
+                .ready()
+                .await
+                .map_err(|error| JoinRefused::Broker(error.to_string()))?;
+        }
+        Ok(Some(membership))
+    }
+
     fn join<T, E: From<LimitReached>>(
         &self,
         name: &str,
@@ -137,6 +164,7 @@ impl Hub {
                     &self.inner.tracker,
                     &self.inner.metrics,
                     &self.inner.pool,
+                    self.inner.cluster.as_ref(),
                 );
                 topics.entry(Arc::clone(&name)).or_insert(Entry {
                     name,
@@ -184,7 +212,10 @@ impl Hub {
             if entry.members == 0 {
                 // Messages still on their way into history keep the topic too: its last
                 // publisher may have left a moment after sending them.
+                // In cluster mode a topic kept without clients would go on reading the
+                // stream: it ends with its last client.
                 let keep = self.inner.pool.enabled()
+                    && self.inner.cluster.is_none()
                     && !self.inner.shutdown.is_cancelled()
                     && (entry.topic.storing() || entry.topic.history().expire());
                 if !keep {
@@ -307,6 +338,7 @@ mod tests {
             Arc::new(Metrics::new()),
             Arc::new(pool),
             CancellationToken::new(),
+            None,
         )
     }
 

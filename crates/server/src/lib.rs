@@ -38,6 +38,10 @@
 //!   with 503, publishers stop being read, subscribers get every message the server already
 //!   took, then every client is closed with 1001; [`Server::run`] returns when all are done or
 //!   the close deadline has passed.
+//! - Cluster mode ([`Options::nats_url`], `cluster` and `topic::broker`): publishers write
+//!   to a NATS JetStream stream shared by every node, and a topic with local subscribers
+//!   reads its subject back (one reading per topic per node) into its actor, which then
+//!   numbers messages with the stream's positions instead of its own.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
 //! - With the cargo feature `fuzzing` (off by default), `fuzzing` exposes the admission
 //!   decision and the token and query parsing to fuzz targets, without I/O.
@@ -60,6 +64,7 @@
 mod admission;
 mod auth;
 mod client_id;
+mod cluster;
 mod connection;
 mod endpoints;
 mod event;
@@ -81,6 +86,7 @@ mod topic;
 mod upgrade;
 
 pub use auth::{AuthKey, BadKey};
+pub use cluster::ClusterError;
 pub use event::{Event, EventKind};
 /// Networks of trusted proxies ([`Options::trusted_proxies`]).
 pub use ipnet::IpNet;

@@ -161,6 +161,9 @@ pub struct Options {
     /// Most frame bytes all topics' histories keep together; past it the oldest messages
     /// across topics are evicted first.
     pub history_total_bytes: usize,
+    /// Cluster mode: NATS server URLs (comma-separated) whose JetStream carries every topic
+    /// between the nodes sharing them; `None` (the default) serves alone, in memory.
+    pub nats_url: Option<String>,
 }
 
 impl Default for Options {
@@ -193,6 +196,7 @@ impl Default for Options {
             history_bytes: DEFAULT_HISTORY_BYTES,
             history_age: DEFAULT_HISTORY_AGE,
             history_total_bytes: DEFAULT_HISTORY_TOTAL_BYTES,
+            nats_url: None,
         }
     }
 }

@@ -267,6 +267,12 @@ impl TopicHistory {
         metrics.evicted("age", expired);
     }
 
+    /// Starts an empty history at position `seq`, as not covering times up to `time` (unix
+    /// µs): in cluster mode a node holds a topic from where it began reading the stream.
+    pub(crate) fn skip_to(&self, seq: u64, time: u64) {
+        self.lock().skip_to(seq, time);
+    }
+
     /// Evicts what is older than the age bound; returns whether anything is left.
     pub(crate) fn expire(&self) -> bool {
         let now = now_micros();

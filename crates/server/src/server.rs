@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthKey, Authenticator, BadKey, ClaimRules};
+use crate::cluster::{ClusterError, ClusterNode};
 use crate::connection::lifecycle;
 use crate::event::{Event, EventSink};
 use crate::forwarded::TrustedProxies;
@@ -49,6 +50,9 @@ pub enum ServerError {
     /// The listen address could not be bound.
     #[error("cannot listen: {0}")]
     Bind(#[source] io::Error),
+    /// Cluster mode could not start: NATS unreachable, or its stream unusable.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// A bound, not yet running, wspubsub server.
@@ -124,12 +128,20 @@ impl Server {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(ServerError::Bind)?),
             None => None,
         };
-        let mut server = Server::with_listener(listener, options)?;
+        let cluster = match &options.nats_url {
+            Some(urls) => Some(Arc::new(ClusterNode::connect(urls, &options).await?)),
+            None => None,
+        };
+        let mut server = Server::with_listener(listener, options, cluster)?;
         server.admin = admin;
         Ok(server)
     }
 
-    fn with_listener(listener: TcpListener, options: Options) -> Result<Server, ServerError> {
+    fn with_listener(
+        listener: TcpListener,
+        options: Options,
+        cluster: Option<Arc<ClusterNode>>,
+    ) -> Result<Server, ServerError> {
         let websocket = lifecycle::websocket_config(&options);
         let options_limits = (options.max_connections, options.max_connections_per_ip);
         let origins = OriginPolicy::new(&options.allowed_origins);
@@ -162,6 +174,7 @@ impl Server {
                 Arc::clone(&metrics),
                 pool,
                 shutdown.clone(),
+                cluster,
             ),
             options,
             events: EventSink::new(),

@@ -20,6 +20,7 @@
 //! before they are closed.
 
 mod ack;
+mod broker;
 mod hold;
 
 use std::collections::VecDeque;
@@ -33,12 +34,15 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::ClusterNode;
 use crate::metrics::{HeldReason, Metrics};
 use crate::options::{Options, SlowSubscriber};
 use crate::position::{SEQ_CLOCK, Sequence, now_micros};
 use crate::retention::{HistoryGap, HistoryPool, JoinPosition, Replay, TopicHistory};
 pub(crate) use ack::Acked;
 use ack::{AckCell, Pending};
+pub(crate) use broker::Consumption;
+use broker::Outlet;
 use hold::Hold;
 use wspubsub_fanout::{
     Backlog, Cursor, Form, FrameQueue, Lagged, Record, RecordBuilder, text_frame,
@@ -75,6 +79,8 @@ pub(crate) struct Topic {
     name: Arc<str>,
     /// Stream-mode subscribers: while there are any, the actor envelops every chunk.
     stream_readers: Arc<AtomicUsize>,
+    /// In cluster mode, the topic's reading of the stream (its publishers write to it).
+    cluster: Option<Arc<Consumption>>,
 }
 
 /// A message on its way through the topic's inbound queue.
@@ -85,6 +91,29 @@ struct Arrival {
     at: Instant,
     /// Where its publisher hears that it is stored (stream mode only).
     ack: Option<AckCell>,
+    /// Its position and time in the cluster's stream (cluster mode only).
+    stamp: Option<Stamp>,
+}
+
+/// A message's position and time (unix µs) as the cluster's stream gave them.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    seq: u64,
+    time: u64,
+}
+
+/// Where a topic's positions come from, chosen when it is created.
+#[derive(Debug)]
+enum Numbering {
+    /// This process numbers the topic's messages (plain mode).
+    Clock(Sequence),
+    /// The cluster's stream numbers them ([`Stamp`]); keeps times from going back.
+    Stream {
+        /// The time of the newest message taken.
+        last_time: u64,
+        /// The seq after the newest message taken.
+        next_seq: u64,
+    },
 }
 
 /// The byte bound of a topic's inbound queue: a semaphore of bytes, taken by publishers as
@@ -146,30 +175,65 @@ impl QueueRoom {
 
 impl Topic {
     /// Starts the actor of topic `name` on `tracker`, a new incarnation numbered above any
-    /// before it, keeping its history in `pool`.
+    /// before it, keeping its history in `pool`. In cluster mode (`cluster`) the stream
+    /// numbers its messages, and its history begins where the node begins reading it.
     pub(crate) fn spawn(
         name: Arc<str>,
         options: &Options,
         tracker: &TaskTracker,
         metrics: &Arc<Metrics>,
         pool: &Arc<HistoryPool>,
+        cluster: Option<&Arc<ClusterNode>>,
     ) -> Topic {
-        let sequence = SEQ_CLOCK.incarnation(now_micros());
+        let (numbering, history) = match cluster {
+            None => {
+                let sequence = SEQ_CLOCK.incarnation(now_micros());
+                let history = pool.open(sequence.next());
+                (Numbering::Clock(sequence), history)
+            }
+            Some(node) => {
+                let history = pool.open(node.incarnation.position(1));
+                history.skip_to(node.incarnation.position(1), now_micros());
+                (
+                    Numbering::Stream {
+                        last_time: 0,
+                        next_seq: 0,
+                    },
+                    history,
+                )
+            }
+        };
         let (keepalive, receiver) = mpsc::channel(options.topic_queue);
         let backlog = Backlog::new(
             options.subscriber_queue_messages,
             options.subscriber_queue_bytes,
         );
+        let room = Arc::new(QueueRoom::new(options.topic_queue_bytes));
+        let closing = CancellationToken::new();
+        let cluster = cluster.map(|node| {
+            Arc::new(Consumption {
+                node: Arc::clone(node),
+                name: Arc::clone(&name),
+                inbound: keepalive.downgrade(),
+                room: Arc::clone(&room),
+                metrics: Arc::clone(metrics),
+                history: Arc::clone(&history),
+                closing: closing.clone(),
+                tracker: tracker.clone(),
+                started: tokio::sync::OnceCell::new(),
+            })
+        });
         let topic = Topic {
             inbound: keepalive.downgrade(),
-            room: Arc::new(QueueRoom::new(options.topic_queue_bytes)),
+            room,
             backlog: Arc::new(watch::Sender::new(backlog)),
-            closing: CancellationToken::new(),
+            closing,
             hold: Arc::default(),
             metrics: Arc::clone(metrics),
-            history: pool.open(sequence.next()),
+            history,
             name: Arc::clone(&name),
             stream_readers: Arc::default(),
+            cluster,
         };
         tracker.spawn(run(
             name,
@@ -187,19 +251,28 @@ impl Topic {
                 history: Arc::clone(&topic.history),
                 stream_readers: Arc::clone(&topic.stream_readers),
             },
-            sequence,
+            numbering,
         ));
         topic
     }
 
     /// A way in for a new publisher; one in stream mode ([`Form::Enveloped`]) hears of its
     /// messages being stored ([`TopicPublisher::acks`]).
+    /// In cluster mode its messages go to the stream, and its acks are the stream's.
     pub(crate) fn publisher(&self, form: Form) -> TopicPublisher {
+        let ack: Option<AckCell> =
+            (form == Form::Enveloped).then(|| Arc::new(watch::Sender::new(Acked::default())));
+        let outlet = self
+            .cluster
+            .as_ref()
+            .map(|cluster| Outlet::new(&cluster.node, &self.name, ack.clone()));
         TopicPublisher {
-            inbound: self.inbound.upgrade(),
+            // A cluster-mode publisher never queues to the actor: it must not keep it alive.
+            inbound: outlet.is_none().then(|| self.inbound.upgrade()).flatten(),
             room: Arc::clone(&self.room),
             metrics: Arc::clone(&self.metrics),
-            ack: (form == Form::Enveloped).then(|| Arc::new(watch::Sender::new(Acked::default()))),
+            ack,
+            outlet,
         }
     }
 
@@ -237,6 +310,11 @@ impl Topic {
             replay,
             stream_readers: (form == Form::Enveloped).then(|| Arc::clone(&self.stream_readers)),
         })
+    }
+
+    /// In cluster mode, the topic's reading of the stream (started by its first subscriber).
+    pub(crate) fn reading(&self) -> Option<Arc<Consumption>> {
+        self.cluster.clone()
     }
 
     /// The topic's history.
@@ -407,7 +485,7 @@ async fn run(
     mut inbound: Inbound,
     closing: CancellationToken,
     outbound: Outbound,
-    mut sequence: Sequence,
+    mut numbering: Numbering,
 ) {
     tracing::debug!(topic = %name, "topic started");
     let mut batch = Vec::with_capacity(ACTOR_BATCH);
@@ -427,17 +505,48 @@ async fn run(
             break;
         }
         let mut taken: usize = 0;
-        // Number the batch: the one place seqs are assigned.
-        let (mut seq, time) = sequence.take(batch.len() as u64, now_micros());
         // Encode outside the backlog's lock; subscribers only wait for the appends.
-        for arrival in batch.drain(..) {
-            taken += inbound.room.permits(arrival.message.len()) as usize;
-            if let Some(cell) = &arrival.ack {
-                acks.note(cell, seq);
+        let time = match &mut numbering {
+            Numbering::Clock(sequence) => {
+                // Number the batch: the one place seqs are assigned.
+                let (mut seq, time) = sequence.take(batch.len() as u64, now_micros());
+                for arrival in batch.drain(..) {
+                    taken += inbound.room.permits(arrival.message.len()) as usize;
+                    if let Some(cell) = &arrival.ack {
+                        acks.note(cell, seq);
+                    }
+                    records.extend(builder.push(&arrival.message, arrival.at, seq, time));
+                    seq += 1;
+                }
+                time
             }
-            records.extend(builder.push(&arrival.message, arrival.at, seq, time));
-            seq += 1;
-        }
+            Numbering::Stream {
+                last_time,
+                next_seq,
+            } => {
+                for arrival in batch.drain(..) {
+                    taken += inbound.room.permits(arrival.message.len()) as usize;
+                    // Positions only go forward (the reading task skips anything else).
+                    let Some(stamp) = arrival.stamp.filter(|stamp| stamp.seq >= *next_seq) else {
+                        continue;
+                    };
+                    if stamp.seq != *next_seq {
+                        // A record holds consecutive seqs: the positions between went to
+                        // other topics.
+                        records.extend(builder.finish());
+                    }
+                    *last_time = (*last_time).max(stamp.time);
+                    *next_seq = stamp.seq + 1;
+                    records.extend(builder.push(
+                        &arrival.message,
+                        arrival.at,
+                        stamp.seq,
+                        *last_time,
+                    ));
+                }
+                *last_time
+            }
+        };
         records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
         if outbound.enveloping() {
@@ -461,6 +570,8 @@ pub(crate) struct TopicPublisher {
     metrics: Arc<Metrics>,
     /// Where the actor acks this publisher's messages (stream mode only).
     ack: Option<AckCell>,
+    /// In cluster mode, where its messages go instead of the queue.
+    outlet: Option<Outlet>,
 }
 
 /// The topic takes no more messages: it finished draining for a shutdown, or its actor
@@ -474,6 +585,19 @@ impl TopicPublisher {
     /// queue is full (in messages or in bytes); the wait is counted, and costs no clock read
     /// when there is none.
     pub(crate) async fn publish(&self, message: Bytes, at: Instant) -> Result<(), TopicGone> {
+        if let Some(outlet) = &self.outlet {
+            return outlet.publish(message).await;
+        }
+        self.queue(message, at, None).await
+    }
+
+    /// Queues a message for the actor, with its position in the stream in cluster mode.
+    async fn queue(
+        &self,
+        message: Bytes,
+        at: Instant,
+        stamp: Option<Stamp>,
+    ) -> Result<(), TopicGone> {
         let inbound = self.inbound.as_ref().ok_or(TopicGone)?;
         let len = message.len();
         let mut waiting_since = None;
@@ -485,6 +609,7 @@ impl TopicPublisher {
             message,
             at,
             ack: self.ack.clone(),
+            stamp,
         };
         // Counted before it is queued, so that the count never misses a queued message.
         self.room.unstored.fetch_add(1, Ordering::SeqCst);
@@ -624,7 +749,14 @@ mod tests {
     /// A topic `/t` that counts into `metrics`.
     fn spawn_counted(options: &Options, tracker: &TaskTracker, metrics: &Arc<Metrics>) -> Topic {
         let pool = HistoryPool::new(options, metrics.history.clone());
-        Topic::spawn("/t".into(), options, tracker, metrics, &Arc::new(pool))
+        Topic::spawn(
+            "/t".into(),
+            options,
+            tracker,
+            metrics,
+            &Arc::new(pool),
+            None,
+        )
     }
 
     /// Reads everything pending, waiting until at least `wanted` bytes of frames arrived.

@@ -129,6 +129,10 @@ pub(crate) struct ServeArgs {
     /// topics go first.
     #[arg(long, env = "PUBSUB_HISTORY_TOTAL_BYTES", default_value_t = DEFAULT_HISTORY_TOTAL_BYTES, value_parser = parse_size)]
     history_total_bytes: usize,
+    /// Cluster mode: NATS server URLs (comma list) whose JetStream carries every topic
+    /// between the wspubsub nodes given the same URLs. Without it the server runs alone.
+    #[arg(long, env = "PUBSUB_NATS_URL")]
+    nats_url: Option<String>,
     /// Token auth with HS256: the shared secret (prefer the environment variable: command lines
     /// are visible to other users).
     #[arg(
@@ -220,6 +224,7 @@ impl ServeArgs {
             history_bytes: self.history_bytes,
             history_age: self.history_age,
             history_total_bytes: self.history_total_bytes,
+            nats_url: self.nats_url.clone(),
         };
         options.validate()?;
         Ok(options)

@@ -51,6 +51,7 @@ async fn stream_publisher(options: Options, buffer: usize) -> StreamPublisher {
         &TaskTracker::new(),
         &metrics,
         &Arc::new(pool),
+        None,
     );
     let publisher = topic.publisher(Form::Enveloped);
     let config = lifecycle::websocket_config(&options);

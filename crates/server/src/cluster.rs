@@ -1,0 +1,119 @@
+//! Cluster mode (`--nats-url`): this node's link to NATS JetStream, shared by every topic.
+//!
+//! At start the node connects (bounded by [`CONNECT_TIMEOUT`]) and creates or updates the
+//! one stream every topic lives in, with the history flags as its limits. Publishers send
+//! each message to the stream; a topic with local subscribers reads its subject back from
+//! the stream in stream order (`topic::broker`), so every node delivers one order with the
+//! same positions: `seq` is the stream sequence offset by the stream's creation time
+//! ([`Incarnation`]).
+
+use std::time::Duration;
+
+use wspubsub_cluster::{Broker, BrokerError, ConnectConfig, Incarnation, StreamSpec};
+
+use crate::options::Options;
+
+/// How long the start waits for NATS before giving up.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why cluster mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// NATS did not answer within [`CONNECT_TIMEOUT`].
+    #[error("cannot reach NATS at {urls} within {}s", CONNECT_TIMEOUT.as_secs())]
+    Timeout {
+        /// The URLs tried.
+        urls: String,
+    },
+    /// NATS refused us, or the stream could not be created.
+    #[error("NATS at {urls}: {source}")]
+    Broker {
+        /// The URLs tried.
+        urls: String,
+        /// What went wrong.
+        source: BrokerError,
+    },
+    /// The stream's creation time gives positions out of range.
+    #[error("stream created at an unusable time: {0:?}")]
+    Created(std::time::SystemTime),
+}
+
+/// This node's connection to the stream, and the incarnation its positions count from.
+#[derive(Debug)]
+pub(crate) struct ClusterNode {
+    /// The NATS connection (it reconnects by itself).
+    pub(crate) broker: Broker,
+    /// The stream incarnation found at start: positions are its sequences offset by it.
+    pub(crate) incarnation: Incarnation,
+}
+
+impl ClusterNode {
+    /// Connects to `urls` and ensures the stream, with limits from `options`'s history flags.
+    pub(crate) async fn connect(urls: &str, options: &Options) -> Result<Self, ClusterError> {
+        let started = async {
+            let broker = Broker::connect(&ConnectConfig::new(urls)).await?;
+            let state = broker.ensure_stream(&stream_spec(options)).await?;
+            Ok::<_, BrokerError>((broker, state))
+        };
+        let (broker, state) = tokio::time::timeout(CONNECT_TIMEOUT, started)
+            .await
+            .map_err(|_elapsed| ClusterError::Timeout { urls: urls.into() })?
+            .map_err(|source| ClusterError::Broker {
+                urls: urls.into(),
+                source,
+            })?;
+        let incarnation =
+            Incarnation::created_at(state.created).ok_or(ClusterError::Created(state.created))?;
+        tracing::info!(
+            urls,
+            last_sequence = state.last_sequence,
+            "cluster mode: NATS stream ready"
+        );
+        Ok(ClusterNode {
+            broker,
+            incarnation,
+        })
+    }
+}
+
+/// The stream's limits from the history flags: messages and age per topic, bytes over all
+/// topics (JetStream has no per-subject byte limit). With history off the stream still keeps
+/// each topic's latest message, as JetStream needs a limit above zero.
+fn stream_spec(options: &Options) -> StreamSpec {
+    let as_u64 = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
+    StreamSpec {
+        messages_per_topic: Some(as_u64(options.history_messages.max(1))),
+        total_bytes: Some(as_u64(options.history_total_bytes)),
+        max_age: Some(options.history_age),
+        ..StreamSpec::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_flags_become_the_stream_limits() {
+        let options = Options {
+            history_messages: 7,
+            history_total_bytes: 1 << 20,
+            history_age: Duration::from_secs(30),
+            ..Options::default()
+        };
+        let spec = stream_spec(&options);
+        assert_eq!(spec.messages_per_topic, Some(7));
+        assert_eq!(spec.total_bytes, Some(1 << 20));
+        assert_eq!(spec.max_age, Some(Duration::from_secs(30)));
+        assert_eq!(spec.replicas, 1);
+        let off = stream_spec(&Options {
+            history_messages: 0,
+            ..Options::default()
+        });
+        assert_eq!(
+            off.messages_per_topic,
+            Some(1),
+            "history off keeps the latest"
+        );
+    }
+}

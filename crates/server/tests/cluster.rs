@@ -1,0 +1,232 @@
+//! Cluster mode (`--nats-url`), end to end against a real `nats-server -js` on loopback:
+//! several in-process wspubsub nodes sharing one stream deliver every message to every
+//! subscriber on every node in one order, with the same positions everywhere, and
+//! stream-mode publishers are acked with the positions subscribers see.
+
+use std::net::TcpListener;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
+use wspubsub_server::{Options, Server, ServerError};
+use wspubsub_testkit::{
+    NatsServer, RawClient, TIMEOUT, TestServer, connect, handshake_status, next_binary, send,
+    try_connect_with, within,
+};
+
+/// A wspubsub node in cluster mode on `nats`.
+async fn node(nats: &NatsServer) -> TestServer {
+    TestServer::start(Options {
+        nats_url: Some(nats.url()),
+        ..Options::default()
+    })
+    .await
+}
+
+/// A client of `path` on `server` in stream mode (`wspubsub.v2`).
+async fn connect_stream(server: &TestServer, path: &str, role: Role) -> RawClient {
+    let protocol = [("sec-websocket-protocol", STREAM_SUBPROTOCOL)];
+    try_connect_with(&server.url(path), role, &protocol)
+        .await
+        .expect("a stream-mode client")
+}
+
+/// The next text frame of a stream-mode client, as a control message, skipping pings.
+async fn next_control(client: &mut RawClient) -> Control {
+    within(TIMEOUT, async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return Control::from_json(&text).expect("a control message");
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a control message, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// The next `count` messages of a stream-mode subscriber (after its `subscribed`), as
+/// (seq, payload).
+async fn next_enveloped(client: &mut RawClient, count: usize) -> Vec<(u64, Bytes)> {
+    let mut messages = Vec::with_capacity(count);
+    while messages.len() < count {
+        let frame = next_binary(client).await;
+        let envelope = Envelope::decode(&frame).expect("an envelope");
+        messages.push((envelope.seq, Bytes::copy_from_slice(envelope.payload)));
+    }
+    messages
+}
+
+/// The next `count` binary messages of a raw subscriber.
+async fn next_raw(client: &mut RawClient, count: usize) -> Vec<Bytes> {
+    let mut messages = Vec::with_capacity(count);
+    while messages.len() < count {
+        messages.push(next_binary(client).await);
+    }
+    messages
+}
+
+#[tokio::test]
+async fn a_raw_publisher_on_one_node_reaches_raw_subscribers_on_every_node_in_order() {
+    let nats = NatsServer::start().await;
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut on_a = connect(&a.url("/news"), Role::Subscriber, None).await;
+    let mut on_b = connect(&b.url("/news"), Role::Subscriber, None).await;
+    let mut publisher = connect(&a.url("/news"), Role::Publisher, None).await;
+    let sent: Vec<Bytes> = (0..200).map(|i| Bytes::from(format!("m{i}"))).collect();
+    for message in &sent {
+        send(&mut publisher, message.clone()).await;
+    }
+    assert_eq!(next_raw(&mut on_a, sent.len()).await, sent, "node A");
+    assert_eq!(next_raw(&mut on_b, sent.len()).await, sent, "node B");
+}
+
+#[tokio::test]
+async fn publishers_on_two_nodes_and_subscribers_on_three_see_one_order() {
+    let nats = NatsServer::start().await;
+    let nodes = [node(&nats).await, node(&nats).await, node(&nats).await];
+    let mut subscribers = Vec::new();
+    for node in &nodes {
+        subscribers.push(connect(&node.url("/mixed"), Role::Subscriber, None).await);
+    }
+    // A second topic on the same stream, so that the positions of /mixed have holes.
+    let mut other = connect(&nodes[2].url("/other"), Role::Publisher, None).await;
+    let publishers = [&nodes[0], &nodes[1]].map(|node| node.url("/mixed"));
+    let tasks = publishers.clone().map(|url| {
+        tokio::spawn(async move {
+            let mut publisher = connect(&url, Role::Publisher, None).await;
+            for i in 0..150 {
+                send(&mut publisher, format!("{url} {i}")).await;
+            }
+            publisher
+        })
+    });
+    for i in 0..50 {
+        send(&mut other, format!("other {i}")).await;
+    }
+    let mut orders = Vec::new();
+    for subscriber in &mut subscribers {
+        orders.push(next_raw(subscriber, 300).await);
+    }
+    for task in tasks {
+        task.await.expect("publisher task");
+    }
+    assert_eq!(orders[0], orders[1], "nodes 1 and 2 agree");
+    assert_eq!(orders[0], orders[2], "nodes 1 and 3 agree");
+    for url in &publishers {
+        // Each publisher's own messages keep its order within the shared one.
+        let own: Vec<&Bytes> = orders[0]
+            .iter()
+            .filter(|message| message.starts_with(url.as_bytes()))
+            .collect();
+        let expected: Vec<Bytes> = (0..150)
+            .map(|i| Bytes::from(format!("{url} {i}")))
+            .collect();
+        assert_eq!(own, expected.iter().collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn stream_mode_positions_and_acks_are_the_same_on_every_node() {
+    let nats = NatsServer::start().await;
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut on_a = connect_stream(&a, "/pos", Role::Subscriber).await;
+    let mut on_b = connect_stream(&b, "/pos", Role::Subscriber).await;
+    for subscriber in [&mut on_a, &mut on_b] {
+        assert!(matches!(
+            next_control(subscriber).await,
+            Control::Subscribed { .. }
+        ));
+    }
+    // Messages of another topic in between: positions are the stream's, not per node.
+    let mut other = connect(&b.url("/elsewhere"), Role::Publisher, None).await;
+    let mut publisher = connect_stream(&a, "/pos", Role::Publisher).await;
+    let mut last_ack = None;
+    for i in 0..20 {
+        send(&mut publisher, format!("p{i}")).await;
+        send(&mut other, "noise").await;
+    }
+    while last_ack.is_none_or(|(count, _)| count < 20) {
+        match next_control(&mut publisher).await {
+            Control::Ack { count, seq } => last_ack = Some((count, seq)),
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+    let seen_a = next_enveloped(&mut on_a, 20).await;
+    let seen_b = next_enveloped(&mut on_b, 20).await;
+    assert_eq!(
+        seen_a, seen_b,
+        "same seqs for the same messages on both nodes"
+    );
+    let payloads: Vec<Bytes> = (0..20).map(|i| Bytes::from(format!("p{i}"))).collect();
+    assert_eq!(
+        seen_a.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
+        payloads
+    );
+    assert!(
+        seen_a.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "seqs increase"
+    );
+    let (_, last_seq) = last_ack.expect("acked");
+    assert_eq!(
+        last_seq,
+        seen_a.last().expect("twenty").0,
+        "the last ack names the seq subscribers saw for the last message"
+    );
+}
+
+#[tokio::test]
+async fn a_start_position_the_node_does_not_hold_is_a_gap() {
+    let nats = NatsServer::start().await;
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut on_a = connect_stream(&a, "/resume", Role::Subscriber).await;
+    let _ = next_control(&mut on_a).await;
+    let mut publisher = connect(&a.url("/resume"), Role::Publisher, None).await;
+    send(&mut publisher, "first").await;
+    let (seq, _) = next_enveloped(&mut on_a, 1).await[0].clone();
+    // Node B has never read /resume: it holds nothing at `seq`.
+    // A raw subscriber starting at a position (query) and the handshake's status.
+    let raw_status = |query: String| {
+        let url = format!("{}?{query}", b.url("/resume"));
+        async move { handshake_status(&try_connect_with(&url, Role::Subscriber, &[]).await) }
+    };
+    assert_eq!(raw_status(format!("from={seq}")).await, 416);
+    let url = format!("{}?from={seq}&gap=ok", b.url("/resume"));
+    let protocol = [("sec-websocket-protocol", STREAM_SUBPROTOCOL)];
+    let mut on_b = try_connect_with(&url, Role::Subscriber, &protocol)
+        .await
+        .expect("gap accepted");
+    assert!(matches!(
+        next_control(&mut on_b).await,
+        Control::Subscribed { .. }
+    ));
+    match next_control(&mut on_b).await {
+        Control::Gap { from, .. } => assert_eq!(from, seq),
+        other => panic!("expected a gap notice, got {other:?}"),
+    }
+    // A time before node B began reading the topic (1 ms after the epoch): not covered.
+    assert_eq!(raw_status("since=1".into()).await, 416);
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_stops_the_start() {
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let options = Options {
+        nats_url: Some(format!("nats://127.0.0.1:{port}")),
+        ..Options::default()
+    };
+    let started = within(TIMEOUT, Server::bind("127.0.0.1:0", options)).await;
+    match started {
+        Err(ServerError::Cluster(error)) => {
+            assert!(error.to_string().contains("NATS"), "{error}");
+        }
+        other => panic!("expected a cluster error, got {other:?}"),
+    }
+}
