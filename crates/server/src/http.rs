@@ -192,10 +192,11 @@ async fn respond(
     permit: &Mutex<HandshakePermit>,
 ) -> Response<Body> {
     let endpoints_here = state.options.admin_addr.is_none();
-    if endpoints_here && !upgrade::is_websocket_request(&request) {
-        if let Some(response) = endpoints::respond(&request, endpoint_status(state)) {
-            return response;
-        }
+    if endpoints_here
+        && !upgrade::is_websocket_request(&request)
+        && let Some(response) = endpoints::respond(&request, endpoint_status(state))
+    {
+        return response;
     }
     match admission::admit(state, peer, &request).await {
         Ok(Admitted { response, client }) => {

@@ -132,12 +132,11 @@ async fn a_subscriber_that_never_reads_is_cut_as_slow_while_a_fast_one_gets_ever
                 "fast subscriber in order"
             );
         }
-        if slow_left.is_none() {
-            if let Ok(event) = events.try_recv() {
-                if event.kind == EventKind::SubscriberLeft {
-                    slow_left = Some(event);
-                }
-            }
+        if slow_left.is_none()
+            && let Ok(event) = events.try_recv()
+            && event.kind == EventKind::SubscriberLeft
+        {
+            slow_left = Some(event);
         }
     }
     let slow_left = match slow_left {

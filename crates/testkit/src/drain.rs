@@ -119,10 +119,10 @@ async fn publish_until_closed(client: RawClient, sent: oneshot::Sender<()>) -> O
             if sink.send(Message::Binary(numbered(n))).await.is_err() {
                 break;
             }
-            if n + 1 == SENT_BEFORE_SHUTDOWN {
-                if let Some(sent) = sent.take() {
-                    let _ = sent.send(());
-                }
+            if n + 1 == SENT_BEFORE_SHUTDOWN
+                && let Some(sent) = sent.take()
+            {
+                let _ = sent.send(());
             }
         }
         // Sending failed: wait for the close frame all the same.
