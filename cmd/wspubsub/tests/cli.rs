@@ -485,3 +485,36 @@ fn sub_reconnect_with_gap_ok_notes_the_gap_and_goes_on() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_readme_cluster_example_carries_a_message_across_nodes() {
+    use wspubsub_testkit::NatsServer;
+
+    // As README's "Running a cluster": one NATS, nodes sharing it, `sub` on one node and
+    // `pub` on another.
+    let nats = NatsServer::start().await;
+    let nats_url = nats.url();
+    let nodes: Vec<Process> = (0..2)
+        .map(|_| {
+            Process::start(
+                &["serve", "--addr", "127.0.0.1:0", "--nats-url", &nats_url],
+                &[],
+            )
+        })
+        .collect();
+    let (printed, addrs) = tokio::task::spawn_blocking(move || {
+        let addrs: Vec<String> = nodes.iter().map(Process::listen_addr).collect();
+        let sub = subscribe(&[&format!("ws://{}/news", addrs[1]), "--count", "1"]);
+        let published = publish(&[&format!("ws://{}/news", addrs[0])], b"hello\n");
+        assert!(published.status.success(), "{published:?}");
+        let printed = finish_sub(sub);
+        drop(nodes);
+        (printed, addrs)
+    })
+    .await
+    .expect("the cluster run");
+    assert!(printed.status.success(), "{printed:?}");
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), "hello\n");
+    assert_ne!(addrs[0], addrs[1], "two nodes");
+    drop(nats);
+}
