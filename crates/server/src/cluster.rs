@@ -19,7 +19,7 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why cluster mode could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// NATS did not answer within [`CONNECT_TIMEOUT`].
+    /// NATS did not answer within the start's bound (10 s).
     #[error("cannot reach NATS at {urls} within {}s", CONNECT_TIMEOUT.as_secs())]
     Timeout {
         /// The URLs tried.
