@@ -52,7 +52,7 @@ pub enum ClientError {
     /// Nothing was heard from the server within the pong deadline.
     #[error("no pong from the server within {0:?}")]
     PongTimeout(Duration),
-    /// The server took none of our writes within this time (the pong deadline).
+    /// The server took none of our writes within this time (the write timeout).
     #[error("the server took no data for {0:?}")]
     WriteTimeout(Duration),
     /// The subscriber's consumer fell behind: its receive buffer held this much unread when

@@ -12,7 +12,7 @@
 //!   their positions, gaps, reconnects), starting where [`SubscriberOptions`] says and, with a
 //!   [`Reconnect`] policy, resuming after every break.
 //! - [`ClientOptions`]: client name, extra request headers, token, CA certificates for
-//!   `wss://`, connect timeout, pong deadline (also the bound on every write), close deadline,
+//!   `wss://`, connect timeout, pong deadline, write timeout (the bound on every write), close deadline,
 //!   largest incoming message, receive buffer.
 //! - [`ClientError`]: every way a client can fail or end; cloneable, with
 //!   [`ClientError::close_code`], [`ClientError::io_kind`] and [`ClientError::is_retryable`].

@@ -180,7 +180,7 @@ async fn serve(
                         (message, confirm),
                         commands,
                         room.min(BURST),
-                        |message, confirm| unacked.written(message, confirm),
+                        |message, confirm| unacked.written(message.clone(), confirm),
                         &mut then_control,
                     );
                     let written = timed_write(limit, &mut liveness, burst).await;

@@ -93,25 +93,26 @@ where
 }
 
 /// Writes `first` and whatever else is already queued (up to `most` messages), then flushes
-/// once. Each message is handed to `written` before it goes out; the control command that
+/// once. Each message is shown to `written` before it goes out (a raw publisher keeps
+/// nothing, a stream-mode one keeps it until acknowledged); the control command that
 /// ended the burst, if one did, is put in `then`, also when the write fails.
 pub(crate) async fn write_burst<S>(
     socket: &mut WebSocketStream<S>,
     (first, confirm): (Bytes, Option<Confirm>),
     commands: &mut mpsc::Receiver<Command>,
     most: usize,
-    mut written: impl FnMut(Bytes, Option<Confirm>),
+    mut written: impl FnMut(&Bytes, Option<Confirm>),
     then: &mut Option<Control>,
 ) -> Result<(), tungstenite::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    written(first.clone(), confirm);
+    written(&first, confirm);
     socket.feed(Message::Binary(first)).await?;
     for _ in 1..most {
         match commands.try_recv() {
             Ok(Command::Publish { message, confirm }) => {
-                written(message.clone(), confirm);
+                written(&message, confirm);
                 socket.feed(Message::Binary(message)).await?;
             }
             Ok(Command::Then(control)) => {
