@@ -146,6 +146,19 @@ pub struct Delivery {
     pub payload: Bytes,
 }
 
+/// Whether creating the stream failed only because another node created it at that moment.
+fn lost_create_race(error: &async_nats::jetstream::context::CreateStreamError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::context::CreateStreamErrorKind;
+    match error.kind() {
+        CreateStreamErrorKind::JetStream(error) => matches!(
+            error.error_code(),
+            ErrorCode::STREAM_NAME_EXIST | ErrorCode::STREAM_SUBJECT_OVERLAP
+        ),
+        _ => false,
+    }
+}
+
 /// What went wrong talking to NATS.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -248,13 +261,26 @@ impl Broker {
     /// its state.
     pub async fn ensure_stream(&self, spec: &StreamSpec) -> Result<StreamState, BrokerError> {
         let config = stream_config(spec);
-        let info = self.jetstream.create_or_update_stream(config).await?;
-        Ok(StreamState {
+        let info = match self.jetstream.create_or_update_stream(config.clone()).await {
+            // Another node created it between our update's "not found" and our create:
+            // now the update finds it.
+            Err(error) if lost_create_race(&error) => {
+                self.jetstream.create_or_update_stream(config).await?
+            }
+            answer => answer?,
+        };
+        let state = StreamState {
             created: info.created.into(),
             first_sequence: info.state.first_sequence,
             last_sequence: info.state.last_sequence,
             leader: info.cluster.and_then(|cluster| cluster.leader),
-        })
+        };
+        if state.created > SystemTime::UNIX_EPOCH {
+            return Ok(state);
+        }
+        // Two nodes creating the stream at once: the loser's answer (an update) can carry
+        // a zero creation time. The stream's own info has the real one.
+        self.stream_state().await
     }
 
     /// The stream's state now (it must exist: see [`Broker::ensure_stream`]).

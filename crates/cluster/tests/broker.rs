@@ -340,6 +340,32 @@ async fn history_is_kept_per_topic_and_follows_changed_limits() {
 }
 
 #[tokio::test]
+async fn nodes_creating_the_stream_at_once_all_learn_its_one_creation_time() {
+    // Nodes of a cluster start together; whichever loses the create race must still learn
+    // the incarnation (its positions are offset by it), not a zero time.
+    let server = NatsServer::start().await;
+    let config = ConnectConfig::new(server.url());
+    let mut brokers = Vec::new();
+    for _ in 0..8 {
+        let connected = within(TIMEOUT, Broker::connect(&config)).await;
+        brokers.push(connected.expect("connect to NATS"));
+    }
+    let spec = StreamSpec::default();
+    let states = within(
+        TIMEOUT,
+        futures_util::future::join_all(brokers.iter().map(|b| b.ensure_stream(&spec))),
+    )
+    .await;
+    let created: HashSet<SystemTime> = states
+        .into_iter()
+        .map(|state| state.expect("stream state").created)
+        .collect();
+    assert_eq!(created.len(), 1, "one incarnation: {created:?}");
+    let created = created.into_iter().next().expect("one");
+    assert!(created > SystemTime::UNIX_EPOCH, "{created:?}");
+}
+
+#[tokio::test]
 async fn file_storage_outlives_a_server_restart() {
     let mut server = NatsServer::start().await;
     let spec = StreamSpec {

@@ -51,13 +51,15 @@ impl Process {
 
     /// The next log line that contains `needle`.
     pub(crate) fn wait_for_line(&self, needle: &str) -> String {
+        let mut seen = Vec::new();
         loop {
-            let line = self
-                .lines
-                .recv_timeout(TIMEOUT)
-                .expect("log line before the timeout");
-            if line.contains(needle) {
-                return line;
+            match self.lines.recv_timeout(TIMEOUT) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(error) => panic!(
+                    "no log line with {needle:?} ({error}); the process said:\n{}",
+                    seen.join("\n")
+                ),
             }
         }
     }
