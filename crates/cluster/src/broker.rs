@@ -22,8 +22,9 @@ use crate::subject::{self, SubjectError};
 /// The name of the stream that holds every topic.
 pub const STREAM: &str = "WSPUBSUB";
 
-/// How a node proves who it is to NATS (what `async-nats` offers).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How a node proves who it is to NATS (what `async-nats` offers). Its `Debug` shows no
+/// password or token.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum Credentials {
     /// No authentication.
     #[default]
@@ -39,6 +40,21 @@ pub enum Credentials {
     },
     /// A token.
     Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::File(path) => f.debug_tuple("File").field(path).finish(),
+            Credentials::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credentials::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
+        }
+    }
 }
 
 /// Where and how to connect.
@@ -94,6 +110,16 @@ pub struct StreamSpec {
     pub total_bytes: Option<u64>,
     /// How long a message is kept (`max_age`); `None` keeps it until a size limit evicts it.
     pub max_age: Option<Duration>,
+}
+
+impl Storage {
+    /// The name the command line and the config file use (`memory`, `file`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Storage::Memory => "memory",
+            Storage::File => "file",
+        }
+    }
 }
 
 impl Default for StreamSpec {
@@ -179,6 +205,18 @@ pub enum BrokerError {
     /// The stream could not be created or changed.
     #[error("ensuring stream {STREAM}: {0}")]
     Stream(#[from] async_nats::jetstream::context::CreateStreamError),
+    /// The stream exists with another storage, which JetStream cannot change.
+    #[error(
+        "stream {STREAM} exists with {} storage and cannot change to {}: \
+         use {} storage, or delete the stream first",
+        existing.as_str(), wanted.as_str(), existing.as_str()
+    )]
+    StorageFixed {
+        /// The storage of the existing stream.
+        existing: Storage,
+        /// The storage asked for.
+        wanted: Storage,
+    },
     /// The stream could not be looked up.
     #[error("looking up stream {STREAM}: {0}")]
     Lookup(#[from] async_nats::jetstream::context::GetStreamError),
@@ -267,7 +305,8 @@ impl Broker {
             Err(error) if lost_create_race(&error) => {
                 self.jetstream.create_or_update_stream(config).await?
             }
-            answer => answer?,
+            Err(error) => return Err(self.explain(spec, error).await),
+            Ok(info) => info,
         };
         let state = StreamState {
             created: info.created.into(),
@@ -281,6 +320,41 @@ impl Broker {
         // Two nodes creating the stream at once: the loser's answer (an update) can carry
         // a zero creation time. The stream's own info has the real one.
         self.stream_state().await
+    }
+
+    /// Why creating or updating the stream failed: a storage change, which JetStream refuses
+    /// with a generic "invalid configuration", gets its own error.
+    async fn explain(
+        &self,
+        spec: &StreamSpec,
+        error: async_nats::jetstream::context::CreateStreamError,
+    ) -> BrokerError {
+        match self.stream_spec().await {
+            Ok(existing) if existing.storage != spec.storage => BrokerError::StorageFixed {
+                existing: existing.storage,
+                wanted: spec.storage,
+            },
+            _ => error.into(),
+        }
+    }
+
+    /// The stream's shape as NATS holds it now (it must exist: see
+    /// [`Broker::ensure_stream`]): what a node, or an operator's check, actually got.
+    pub async fn stream_spec(&self) -> Result<StreamSpec, BrokerError> {
+        let mut stream = self.jetstream.get_stream(STREAM).await?;
+        let info = stream.info().await.map_err(BrokerError::Info)?;
+        let config = &info.config;
+        let limit = |value: i64| u64::try_from(value).ok();
+        Ok(StreamSpec {
+            storage: match config.storage {
+                StorageType::File => Storage::File,
+                StorageType::Memory => Storage::Memory,
+            },
+            replicas: config.num_replicas,
+            messages_per_topic: limit(config.max_messages_per_subject),
+            total_bytes: limit(config.max_bytes),
+            max_age: Some(config.max_age).filter(|age| !age.is_zero()),
+        })
     }
 
     /// The stream's state now (it must exist: see [`Broker::ensure_stream`]).

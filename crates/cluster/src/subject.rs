@@ -24,9 +24,22 @@
 //! one token per segment, so that a later pattern subscription can map a `*` segment to the
 //! NATS wildcard `*` and a trailing `**` to `>` (a literal `*` segment is `%2A`, never the
 //! wildcard). A subject is at most three times as long as its topic, plus the prefix.
+//!
+//! # Length
+//!
+//! NATS refuses a protocol line longer than its `max_control_line` (4096 bytes by default)
+//! and closes the connection that sent it: the whole node's link, not just one topic. The
+//! lines that carry a subject carry more (a reply subject, a consumer name, sizes), and
+//! against a real server a subject of 4040 bytes still passed while 4060 broke the
+//! connection. [`subject_for`] therefore refuses subjects over [`MAX_SUBJECT_BYTES`]
+//! (3.5 KiB), which leaves room for those extras, JetStream domains and account names.
 
 /// The subject prefix of every topic (two tokens); the stream covers `wspubsub.t.>`.
 pub const PREFIX: &str = "wspubsub.t";
+
+/// The longest subject [`subject_for`] gives (3.5 KiB): well under NATS's default 4 KiB
+/// control line, which must also hold the reply subject and sizes (see the module docs).
+pub const MAX_SUBJECT_BYTES: usize = 3584;
 
 /// The token an empty segment becomes.
 const EMPTY: &str = "%";
@@ -46,9 +59,19 @@ pub enum SubjectError {
     /// The unescaped bytes of a subject are not UTF-8, so no path produced it.
     #[error("subject {0:?} does not decode to UTF-8")]
     NotUtf8(String),
+    /// The topic's subject would be longer than NATS takes ([`MAX_SUBJECT_BYTES`]).
+    #[error(
+        "the topic's NATS subject would be {subject_bytes} bytes, over the {MAX_SUBJECT_BYTES} \
+         allowed (a path byte other than A-Z a-z 0-9 - _ counts three)"
+    )]
+    TooLong {
+        /// The subject's length.
+        subject_bytes: usize,
+    },
 }
 
-/// The NATS subject for `topic` (see the module docs for the rule).
+/// The NATS subject for `topic` (see the module docs for the rule), at most
+/// [`MAX_SUBJECT_BYTES`] long.
 pub fn subject_for(topic: &str) -> Result<String, SubjectError> {
     let path = topic
         .strip_prefix('/')
@@ -58,6 +81,11 @@ pub fn subject_for(topic: &str) -> Result<String, SubjectError> {
     for segment in path.split('/') {
         subject.push('.');
         push_token(&mut subject, segment);
+    }
+    if subject.len() > MAX_SUBJECT_BYTES {
+        return Err(SubjectError::TooLong {
+            subject_bytes: subject.len(),
+        });
     }
     Ok(subject)
 }
@@ -200,6 +228,29 @@ mod tests {
         assert!(matches!(
             topic_for("wspubsub.t.%FF"),
             Err(SubjectError::NotUtf8(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_subjects_over_the_bound_counting_escapes_three_times() {
+        let room = MAX_SUBJECT_BYTES - PREFIX.len() - 1;
+        let longest = format!("/{}", "a".repeat(room));
+        assert_eq!(
+            subject_for(&longest).map(|subject| subject.len()),
+            Ok(MAX_SUBJECT_BYTES)
+        );
+        let one_more = format!("/{}", "a".repeat(room + 1));
+        assert_eq!(
+            subject_for(&one_more),
+            Err(SubjectError::TooLong {
+                subject_bytes: MAX_SUBJECT_BYTES + 1
+            })
+        );
+        // A third as many dots: each is `%2E` in the subject.
+        let dots = format!("/{}", ".".repeat(room / 3 + 1));
+        assert!(matches!(
+            subject_for(&dots),
+            Err(SubjectError::TooLong { .. })
         ));
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use hyper::header::{HeaderValue, ORIGIN, SEC_WEBSOCKET_VERSION};
 use hyper::{Request, Response, StatusCode};
+use wspubsub_cluster::{SubjectError, subject_for};
 use wspubsub_fanout::Form;
 use wspubsub_protocol::{BadStart, Role, Start};
 
@@ -70,6 +71,16 @@ impl Refusal {
     /// A browser page of an origin not allowed.
     fn origin() -> Self {
         Self::upgrade_failed(StatusCode::FORBIDDEN, "origin", "origin not allowed")
+    }
+
+    /// In cluster mode, a topic whose NATS subject would be longer than NATS takes: sending
+    /// it would make NATS close this node's whole connection.
+    fn topic_too_long(why: &SubjectError) -> Self {
+        Self::upgrade_failed(
+            StatusCode::URI_TOO_LONG,
+            "topic_too_long",
+            format!("topic too long for cluster mode: {why}"),
+        )
     }
 
     /// The HTTP answer: a one-line body, plus the version this server speaks after a 426.
@@ -239,6 +250,15 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
     })
 }
 
+/// In cluster mode, refuses a topic whose NATS subject would exceed [`wspubsub_cluster::MAX_SUBJECT_BYTES`]
+/// (`414`); any other topic passes (every path has a subject).
+fn check_subject(topic: &str) -> Result<(), Refusal> {
+    match subject_for(topic) {
+        Err(too_long @ SubjectError::TooLong { .. }) => Err(Refusal::topic_too_long(&too_long)),
+        _ => Ok(()),
+    }
+}
+
 /// A request admitted as a client: the 101 answer to send and the client, registered with
 /// its topic and counted, to serve once the upgrade completes.
 pub(crate) struct Admitted {
@@ -248,7 +268,8 @@ pub(crate) struct Admitted {
     pub(crate) client: Client,
 }
 
-/// Every rule, in order: [`check`], then the connection limits, then the topic limits and a
+/// Every rule, in order: [`check`], in cluster mode a topic NATS can carry
+/// ([`wspubsub_cluster::MAX_SUBJECT_BYTES`]), then the connection limits, then the topic limits and a
 /// subscriber's start position against the topic's history (the client joins its topic here,
 /// before its 101, so that it misses nothing published after; in cluster mode a subscriber
 /// waits for its topic to read the stream first).
@@ -271,6 +292,9 @@ pub(crate) async fn admit<B>(
         start,
         form,
     } = check(gate, request)?;
+    if state.options.nats_url.is_some() {
+        check_subject(&topic)?;
+    }
     let address = state.proxies.client_address(peer.ip(), request.headers());
     let admission = state.limits.admit(address)?;
     let (membership, attachment) = match identity.role {
@@ -361,6 +385,19 @@ mod tests {
             .body(())
             .expect("a valid request");
         assert_eq!(reason(gate, &bad_start), Err("bad_start"));
+    }
+
+    #[test]
+    fn a_topic_over_the_subject_bound_is_refused_with_414() {
+        use wspubsub_cluster::MAX_SUBJECT_BYTES;
+        let room = MAX_SUBJECT_BYTES - wspubsub_cluster::PREFIX.len() - 1;
+        assert_eq!(check_subject(&format!("/{}", "a".repeat(room))), Ok(()));
+        let refusal = check_subject(&format!("/{}", "a".repeat(room + 1)))
+            .expect_err("one byte over the bound");
+        assert_eq!(refusal.status, StatusCode::URI_TOO_LONG);
+        assert_eq!(refusal.reason, "topic_too_long");
+        assert!(refusal.why.contains("3585 bytes"), "{}", refusal.why);
+        assert_eq!(refusal.why.lines().count(), 1, "{}", refusal.why);
     }
 
     #[test]

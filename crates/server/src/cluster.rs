@@ -48,10 +48,11 @@ pub(crate) struct ClusterNode {
 }
 
 impl ClusterNode {
-    /// Connects to `urls` and ensures the stream, with limits from `options`'s history flags.
+    /// Connects to `urls` with `options`'s credentials and CA file, and ensures the stream
+    /// with its storage, replicas and the history flags as limits.
     pub(crate) async fn connect(urls: &str, options: &Options) -> Result<Self, ClusterError> {
         let started = async {
-            let broker = Broker::connect(&ConnectConfig::new(urls)).await?;
+            let broker = Broker::connect(&connect_config(urls, options)).await?;
             let state = broker.ensure_stream(&stream_spec(options)).await?;
             Ok::<_, BrokerError>((broker, state))
         };
@@ -66,6 +67,8 @@ impl ClusterNode {
             Incarnation::created_at(state.created).ok_or(ClusterError::Created(state.created))?;
         tracing::info!(
             urls,
+            storage = options.nats_storage.as_str(),
+            replicas = options.nats_replicas,
             last_sequence = state.last_sequence,
             "cluster mode: NATS stream ready"
         );
@@ -76,7 +79,16 @@ impl ClusterNode {
     }
 }
 
-/// The stream's limits from the history flags: messages and age per topic, bytes over all
+/// How to reach NATS: `urls` with `options`'s credentials and CA file.
+fn connect_config(urls: &str, options: &Options) -> ConnectConfig {
+    ConnectConfig {
+        credentials: options.nats_credentials.clone(),
+        ca_file: options.nats_ca_file.clone(),
+        ..ConnectConfig::new(urls)
+    }
+}
+
+/// The stream's storage and replicas from their flags, and its limits from the history flags: messages and age per topic, bytes over all
 /// topics (JetStream has no per-subject byte limit). With history off the stream still keeps
 /// each topic's latest message, as JetStream needs a limit above zero.
 fn stream_spec(options: &Options) -> StreamSpec {
@@ -85,13 +97,35 @@ fn stream_spec(options: &Options) -> StreamSpec {
         messages_per_topic: Some(as_u64(options.history_messages.max(1))),
         total_bytes: Some(as_u64(options.history_total_bytes)),
         max_age: Some(options.history_age),
-        ..StreamSpec::default()
+        storage: options.nats_storage,
+        replicas: options.nats_replicas,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use wspubsub_cluster::{Credentials, Storage};
+
     use super::*;
+
+    #[test]
+    fn the_nats_flags_reach_the_connection_and_the_stream() {
+        let options = Options {
+            nats_credentials: Credentials::Token("t0k".into()),
+            nats_ca_file: Some(PathBuf::from("/etc/nats/ca.pem")),
+            nats_storage: Storage::File,
+            nats_replicas: 3,
+            ..Options::default()
+        };
+        let config = connect_config("nats://a:4222,nats://b:4222", &options);
+        assert_eq!(config.urls, "nats://a:4222,nats://b:4222");
+        assert_eq!(config.credentials, Credentials::Token("t0k".into()));
+        assert_eq!(config.ca_file, options.nats_ca_file);
+        let spec = stream_spec(&options);
+        assert_eq!((spec.storage, spec.replicas), (Storage::File, 3));
+    }
 
     #[test]
     fn the_history_flags_become_the_stream_limits() {
@@ -106,6 +140,7 @@ mod tests {
         assert_eq!(spec.total_bytes, Some(1 << 20));
         assert_eq!(spec.max_age, Some(Duration::from_secs(30)));
         assert_eq!(spec.replicas, 1);
+        assert_eq!(spec.storage, Storage::Memory);
         let off = stream_spec(&Options {
             history_messages: 0,
             ..Options::default()

@@ -95,8 +95,11 @@ pub use options::{
     DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
     DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption,
-    MIN_MAX_HEADER_SIZE, Options, SlowSubscriber,
+    MAX_NATS_REPLICAS, MIN_MAX_HEADER_SIZE, Options, SlowSubscriber,
 };
 pub use server::{Server, ServerError, ServerHandle};
 pub use tls::{BadTls, TlsIdentity};
+/// How a cluster-mode node authenticates to NATS ([`Options::nats_credentials`]) and where
+/// its stream keeps messages ([`Options::nats_storage`]).
+pub use wspubsub_cluster::{Credentials as NatsCredentials, Storage as NatsStorage};
 pub use wspubsub_protocol as protocol;

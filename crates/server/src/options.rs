@@ -1,8 +1,10 @@
 //! Server options: every knob an operator can turn, with the defaults the README documents.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use wspubsub_cluster::{Credentials, Storage};
 
 use crate::auth::AuthKey;
 use crate::tls::TlsIdentity;
@@ -52,6 +54,10 @@ pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
 
 /// Default most frame bytes all topics' histories keep together (256 MiB).
 pub const DEFAULT_HISTORY_TOTAL_BYTES: usize = 256 << 20;
+
+/// The most copies of a message the cluster's stream may keep ([`Options::nats_replicas`]):
+/// JetStream's own maximum.
+pub const MAX_NATS_REPLICAS: usize = 5;
 
 /// The longest duration any option may be (one year): far beyond any sensible setting, and
 /// small enough that adding it to an `Instant`, or multiplying it for a ping interval, can
@@ -164,6 +170,19 @@ pub struct Options {
     /// Cluster mode: NATS server URLs (comma-separated) whose JetStream carries every topic
     /// between the nodes sharing them; `None` (the default) serves alone, in memory.
     pub nats_url: Option<String>,
+    /// Cluster mode: how this node proves who it is to NATS (a `.creds` file, user and
+    /// password, or a token); none by default.
+    pub nats_credentials: Credentials,
+    /// Cluster mode: a PEM file of CA certificates to trust, beyond the system's, for
+    /// `tls://` NATS URLs.
+    pub nats_ca_file: Option<PathBuf>,
+    /// Cluster mode: where the stream keeps messages: memory (the default, fast, lost when
+    /// NATS restarts) or file (survives restarts). JetStream cannot change it once the stream
+    /// exists.
+    pub nats_storage: Storage,
+    /// Cluster mode: copies of each message in a NATS cluster (1 to [`MAX_NATS_REPLICAS`];
+    /// 3 survives the loss of one NATS server).
+    pub nats_replicas: usize,
 }
 
 impl Default for Options {
@@ -197,6 +216,10 @@ impl Default for Options {
             history_age: DEFAULT_HISTORY_AGE,
             history_total_bytes: DEFAULT_HISTORY_TOTAL_BYTES,
             nats_url: None,
+            nats_credentials: Credentials::None,
+            nats_ca_file: None,
+            nats_storage: Storage::Memory,
+            nats_replicas: 1,
         }
     }
 }
@@ -265,7 +288,33 @@ impl Options {
                 problem: "must be at least max-message-size, or no message could ever be queued",
             });
         }
-        Ok(())
+        self.validate_cluster()
+    }
+
+    /// The cluster-mode options: a replica count JetStream takes, no empty credential.
+    fn validate_cluster(&self) -> Result<(), InvalidOption> {
+        if !(1..=MAX_NATS_REPLICAS).contains(&self.nats_replicas) {
+            return Err(InvalidOption {
+                name: "nats-replicas",
+                problem: "must be 1 to 5 (3 keeps every message through the loss of one NATS server)",
+            });
+        }
+        let empty = match &self.nats_credentials {
+            Credentials::UserPassword { user, .. } if user.is_empty() => Some("nats-user"),
+            Credentials::UserPassword { password, .. } if password.is_empty() => {
+                Some("nats-password")
+            }
+            Credentials::Token(token) if token.is_empty() => Some("nats-token"),
+            Credentials::File(path) if path.as_os_str().is_empty() => Some("nats-creds"),
+            _ => None,
+        };
+        match empty {
+            Some(name) => Err(InvalidOption {
+                name,
+                problem: "must not be empty",
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -306,6 +355,65 @@ mod tests {
             no_topic_queue.validate().map_err(|e| e.name),
             Err("topic-queue")
         );
+    }
+
+    #[test]
+    fn cluster_options_need_a_replica_count_and_no_empty_credential() {
+        let name = |options: Options| options.validate().map_err(|e| e.name);
+        for (replicas, expected) in [
+            (0, Err("nats-replicas")),
+            (1, Ok(())),
+            (3, Ok(())),
+            (MAX_NATS_REPLICAS, Ok(())),
+            (MAX_NATS_REPLICAS + 1, Err("nats-replicas")),
+        ] {
+            let options = Options {
+                nats_replicas: replicas,
+                ..Options::default()
+            };
+            assert_eq!(name(options), expected, "{replicas} replicas");
+        }
+        let credentials = |credentials| Options {
+            nats_credentials: credentials,
+            ..Options::default()
+        };
+        assert_eq!(
+            name(credentials(Credentials::Token(String::new()))),
+            Err("nats-token")
+        );
+        assert_eq!(
+            name(credentials(Credentials::UserPassword {
+                user: "u".into(),
+                password: String::new(),
+            })),
+            Err("nats-password")
+        );
+        assert_eq!(
+            name(credentials(Credentials::UserPassword {
+                user: String::new(),
+                password: "p".into(),
+            })),
+            Err("nats-user")
+        );
+        assert_eq!(name(credentials(Credentials::Token("t".into()))), Ok(()));
+    }
+
+    #[test]
+    fn debug_output_shows_no_nats_secret() {
+        let options = Options {
+            nats_credentials: Credentials::UserPassword {
+                user: "node".into(),
+                password: "hunter2".into(),
+            },
+            ..Options::default()
+        };
+        let printed = format!("{options:?}");
+        assert!(
+            printed.contains("node") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+        let token = format!("{:?}", Credentials::Token("s3cret".into()));
+        assert!(!token.contains("s3cret"), "{token}");
     }
 
     #[test]
