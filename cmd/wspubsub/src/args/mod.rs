@@ -3,6 +3,7 @@
 //! definitions below; and those settings turned into the server's [`Options`].
 
 pub(crate) mod file;
+mod nats;
 pub(crate) mod print;
 
 use std::net::IpAddr;
@@ -129,10 +130,9 @@ pub(crate) struct ServeArgs {
     /// topics go first.
     #[arg(long, env = "PUBSUB_HISTORY_TOTAL_BYTES", default_value_t = DEFAULT_HISTORY_TOTAL_BYTES, value_parser = parse_size)]
     history_total_bytes: usize,
-    /// Cluster mode: NATS server URLs (comma list) whose JetStream carries every topic
-    /// between the wspubsub nodes given the same URLs. Without it the server runs alone.
-    #[arg(long, env = "PUBSUB_NATS_URL")]
-    nats_url: Option<String>,
+    /// Cluster mode (`--nats-url` and the other `--nats-*` flags).
+    #[command(flatten)]
+    nats: nats::NatsArgs,
     /// Token auth with HS256: the shared secret (prefer the environment variable: command lines
     /// are visible to other users).
     #[arg(
@@ -196,7 +196,7 @@ impl ServeArgs {
     /// The server options, checked ([`Options::validate`]), with the key and certificate
     /// files read.
     pub(crate) fn options(&self) -> anyhow::Result<Options> {
-        let options = Options {
+        let mut options = Options {
             pong_deadline: self.pong_deadline,
             write_timeout: self.write_timeout,
             close_deadline: self.close_deadline,
@@ -224,8 +224,9 @@ impl ServeArgs {
             history_bytes: self.history_bytes,
             history_age: self.history_age,
             history_total_bytes: self.history_total_bytes,
-            nats_url: self.nats_url.clone(),
+            ..Options::default()
         };
+        self.nats.apply(&mut options)?;
         options.validate()?;
         Ok(options)
     }
