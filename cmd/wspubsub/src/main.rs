@@ -78,12 +78,12 @@ fn run() -> anyhow::Result<()> {
         print_config(&matches);
         return Ok(());
     }
-    logging::init(cli.log_format);
+    let logging = logging::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match command {
-        Command::Serve(args) => runtime.block_on(serve::run(*args)),
+        Command::Serve(args) => runtime.block_on(serve::run(*args, &logging)),
         Command::Pub(args) => runtime.block_on(publish::run(args)),
         Command::Sub(args) => runtime.block_on(subscribe::run(args)),
     }

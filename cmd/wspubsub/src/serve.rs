@@ -6,11 +6,14 @@ use tokio::sync::broadcast::error::RecvError;
 use wspubsub_server::{Event, Options, Server, ServerHandle};
 
 use crate::args::ServeArgs;
+use crate::logging::Logging;
 
 /// Runs the server until SIGINT or SIGTERM, then stops it gracefully.
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ServeArgs, logging: &Logging) -> anyhow::Result<()> {
     let options = args.options()?;
+    let quiet = logging.quiet_nats_client();
     let server = bind(&args.addr, options).await?;
+    drop(quiet);
     let local = server.local_addr().context("listen address")?;
     let handle = server.handle();
     tokio::spawn(log_events(handle.clone()));

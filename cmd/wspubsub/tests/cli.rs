@@ -1,73 +1,14 @@
 //! `wspubsub pub` and `wspubsub sub` end to end, through a real server process.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
 
 mod support;
 
-use support::{Process, TempDir, assert_one_line_failure, finish, run};
-
-fn wspubsub() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wspubsub"))
-}
-
-/// A running `wspubsub sub`, and the rest of its stderr once it ends.
-struct Sub {
-    child: Child,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-/// Starts `wspubsub sub ARGS` and returns once it has subscribed.
-fn subscribe(args: &[&str]) -> Sub {
-    let mut child = wspubsub()
-        .arg("sub")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wspubsub sub");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("read stderr");
-    assert!(
-        line.starts_with("subscribed to"),
-        "unexpected first line: {line:?}"
-    );
-    // Keep reading: a closed pipe would make the process's next write to stderr fail.
-    let stderr = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-        rest
-    });
-    Sub { child, stderr }
-}
-
-/// Waits for a `sub` to end; its output with the stderr after the first line.
-fn finish_sub(sub: Sub) -> Output {
-    let mut output = finish(sub.child);
-    output.stderr = sub.stderr.join().expect("stderr reader").into_bytes();
-    output
-}
-
-/// Runs `wspubsub pub ARGS` with `input` on stdin.
-fn publish(args: &[&str], input: &[u8]) -> Output {
-    let mut child = wspubsub()
-        .arg("pub")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wspubsub pub");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write stdin");
-    finish(child)
-}
+use support::{
+    Process, TempDir, assert_one_line_failure, finish, finish_sub, publish, run, subscribe,
+    write_certificate, wspubsub,
+};
 
 #[test]
 fn stdin_lines_become_messages_that_sub_prints() {
@@ -213,13 +154,6 @@ fn pub_and_sub_speak_tls_and_carry_tokens() {
 
 /// Writes a fresh self-signed certificate for 127.0.0.1 to `cert` and its key to `key` (a
 /// first issue, or a renewal).
-fn write_certificate(cert: &str, key: &str) {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-        .expect("generate a certificate");
-    std::fs::write(cert, generated.cert.pem()).expect("write the certificate");
-    std::fs::write(key, generated.signing_key.serialize_pem()).expect("write the key");
-}
-
 #[test]
 fn sighup_reloads_a_renewed_certificate() {
     let dir = TempDir::new("reload");

@@ -166,6 +166,13 @@ const EVERY_KEY: &[(&str, &str)] = &[
     ("admin-addr", r#""127.0.0.1:9090""#),
     ("log-format", r#""json""#),
     ("nats-url", r#""nats://127.0.0.1:4222""#),
+    ("nats-creds", r#""/nonexistent/node.creds""#),
+    ("nats-user", r#""node""#),
+    ("nats-password", r#""<redacted>""#),
+    ("nats-token", r#""<redacted>""#),
+    ("nats-ca-file", r#""/nonexistent/ca.pem""#),
+    ("nats-storage", r#""file""#),
+    ("nats-replicas", "3"),
 ];
 
 /// The long flags `wspubsub serve --help` lists, but for those that are not settings.
@@ -228,13 +235,28 @@ fn print_config_names_every_flag_and_reads_no_file() {
             "/nonexistent/key.pem",
             "--jwt-public-key",
             "/nonexistent/jwt.pem",
+            "--nats-token",
+            "flag-token",
         ],
         &[
             ("PUBSUB_JWT_AUDIENCE", "api,web"),
             ("PUBSUB_MAX_HANDSHAKES", "9"),
             ("PUBSUB_SLOW_SUBSCRIBER", "close"),
+            ("PUBSUB_NATS_PASSWORD", "env-password"),
+            ("PUBSUB_NATS_REPLICAS", "3"),
         ],
     ));
+    for secret in ["nats-token", "nats-password"] {
+        assert!(
+            printed.contains(&format!("{secret} = \"<redacted>\"\n")),
+            "{printed}"
+        );
+    }
+    assert!(
+        !printed.contains("flag-token") && !printed.contains("env-password"),
+        "{printed}"
+    );
+    assert!(printed.contains("nats-replicas = 3\n"), "{printed}");
     assert!(
         printed.contains("slow-subscriber = \"close\"\n"),
         "{printed}"
@@ -266,6 +288,15 @@ fn print_config_names_every_flag_and_reads_no_file() {
     );
     assert!(
         defaults.contains("topic-queue-bytes = 16777216\n"),
+        "{defaults}"
+    );
+    assert!(
+        defaults.contains("nats-storage = \"memory\"\n")
+            && defaults.contains("nats-replicas = 1\n"),
+        "{defaults}"
+    );
+    assert!(
+        defaults.contains("# nats-password is not set\n"),
         "{defaults}"
     );
 }

@@ -26,12 +26,13 @@ pub enum ClusterError {
         urls: String,
     },
     /// NATS refused us, or the stream could not be created.
-    #[error("NATS at {urls}: {source}")]
+    #[error("NATS at {urls}: {error}")]
     Broker {
         /// The URLs tried.
         urls: String,
-        /// What went wrong.
-        source: BrokerError,
+        /// What went wrong. Its text is part of this error's, so it is not also this error's
+        /// `source()`: a binary printing the chain would say it twice.
+        error: BrokerError,
     },
     /// The stream's creation time gives positions out of range.
     #[error("stream created at an unusable time: {0:?}")]
@@ -59,9 +60,9 @@ impl ClusterNode {
         let (broker, state) = tokio::time::timeout(CONNECT_TIMEOUT, started)
             .await
             .map_err(|_elapsed| ClusterError::Timeout { urls: urls.into() })?
-            .map_err(|source| ClusterError::Broker {
+            .map_err(|error| ClusterError::Broker {
                 urls: urls.into(),
-                source,
+                error,
             })?;
         let incarnation =
             Incarnation::created_at(state.created).ok_or(ClusterError::Created(state.created))?;

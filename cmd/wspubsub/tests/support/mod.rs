@@ -1,12 +1,77 @@
-//! A `wspubsub` process for the binary's tests, with its stderr lines on a channel.
+//! A `wspubsub` process for the binary's tests, with its stderr lines on a channel, and
+//! `wspubsub pub` / `wspubsub sub` runs.
 
 #![allow(dead_code)] // Each test file uses part of this.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 
 use wspubsub_testkit::TIMEOUT;
+
+/// The `wspubsub` binary under test.
+pub(crate) fn wspubsub() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wspubsub"))
+}
+
+/// A running `wspubsub sub`, and the rest of its stderr once it ends.
+pub(crate) struct Sub {
+    /// The `sub` process.
+    pub(crate) child: Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `wspubsub sub ARGS` and returns once it has subscribed.
+pub(crate) fn subscribe(args: &[&str]) -> Sub {
+    let mut child = wspubsub()
+        .arg("sub")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wspubsub sub");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("read stderr");
+    assert!(
+        line.starts_with("subscribed to"),
+        "unexpected first line: {line:?}"
+    );
+    // Keep reading: a closed pipe would make the process's next write to stderr fail.
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    Sub { child, stderr }
+}
+
+/// Waits for a `sub` to end; its output with the stderr after the first line.
+pub(crate) fn finish_sub(sub: Sub) -> Output {
+    let mut output = finish(sub.child);
+    output.stderr = sub.stderr.join().expect("stderr reader").into_bytes();
+    output
+}
+
+/// Runs `wspubsub pub ARGS` with `input` on stdin.
+pub(crate) fn publish(args: &[&str], input: &[u8]) -> Output {
+    let mut child = wspubsub()
+        .arg("pub")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wspubsub pub");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    finish(child)
+}
 
 /// A running `wspubsub` whose stderr lines are forwarded to a channel.
 pub(crate) struct Process {
@@ -160,6 +225,14 @@ impl Drop for Process {
             let _ = child.wait();
         }
     }
+}
+
+/// Writes a fresh self-signed certificate for 127.0.0.1 and its key, as PEM files.
+pub(crate) fn write_certificate(cert: &str, key: &str) {
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("generate a certificate");
+    std::fs::write(cert, generated.cert.pem()).expect("write the certificate");
+    std::fs::write(key, generated.signing_key.serialize_pem()).expect("write the key");
 }
 
 /// A directory of its own for a test's files, removed on drop.
