@@ -459,3 +459,39 @@ async fn credentials_are_the_ones_async_nats_offers() {
     let none = Broker::connect(&ConnectConfig::new(" , ")).await;
     assert!(matches!(none, Err(BrokerError::NoUrl)), "{none:?}");
 }
+
+#[tokio::test]
+async fn the_stream_reads_back_its_shape_and_keeps_its_storage() {
+    let server = NatsServer::start().await;
+    let spec = StreamSpec {
+        storage: Storage::File,
+        messages_per_topic: Some(5),
+        total_bytes: Some(1 << 20),
+        max_age: Some(Duration::from_secs(60)),
+        ..StreamSpec::default()
+    };
+    let broker = connect(&server.url(), &spec).await;
+    let read = within(TIMEOUT, broker.stream_spec())
+        .await
+        .expect("the shape");
+    assert_eq!(read, spec);
+    let memory = StreamSpec {
+        storage: Storage::Memory,
+        ..spec.clone()
+    };
+    let refused = within(TIMEOUT, broker.ensure_stream(&memory)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(BrokerError::StorageFixed {
+                existing: Storage::File,
+                wanted: Storage::Memory
+            })
+        ),
+        "{refused:?}"
+    );
+    let kept = within(TIMEOUT, broker.stream_spec())
+        .await
+        .expect("the shape");
+    assert_eq!(kept.storage, Storage::File);
+}
