@@ -35,11 +35,21 @@ pub(crate) struct Logging {
     set_filter: Option<SetFilter>,
 }
 
-/// Keeps the NATS client's lines off until dropped.
+/// Keeps the NATS client's lines off until [`QuietNats::end`]: never, when the start fails,
+/// so that the client's report of closing its connection on the way out is not printed
+/// either.
+#[must_use = "end() turns the NATS client's lines back on"]
 pub(crate) struct QuietNats<'a>(&'a Logging);
 
+impl QuietNats<'_> {
+    /// Turns the NATS client's lines back on: the server started.
+    pub(crate) fn end(self) {
+        self.0.set(DEFAULT_FILTER);
+    }
+}
+
 impl Logging {
-    /// Turns the NATS client's own lines off until the guard is dropped, unless `RUST_LOG`
+    /// Turns the NATS client's own lines off until [`QuietNats::end`], unless `RUST_LOG`
     /// says otherwise.
     pub(crate) fn quiet_nats_client(&self) -> QuietNats<'_> {
         self.set(QUIET_NATS_FILTER);
@@ -50,12 +60,6 @@ impl Logging {
         if let Some(set_filter) = &self.set_filter {
             set_filter(EnvFilter::new(directives));
         }
-    }
-}
-
-impl Drop for QuietNats<'_> {
-    fn drop(&mut self) {
-        self.0.set(DEFAULT_FILTER);
     }
 }
 

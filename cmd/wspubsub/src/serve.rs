@@ -13,7 +13,7 @@ pub(crate) async fn run(args: ServeArgs, logging: &Logging) -> anyhow::Result<()
     let options = args.options()?;
     let quiet = logging.quiet_nats_client();
     let server = bind(&args.addr, options).await?;
-    drop(quiet);
+    quiet.end();
     let local = server.local_addr().context("listen address")?;
     let handle = server.handle();
     tokio::spawn(log_events(handle.clone()));

@@ -24,9 +24,14 @@ fn serve_args<'a>(nats_url: &'a str, flags: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// A cluster-mode node on `nats_url` with `flags` and `env`, and its address once it
-/// listens (so it reached NATS and ensured the stream).
-async fn node(nats_url: &str, flags: &[&str], env: &[(&str, &str)]) -> (Process, String) {
+/// Runs `job` on a blocking thread with the arguments of [`serve_args`] and `env`: the
+/// processes' helpers block.
+async fn blocking<T: Send + 'static>(
+    nats_url: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    job: fn(&[&str], &[(&str, &str)]) -> T,
+) -> T {
     let args: Vec<String> = serve_args(nats_url, flags)
         .into_iter()
         .map(str::to_owned)
@@ -38,12 +43,21 @@ async fn node(nats_url: &str, flags: &[&str], env: &[(&str, &str)]) -> (Process,
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let process = Process::start(&args, &env);
+        job(&args, &env)
+    })
+    .await
+    .expect("the blocking job")
+}
+
+/// A cluster-mode node on `nats_url` with `flags` and `env`, and its address once it
+/// listens (so it reached NATS and ensured the stream).
+async fn node(nats_url: &str, flags: &[&str], env: &[(&str, &str)]) -> (Process, String) {
+    blocking(nats_url, flags, env, |args, env| {
+        let process = Process::start(args, env);
         let addr = process.listen_addr();
         (process, addr)
     })
     .await
-    .expect("the node starts")
 }
 
 /// `wspubsub serve` in cluster mode run to its end: it must fail at the start.
@@ -52,21 +66,7 @@ async fn refused_start(
     flags: &[&str],
     env: &[(&str, &str)],
 ) -> std::process::Output {
-    let args: Vec<String> = serve_args(nats_url, flags)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        run(&args, &env)
-    })
-    .await
-    .expect("the run ends")
+    blocking(nats_url, flags, env, run).await
 }
 
 /// `wspubsub sub` on `sub_addr` and `wspubsub pub --confirm` on `pub_addr`, both on

@@ -23,14 +23,7 @@ pub(crate) struct Sub {
 
 /// Starts `wspubsub sub ARGS` and returns once it has subscribed.
 pub(crate) fn subscribe(args: &[&str]) -> Sub {
-    let mut child = wspubsub()
-        .arg("sub")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wspubsub sub");
+    let mut child = spawn_piped(&[&["sub"], args].concat(), &[], Stdio::null());
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
     stderr.read_line(&mut line).expect("read stderr");
@@ -56,14 +49,7 @@ pub(crate) fn finish_sub(sub: Sub) -> Output {
 
 /// Runs `wspubsub pub ARGS` with `input` on stdin.
 pub(crate) fn publish(args: &[&str], input: &[u8]) -> Output {
-    let mut child = wspubsub()
-        .arg("pub")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wspubsub pub");
+    let mut child = spawn_piped(&[&["pub"], args].concat(), &[], Stdio::piped());
     child
         .stdin
         .take()
@@ -198,15 +184,19 @@ pub(crate) fn finish(child: Child) -> Output {
 
 /// Runs `wspubsub ARGS` with `env` to its end (bounded by [`finish`]), stdin empty.
 pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_wspubsub"))
+    finish(spawn_piped(args, env, Stdio::null()))
+}
+
+/// Starts `wspubsub ARGS` with `env` and `stdin`, its stdout and stderr piped.
+fn spawn_piped(args: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Child {
+    wspubsub()
         .args(args)
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start wspubsub");
-    finish(child)
+        .expect("start wspubsub")
 }
 
 /// Asserts that `output` is a failure as the binary reports one: exit code 2 and exactly one
