@@ -24,13 +24,16 @@ fn serve_args<'a>(nats_url: &'a str, flags: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// Something to do with a process's arguments and environment, on a blocking thread.
+type Job<T> = fn(&[&str], &[(&str, &str)]) -> T;
+
 /// Runs `job` on a blocking thread with the arguments of [`serve_args`] and `env`: the
 /// processes' helpers block.
 async fn blocking<T: Send + 'static>(
     nats_url: &str,
     flags: &[&str],
     env: &[(&str, &str)],
-    job: fn(&[&str], &[(&str, &str)]) -> T,
+    job: Job<T>,
 ) -> T {
     let args: Vec<String> = serve_args(nats_url, flags)
         .into_iter()
