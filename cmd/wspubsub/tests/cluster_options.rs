@@ -165,6 +165,20 @@ async fn conflicting_or_out_of_range_nats_options_stop_the_start_in_one_line() {
     assert_one_line_failure(&creds, "/nonexistent/node.creds");
 }
 
+#[test]
+fn cluster_flags_without_nats_url_are_named_in_a_warning() {
+    let process = Process::start(
+        &["serve", "--addr", "127.0.0.1:0", "--nats-storage", "file"],
+        &[("PUBSUB_NATS_TOKEN", "t")],
+    );
+    let warning = process.wait_for_line("have no effect without --nats-url");
+    assert!(
+        warning.contains("--nats-token --nats-storage") && !warning.contains("--nats-replicas"),
+        "{warning}"
+    );
+    process.listen_addr();
+}
+
 #[tokio::test]
 async fn file_storage_outlives_a_nats_restart_and_cannot_become_memory() {
     let mut nats = NatsServer::start().await;

@@ -70,6 +70,15 @@ impl NatsArgs {
     /// are an error (checked here rather than by clap, so that a config file's values are
     /// checked too, and the error is one line).
     pub(crate) fn apply(&self, options: &mut Options) -> anyhow::Result<()> {
+        if self.nats_url.is_none() {
+            let ignored = self.cluster_flags_given();
+            if !ignored.is_empty() {
+                tracing::warn!(
+                    flags = %ignored.join(" "),
+                    "cluster-mode flags have no effect without --nats-url"
+                );
+            }
+        }
         options.nats_url.clone_from(&self.nats_url);
         options.nats_credentials = self.credentials()?;
         if let Some(path) = &self.nats_ca_file {
@@ -80,6 +89,22 @@ impl NatsArgs {
         options.nats_storage = self.nats_storage.into();
         options.nats_replicas = self.nats_replicas;
         Ok(())
+    }
+
+    /// The cluster-mode flags (besides `--nats-url`) given a value other than their default.
+    fn cluster_flags_given(&self) -> Vec<&'static str> {
+        [
+            (self.nats_creds.is_some(), "--nats-creds"),
+            (self.nats_user.is_some(), "--nats-user"),
+            (self.nats_password.is_some(), "--nats-password"),
+            (self.nats_token.is_some(), "--nats-token"),
+            (self.nats_ca_file.is_some(), "--nats-ca-file"),
+            (self.nats_storage != StorageKind::Memory, "--nats-storage"),
+            (self.nats_replicas != 1, "--nats-replicas"),
+        ]
+        .into_iter()
+        .filter_map(|(set, flag)| set.then_some(flag))
+        .collect()
     }
 
     /// The one way of authenticating the flags give, if any.
