@@ -1,7 +1,8 @@
 //! Cluster mode (`--nats-url`): this node's link to NATS JetStream, shared by every topic.
 //!
-//! At start the node connects (bounded by [`CONNECT_TIMEOUT`]) and creates or updates the
-//! one stream every topic lives in, with the history flags as its limits. Publishers send
+//! At start the node connects (bounded by [`CONNECT_TIMEOUT`], with the `--nats-*`
+//! credentials and CA file) and creates or updates the one stream every topic lives in, with
+//! its storage and replicas, and the history flags as its limits. Publishers send
 //! each message to the stream; a topic with local subscribers reads its subject back from
 //! the stream in stream order (`topic::broker`), so every node delivers one order with the
 //! same positions: `seq` is the stream sequence offset by the stream's creation time
@@ -89,9 +90,10 @@ fn connect_config(urls: &str, options: &Options) -> ConnectConfig {
     }
 }
 
-/// The stream's storage and replicas from their flags, and its limits from the history flags: messages and age per topic, bytes over all
-/// topics (JetStream has no per-subject byte limit). With history off the stream still keeps
-/// each topic's latest message, as JetStream needs a limit above zero.
+/// The stream's storage and replicas from their flags, and its limits from the history
+/// flags: messages and age per topic, bytes over all topics (JetStream has no per-subject byte
+/// limit). With history off the stream still keeps each topic's latest message, as JetStream
+/// needs a limit above zero.
 fn stream_spec(options: &Options) -> StreamSpec {
     let as_u64 = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
     StreamSpec {
