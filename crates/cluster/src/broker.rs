@@ -116,6 +116,9 @@ pub struct StreamState {
     pub created: SystemTime,
     /// The oldest sequence still stored (0 when empty).
     pub first_sequence: u64,
+    /// When the oldest message still stored was stored (the epoch when empty): anything
+    /// stored before has been evicted.
+    pub first_time: SystemTime,
     /// The newest sequence stored (0 when nothing was ever stored).
     pub last_sequence: u64,
     /// The name of the NATS server leading the stream's replicas (in a NATS cluster).
@@ -182,6 +185,9 @@ pub enum BrokerError {
     /// The stream could not be looked up.
     #[error("looking up stream {STREAM}: {0}")]
     Lookup(#[from] async_nats::jetstream::context::GetStreamError),
+    /// A topic's newest message could not be looked up.
+    #[error("looking up a topic's newest message: {0}")]
+    Last(async_nats::jetstream::stream::LastRawMessageError),
     /// The stream's state could not be read.
     #[error("reading the state of stream {STREAM}: {0}")]
     Info(async_nats::jetstream::context::RequestError),
@@ -272,6 +278,7 @@ impl Broker {
         let state = StreamState {
             created: info.created.into(),
             first_sequence: info.state.first_sequence,
+            first_time: info.state.first_timestamp.into(),
             last_sequence: info.state.last_sequence,
             leader: info.cluster.and_then(|cluster| cluster.leader),
         };
@@ -290,6 +297,7 @@ impl Broker {
         Ok(StreamState {
             created: info.created.into(),
             first_sequence: info.state.first_sequence,
+            first_time: info.state.first_timestamp.into(),
             last_sequence: info.state.last_sequence,
             leader: info.cluster.clone().and_then(|cluster| cluster.leader),
         })
@@ -331,6 +339,18 @@ impl Broker {
         let subject = subject::subject_for(topic)?;
         let ack = self.jetstream.send_publish(subject, message).await?;
         Ok(PendingAck { ack })
+    }
+
+    /// The stream sequence of `topic`'s newest message, if the stream holds any.
+    pub async fn last_sequence_of(&self, topic: &str) -> Result<Option<u64>, BrokerError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let subject = subject::subject_for(topic)?;
+        let stream = self.jetstream.get_stream_no_info(STREAM).await?;
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => Ok(Some(message.sequence)),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(error) => Err(BrokerError::Last(error)),
+        }
     }
 
     /// Reads `topic` from `start`, in stream order. When this returns, the consumer exists:

@@ -113,6 +113,9 @@ enum Numbering {
         last_time: u64,
         /// The seq after the newest message taken.
         next_seq: u64,
+        /// The seq after the newest message stored (appended to backlog and history): the
+        /// topic's loading from the stream waits on it.
+        stored: watch::Sender<u64>,
     },
 }
 
@@ -176,7 +179,7 @@ impl QueueRoom {
 impl Topic {
     /// Starts the actor of topic `name` on `tracker`, a new incarnation numbered above any
     /// before it, keeping its history in `pool`. In cluster mode (`cluster`) the stream
-    /// numbers its messages, and its history begins where the node begins reading it.
+    /// numbers its messages, and its first subscriber loads its history from the stream.
     pub(crate) fn spawn(
         name: Arc<str>,
         options: &Options,
@@ -185,22 +188,21 @@ impl Topic {
         pool: &Arc<HistoryPool>,
         cluster: Option<&Arc<ClusterNode>>,
     ) -> Topic {
-        let (numbering, history) = match cluster {
+        let (numbering, history, stored) = match cluster {
             None => {
                 let sequence = SEQ_CLOCK.incarnation(now_micros());
                 let history = pool.open(sequence.next());
-                (Numbering::Clock(sequence), history)
+                (Numbering::Clock(sequence), history, None)
             }
             Some(node) => {
+                let (stored, stored_signal) = watch::channel(0);
+                let numbering = Numbering::Stream {
+                    last_time: 0,
+                    next_seq: 0,
+                    stored,
+                };
                 let history = pool.open(node.incarnation.position(1));
-                history.skip_to(node.incarnation.position(1), now_micros());
-                (
-                    Numbering::Stream {
-                        last_time: 0,
-                        next_seq: 0,
-                    },
-                    history,
-                )
+                (numbering, history, Some(stored_signal))
             }
         };
         let (keepalive, receiver) = mpsc::channel(options.topic_queue);
@@ -210,8 +212,9 @@ impl Topic {
         );
         let room = Arc::new(QueueRoom::new(options.topic_queue_bytes));
         let closing = CancellationToken::new();
-        let cluster = cluster.map(|node| {
+        let cluster = cluster.zip(stored).map(|(node, stored)| {
             Arc::new(Consumption {
+                stored,
                 node: Arc::clone(node),
                 name: Arc::clone(&name),
                 inbound: keepalive.downgrade(),
@@ -523,6 +526,7 @@ async fn run(
             Numbering::Stream {
                 last_time,
                 next_seq,
+                ..
             } => {
                 for arrival in batch.drain(..) {
                     taken += inbound.room.permits(arrival.message.len()) as usize;
@@ -554,6 +558,12 @@ async fn run(
         }
         outbound.append(&mut records, time, &mut acks).await;
         inbound.room.settled(received);
+        if let Numbering::Stream {
+            next_seq, stored, ..
+        } = &numbering
+        {
+            stored.send_replace(*next_seq);
+        }
     }
     outbound.backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");

@@ -7,15 +7,17 @@
 //!   publisher's socket is not read (pushback). A failed publish or ack ends the publisher.
 //! - [`Consumption`]: one per topic per node, started by the topic's first local subscriber
 //!   before its 101 (so whatever is published after the 101 reaches it) and ended with the
-//!   topic. It reads the topic's subject from the stream (`Start::New`) and queues each
-//!   message to the actor with the stream's position and time ([`Stamp`]), so every node
-//!   numbers the topic alike.
+//!   topic. It reads the topic's subject from the stream, from the oldest message the stream
+//!   holds, and queues each message to the actor with the stream's position and time
+//!   ([`Stamp`]), so every node numbers the topic alike. The first subscriber joins once what
+//!   the stream held is stored: the node's history of the topic is then the stream's, and a
+//!   subscriber resumes on any node where it was.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wspubsub_cluster::{BrokerError, Incarnation, PendingAck, Start, Subscription};
@@ -24,11 +26,27 @@ use wspubsub_protocol::unix_micros;
 use super::{AckCell, Arrival, QueueRoom, Stamp, TopicGone, TopicPublisher};
 use crate::cluster::ClusterNode;
 use crate::metrics::Metrics;
-use crate::position::now_micros;
 use crate::retention::TopicHistory;
 
 /// Most publishes of one publisher sent to the stream and not yet acked.
 const ACKS_IN_FLIGHT: usize = 256;
+
+/// How long a node may take to load what the stream holds of a topic.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a topic could not start reading the stream.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadingError {
+    /// NATS refused or failed a request.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The topic's history did not arrive within [`LOAD_TIMEOUT`].
+    #[error("loading the topic's history from NATS took over {}s", LOAD_TIMEOUT.as_secs())]
+    Timeout,
+    /// The topic closed while loading.
+    #[error("the topic closed while loading its history")]
+    Closed,
+}
 
 /// A publisher's way into the stream.
 #[derive(Debug)]
@@ -106,6 +124,8 @@ pub(crate) struct Consumption {
     pub(super) room: Arc<QueueRoom>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) history: Arc<TopicHistory>,
+    /// The seq after the newest message the actor stored.
+    pub(super) stored: watch::Receiver<u64>,
     /// The topic's closing: the reading stops then.
     pub(super) closing: CancellationToken,
     /// Where the reading task runs (the drain waits for it).
@@ -114,38 +134,71 @@ pub(crate) struct Consumption {
 }
 
 impl Consumption {
-    /// Completes once the topic reads the stream: at once after the first time.
-    pub(crate) async fn ready(&self) -> Result<(), BrokerError> {
+    /// Completes once the topic reads the stream and holds what the stream held of it: at
+    /// once after the first time.
+    pub(crate) async fn ready(&self) -> Result<(), ReadingError> {
         self.started.get_or_try_init(|| self.start()).await?;
         Ok(())
     }
 
-    /// Creates the topic's consumer, then starts the history where the stream stands now
-    /// (anything the consumer delivers below that was published before the first 101, and
-    /// is skipped) and spawns the task that queues the stream's messages to the actor.
-    async fn start(&self) -> Result<(), BrokerError> {
-        let subscription = self.node.broker.subscribe(&self.name, Start::New).await?;
-        let state = self.node.broker.stream_state().await?;
-        let start = self
-            .node
-            .incarnation
-            .position(state.last_sequence.saturating_add(1));
-        self.history.skip_to(start, now_micros());
-        let inlet = TopicPublisher {
-            inbound: self.inbound.upgrade(),
-            room: Arc::clone(&self.room),
-            metrics: Arc::clone(&self.metrics),
-            ack: None,
-            outlet: None,
-        };
+    /// Starts reading the topic from the oldest message the stream holds, and waits until
+    /// the actor stored everything up to the topic's newest message of the moment; then
+    /// tells the history what the stream had evicted and where the stream stood.
+    async fn start(&self) -> Result<(), ReadingError> {
+        let broker = &self.node.broker;
+        let incarnation = self.node.incarnation;
+        // The stream's end first: every message of the topic up to it is at most the
+        // topic's newest, looked up next.
+        let before = broker.stream_state().await?;
+        let newest = broker.last_sequence_of(&self.name).await?;
+        let subscription = broker.subscribe(&self.name, Start::Earliest).await?;
+        let stop = self.closing.child_token();
         let reading = Reading {
             subscription,
-            inlet,
-            incarnation: self.node.incarnation,
-            start,
+            inlet: TopicPublisher {
+                inbound: self.inbound.upgrade(),
+                room: Arc::clone(&self.room),
+                metrics: Arc::clone(&self.metrics),
+                ack: None,
+                outlet: None,
+            },
+            incarnation,
             name: Arc::clone(&self.name),
         };
-        self.tracker.spawn(reading.run(self.closing.clone()));
+        self.tracker.spawn(reading.run(stop.clone()));
+        let loaded = async {
+            if let Some(newest) = newest {
+                let target = incarnation.position(newest.saturating_add(1));
+                let mut stored = self.stored.clone();
+                tokio::time::timeout(LOAD_TIMEOUT, stored.wait_for(|&next| next >= target))
+                    .await
+                    .map_err(|_elapsed| ReadingError::Timeout)?
+                    .map_err(|_closed| ReadingError::Closed)?;
+            }
+            // Whatever the stream evicted by now is below its first sequence.
+            Ok::<_, ReadingError>(broker.stream_state().await?)
+        };
+        let after = match loaded.await {
+            Ok(after) => after,
+            Err(error) => {
+                stop.cancel();
+                return Err(error);
+            }
+        };
+        let (evicted_below, evicted_until) = if after.first_sequence > 1 {
+            let first_time = unix_micros(after.first_time).unwrap_or(0);
+            (
+                incarnation.position(after.first_sequence),
+                first_time.saturating_sub(1),
+            )
+        } else {
+            (0, 0)
+        };
+        self.history.loaded(
+            evicted_below,
+            evicted_until,
+            incarnation.position(before.last_sequence.saturating_add(1)),
+        );
         Ok(())
     }
 }
@@ -155,8 +208,6 @@ struct Reading {
     subscription: Subscription,
     inlet: TopicPublisher,
     incarnation: Incarnation,
-    /// The first position this node holds.
-    start: u64,
     name: Arc<str>,
 }
 
@@ -176,12 +227,8 @@ impl Reading {
                 }
                 None => return,
             };
-            let seq = self.incarnation.position(delivery.sequence);
-            if seq < self.start {
-                continue;
-            }
             let stamp = Stamp {
-                seq,
+                seq: self.incarnation.position(delivery.sequence),
                 time: unix_micros(delivery.time).unwrap_or(0),
             };
             let queued = self
