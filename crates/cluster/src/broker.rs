@@ -16,6 +16,7 @@ use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, Stora
 use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tokio::sync::watch;
 
 use crate::subject::{self, SubjectError};
 
@@ -147,6 +148,9 @@ pub struct Delivery {
     pub time: SystemTime,
     /// The message body.
     pub payload: Bytes,
+    /// Messages of the topic the stream held after this one when it was delivered: how far
+    /// the subscription is behind.
+    pub pending: u64,
 }
 
 /// Whether creating the stream failed only because another node created it at that moment.
@@ -216,6 +220,8 @@ pub enum BrokerError {
 pub struct Broker {
     client: async_nats::Client,
     jetstream: Context,
+    /// Counts the connections made (see [`Broker::connections`]).
+    connections: watch::Receiver<u64>,
 }
 
 impl Broker {
@@ -230,9 +236,19 @@ impl Broker {
         if urls.is_empty() {
             return Err(BrokerError::NoUrl);
         }
+        let (connected, connections) = watch::channel(0);
+        let connected = std::sync::Arc::new(connected);
         let mut options = async_nats::ConnectOptions::new()
             .name(&config.name)
-            .request_timeout(Some(config.request_timeout));
+            .request_timeout(Some(config.request_timeout))
+            .event_callback(move |event| {
+                let connected = std::sync::Arc::clone(&connected);
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        connected.send_modify(|count| *count += 1);
+                    }
+                }
+            });
         options = match &config.credentials {
             Credentials::None => options,
             Credentials::File(path) => {
@@ -255,7 +271,18 @@ impl Broker {
         let client = options.connect(urls).await?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(config.request_timeout);
-        Ok(Broker { client, jetstream })
+        Ok(Broker {
+            client,
+            jetstream,
+            connections,
+        })
+    }
+
+    /// The number of times the client has connected so far: it changes at every
+    /// reconnection, after which the stream may have been recreated (a memory stream whose
+    /// servers restarted) and must be looked at again.
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.connections.clone()
     }
 
     /// Whether the client is connected right now (it reconnects by itself when not).
@@ -423,6 +450,7 @@ impl Subscription {
             sequence: info.stream_sequence,
             time: info.published.into(),
             payload: message.payload.clone(),
+            pending: info.pending,
         }))
     }
 }

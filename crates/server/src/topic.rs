@@ -201,7 +201,7 @@ impl Topic {
                     next_seq: 0,
                     stored,
                 };
-                let history = pool.open(node.incarnation.position(1));
+                let history = pool.open(node.incarnation().position(1));
                 (numbering, history, Some(stored_signal))
             }
         };
@@ -222,6 +222,7 @@ impl Topic {
                 metrics: Arc::clone(metrics),
                 history: Arc::clone(&history),
                 closing: closing.clone(),
+                lost: CancellationToken::new(),
                 tracker: tracker.clone(),
                 started: tokio::sync::OnceCell::new(),
             })
@@ -265,10 +266,15 @@ impl Topic {
     pub(crate) fn publisher(&self, form: Form) -> TopicPublisher {
         let ack: Option<AckCell> =
             (form == Form::Enveloped).then(|| Arc::new(watch::Sender::new(Acked::default())));
-        let outlet = self
-            .cluster
-            .as_ref()
-            .map(|cluster| Outlet::new(&cluster.node, &self.name, ack.clone()));
+        let outlet = self.cluster.as_ref().map(|cluster| {
+            Outlet::new(
+                &cluster.node,
+                &self.name,
+                ack.clone(),
+                &cluster.tracker,
+                &self.metrics,
+            )
+        });
         TopicPublisher {
             // A cluster-mode publisher never queues to the actor: it must not keep it alive.
             inbound: outlet.is_none().then(|| self.inbound.upgrade()).flatten(),
@@ -312,7 +318,16 @@ impl Topic {
             hold: Arc::clone(&self.hold),
             replay,
             stream_readers: (form == Form::Enveloped).then(|| Arc::clone(&self.stream_readers)),
+            lost: self.cluster.as_ref().map(|cluster| cluster.lost.clone()),
         })
+    }
+
+    /// Cluster mode: whether the topic's reading found messages lost; such a topic takes
+    /// no new clients (the hub makes a fresh one).
+    pub(crate) fn is_lost(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|cluster| cluster.lost.is_cancelled())
     }
 
     /// In cluster mode, the topic's reading of the stream (started by its first subscriber).
@@ -677,9 +692,17 @@ pub(crate) struct TopicFeed {
     replay: Replay,
     /// The topic's count of stream-mode subscribers, for one of them.
     stream_readers: Option<Arc<AtomicUsize>>,
+    /// Cluster mode: cancelled when the topic's reading found messages lost.
+    lost: Option<CancellationToken>,
 }
 
 impl TopicFeed {
+    /// Cluster mode: the signal that the topic's reading of the stream found messages lost
+    /// (the subscriber must be closed with 4002); `None` in plain mode.
+    pub(crate) fn lost(&self) -> Option<CancellationToken> {
+        self.lost.clone()
+    }
+
     /// Lets go of the previous batch (written by now), then queues (by reference) the next
     /// pending frames, about `batch_bytes` of them, into `out`, and says what it took.
     pub(crate) fn next_batch(
@@ -998,7 +1021,7 @@ mod tests {
             .expect("the publisher went on as the subscriber read");
         assert!(
             metrics
-                .encode(1)
+                .encode(1, None)
                 .contains("wspubsub_publish_held_seconds_total{reason=\"subscriber_backlog\"}"),
             "the wait is counted"
         );

@@ -11,8 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
 use wspubsub_testkit::{
-    NatsServer, RawClient, TIMEOUT, TestServer, connect, handshake_status, next_binary, send,
-    try_connect_with, within,
+    NatsServer, RawClient, TIMEOUT, TestServer, connect, expect_close, handshake_status,
+    next_binary, send, try_connect_with, within,
 };
 
 /// A wspubsub node in cluster mode on `nats`.
@@ -333,4 +333,86 @@ async fn an_unreachable_nats_stops_the_start() {
         }
         other => panic!("expected a cluster error, got {other:?}"),
     }
+}
+
+/// The status code and body of a plain `GET path` on `server`.
+async fn get(server: &TestServer, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let answer = wspubsub_testkit::raw_answer(server.addr(), request.as_bytes()).await;
+    let status = answer
+        .head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer.body.trim().to_owned())
+}
+
+/// Polls `/readyz` (every 50 ms) until it answers `status`, for at most `limit`; returns
+/// its body then.
+async fn readyz_becomes(server: &TestServer, status: u16, limit: std::time::Duration) -> String {
+    within(limit, async {
+        loop {
+            let (now, body) = get(server, "/readyz").await;
+            if now == status {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_nats_restart_that_loses_the_stream_is_announced_never_silent() {
+    let mut nats = NatsServer::start().await;
+    let node = node(&nats).await;
+    let (mut in_stream_mode, _) = subscribe_at(&node, "/t", "from=latest").await;
+    let mut raw = connect(&node.url("/t"), Role::Subscriber, None).await;
+    let before = publish_numbered(&node, "/t", "m", 3, &mut in_stream_mode).await;
+    assert_eq!(next_raw(&mut raw, 3).await.len(), 3);
+    assert_eq!(get(&node, "/readyz").await.0, 200);
+    let metrics = get(&node, "/metrics").await.1;
+    assert!(metrics.contains("wspubsub_nats_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("wspubsub_nats_publish_ack_seconds_count 3"),
+        "{metrics}"
+    );
+
+    // Every NATS server gone: the node is not ready, within 5 s, and says why.
+    nats.stop().await;
+    let why = readyz_becomes(&node, 503, std::time::Duration::from_secs(5)).await;
+    assert!(why.contains("NATS"), "{why}");
+    assert!(
+        get(&node, "/metrics")
+            .await
+            .1
+            .contains("wspubsub_nats_connected 0")
+    );
+
+    // Back, with memory storage: the stream is created again, empty. The subscribers are
+    // told that they may have missed something: 4002 for both.
+    nats.restart().await;
+    assert_eq!(expect_close(&mut raw).await, 4002);
+    assert_eq!(expect_close(&mut in_stream_mode).await, 4002);
+    readyz_becomes(&node, 200, TIMEOUT).await;
+
+    // Resuming where it was is a gap of a restarted topic, then delivery goes on above the
+    // old positions.
+    let resume_at = before.last().expect("three").0 + 1;
+    let (mut resumed, _) = subscribe_at(&node, "/t", &format!("from={resume_at}&gap=ok")).await;
+    match next_control(&mut resumed).await {
+        Control::Gap { from, reason, .. } => {
+            assert_eq!(from, resume_at);
+            assert_eq!(reason, "topic_restarted");
+        }
+        other => panic!("expected a gap notice, got {other:?}"),
+    }
+    let after = publish_numbered(&node, "/t", "n", 2, &mut resumed).await;
+    assert!(after[0].0 > resume_at, "{after:?} after {before:?}");
+    let metrics = get(&node, "/metrics").await.1;
+    assert!(
+        metrics.contains("wspubsub_nats_stream_losses_total 1"),
+        "{metrics}"
+    );
 }
