@@ -104,8 +104,7 @@ mod tests {
             }),
             ..serving.clone()
         };
-        let status =
-            |path, status: &Status<'_>| respond(&get(path), status).map(|r| r.status());
+        let status = |path, status: &Status<'_>| respond(&get(path), status).map(|r| r.status());
         assert_eq!(status("/healthz", &serving), Some(StatusCode::OK));
         assert_eq!(status("/healthz", &draining), Some(StatusCode::OK));
         assert_eq!(status("/readyz", &serving), Some(StatusCode::OK));
