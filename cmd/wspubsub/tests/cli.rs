@@ -452,3 +452,72 @@ async fn the_readme_cluster_example_carries_a_message_across_nodes() {
     assert_ne!(addrs[0], addrs[1], "two nodes");
     drop(nats);
 }
+
+#[tokio::test]
+async fn a_killed_nodes_subscriber_resumes_on_another_node_with_nothing_lost() {
+    use std::sync::mpsc;
+
+    use wspubsub_netfault::Proxy;
+    use wspubsub_testkit::{NatsServer, TIMEOUT};
+
+    // Two nodes on one NATS behind a "load balancer" (a proxy) that sends clients to node A
+    // until it dies, then to node B.
+    let nats = NatsServer::start().await;
+    let nats_url = nats.url();
+    let start_node = move || {
+        let node = Process::start(
+            &["serve", "--addr", "127.0.0.1:0", "--nats-url", &nats_url],
+            &[],
+        );
+        let addr = node.listen_addr();
+        (node, addr)
+    };
+    let ((a, a_addr), (b, b_addr)) =
+        tokio::task::spawn_blocking(move || (start_node(), start_node()))
+            .await
+            .expect("two nodes");
+    let proxy = Proxy::start(a_addr.parse().expect("an address"))
+        .await
+        .expect("proxy");
+    let balanced = format!("ws://{}/failover", proxy.addr());
+    let mut sub =
+        tokio::task::spawn_blocking(move || subscribe(&[&balanced, "--reconnect", "--count", "6"]))
+            .await
+            .expect("sub");
+    let stdout = BufReader::new(sub.child.stdout.take().expect("stdout"));
+    let (sender, printed) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let on_b = format!("ws://{b_addr}/failover");
+    let publish_lines = |input: &'static [u8]| {
+        let url = on_b.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = publish(&[&url], input);
+            assert!(output.status.success(), "{output:?}");
+        })
+    };
+    publish_lines(b"1\n2\n3\n").await.expect("pub");
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        lines.push(printed.recv_timeout(TIMEOUT).expect("a printed line"));
+    }
+    // Node A dies; the balancer sends newcomers to B; three more are published meanwhile.
+    proxy.redirect(b_addr.parse().expect("an address"));
+    a.kill();
+    publish_lines(b"4\n5\n6\n").await.expect("pub");
+    let output = tokio::task::spawn_blocking(move || finish_sub(sub))
+        .await
+        .expect("sub");
+    lines.extend(printed.try_iter());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(lines, ["1", "2", "3", "4", "5", "6"], "{stderr}");
+    assert!(stderr.contains("reconnected after"), "{stderr}");
+    drop(b);
+    drop(nats);
+}

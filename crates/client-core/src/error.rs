@@ -135,6 +135,7 @@ impl ClientError {
                     CloseCode::GoingAway
                         | CloseCode::SlowSubscriber
                         | CloseCode::PongTimeout
+                        | CloseCode::StreamLost
                         | CloseCode::InternalError
                 )
             ),
@@ -187,6 +188,7 @@ mod tests {
             closed(1001),
             closed(4000),
             closed(4001),
+            closed(4002),
             refused(503),
             refused(429),
             ClientError::PongTimeout(Duration::from_secs(1)),

@@ -16,6 +16,7 @@ use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, Stora
 use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tokio::sync::watch;
 
 use crate::subject::{self, SubjectError};
 
@@ -142,6 +143,9 @@ pub struct StreamState {
     pub created: SystemTime,
     /// The oldest sequence still stored (0 when empty).
     pub first_sequence: u64,
+    /// When the oldest message still stored was stored (the epoch when empty): anything
+    /// stored before has been evicted.
+    pub first_time: SystemTime,
     /// The newest sequence stored (0 when nothing was ever stored).
     pub last_sequence: u64,
     /// The name of the NATS server leading the stream's replicas (in a NATS cluster).
@@ -170,6 +174,9 @@ pub struct Delivery {
     pub time: SystemTime,
     /// The message body.
     pub payload: Bytes,
+    /// Messages of the topic the stream held after this one when it was delivered: how far
+    /// the subscription is behind.
+    pub pending: u64,
 }
 
 /// Whether creating the stream failed only because another node created it at that moment.
@@ -220,6 +227,9 @@ pub enum BrokerError {
     /// The stream could not be looked up.
     #[error("looking up stream {STREAM}: {0}")]
     Lookup(#[from] async_nats::jetstream::context::GetStreamError),
+    /// A topic's newest message could not be looked up.
+    #[error("looking up a topic's newest message: {0}")]
+    Last(async_nats::jetstream::stream::LastRawMessageError),
     /// The stream's state could not be read.
     #[error("reading the state of stream {STREAM}: {0}")]
     Info(async_nats::jetstream::context::RequestError),
@@ -248,6 +258,8 @@ pub enum BrokerError {
 pub struct Broker {
     client: async_nats::Client,
     jetstream: Context,
+    /// Counts the connections made (see [`Broker::connections`]).
+    connections: watch::Receiver<u64>,
 }
 
 impl Broker {
@@ -262,9 +274,19 @@ impl Broker {
         if urls.is_empty() {
             return Err(BrokerError::NoUrl);
         }
+        let (connected, connections) = watch::channel(0);
+        let connected = std::sync::Arc::new(connected);
         let mut options = async_nats::ConnectOptions::new()
             .name(&config.name)
-            .request_timeout(Some(config.request_timeout));
+            .request_timeout(Some(config.request_timeout))
+            .event_callback(move |event| {
+                let connected = std::sync::Arc::clone(&connected);
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        connected.send_modify(|count| *count += 1);
+                    }
+                }
+            });
         options = match &config.credentials {
             Credentials::None => options,
             Credentials::File(path) => {
@@ -287,7 +309,18 @@ impl Broker {
         let client = options.connect(urls).await?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(config.request_timeout);
-        Ok(Broker { client, jetstream })
+        Ok(Broker {
+            client,
+            jetstream,
+            connections,
+        })
+    }
+
+    /// The number of times the client has connected so far: it changes at every
+    /// reconnection, after which the stream may have been recreated (a memory stream whose
+    /// servers restarted) and must be looked at again.
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.connections.clone()
     }
 
     /// Whether the client is connected right now (it reconnects by itself when not).
@@ -311,6 +344,7 @@ impl Broker {
         let state = StreamState {
             created: info.created.into(),
             first_sequence: info.state.first_sequence,
+            first_time: info.state.first_timestamp.into(),
             last_sequence: info.state.last_sequence,
             leader: info.cluster.and_then(|cluster| cluster.leader),
         };
@@ -364,6 +398,7 @@ impl Broker {
         Ok(StreamState {
             created: info.created.into(),
             first_sequence: info.state.first_sequence,
+            first_time: info.state.first_timestamp.into(),
             last_sequence: info.state.last_sequence,
             leader: info.cluster.clone().and_then(|cluster| cluster.leader),
         })
@@ -405,6 +440,18 @@ impl Broker {
         let subject = subject::subject_for(topic)?;
         let ack = self.jetstream.send_publish(subject, message).await?;
         Ok(PendingAck { ack })
+    }
+
+    /// The stream sequence of `topic`'s newest message, if the stream holds any.
+    pub async fn last_sequence_of(&self, topic: &str) -> Result<Option<u64>, BrokerError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let subject = subject::subject_for(topic)?;
+        let stream = self.jetstream.get_stream_no_info(STREAM).await?;
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => Ok(Some(message.sequence)),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(error) => Err(BrokerError::Last(error)),
+        }
     }
 
     /// Reads `topic` from `start`, in stream order. When this returns, the consumer exists:
@@ -477,6 +524,7 @@ impl Subscription {
             sequence: info.stream_sequence,
             time: info.published.into(),
             payload: message.payload.clone(),
+            pending: info.pending,
         }))
     }
 }

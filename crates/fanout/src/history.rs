@@ -230,6 +230,10 @@ pub struct History {
     start: u64,
     /// The sequence number the next message will get.
     head: u64,
+    /// The newest position evicted (or never kept), if any: a start at or below it missed
+    /// something. Positions need not be consecutive (cluster mode), so the oldest one held
+    /// alone cannot tell.
+    dropped_seq: Option<u64>,
     /// Time of the newest message evicted (or never kept), if any.
     dropped_time: Option<u64>,
 }
@@ -245,6 +249,7 @@ impl History {
             limits,
             start,
             head: start,
+            dropped_seq: None,
             dropped_time: None,
         }
     }
@@ -291,15 +296,42 @@ impl History {
             .map(|mark| mark.time)
     }
 
-    /// Starts a history mid-stream: positions before `seq` and messages taken up to `time`
-    /// (unix µs) are not this history's to hold, so a start position among them is a gap.
-    /// Moves the head (and the incarnation's start) only while nothing is held. Cluster
-    /// mode: a node holds a topic's messages from where it began reading them.
-    pub fn skip_to(&mut self, seq: u64, time: u64) {
-        if self.records.is_empty() && seq > self.head {
-            self.start = seq;
-            self.head = seq;
+    /// Notes that messages below position `seq`, taken up to `time` (unix µs), may have
+    /// existed and are not held: a start among them is a gap (`history_evicted`), unless
+    /// history holds it. Cluster mode: what the stream evicted before this node loaded the
+    /// topic.
+    pub fn forget_before(&mut self, seq: u64, time: u64) {
+        if let Some(below) = seq.checked_sub(1) {
+            self.note_dropped(below, time);
         }
+    }
+
+    /// Moves the head to `seq` if it is below: the topic has no message before `seq` that
+    /// it has not taken. Cluster mode: the stream's position when this node loaded the topic.
+    pub fn advance_head(&mut self, seq: u64) {
+        self.head = self.head.max(seq);
+    }
+
+    /// Cluster mode: this history now holds what the stream held of its topic. The stream
+    /// had evicted every position below `evicted_below` (taken up to `evicted_until`) and
+    /// held nothing of the topic below `next` that this history has not taken. A history as
+    /// full as its message bound may have lost older messages of its topic to the stream's
+    /// per-topic bound (the same number), so a start before its oldest is a gap then.
+    pub fn loaded(&mut self, evicted_below: u64, evicted_until: u64, next: u64) {
+        self.forget_before(evicted_below, evicted_until);
+        let full = self.limits.messages > 0 && self.messages >= self.limits.messages;
+        let oldest_time = self
+            .records
+            .front()
+            .map(|front| front.marks[self.skip].time);
+        if let (true, Some(time)) = (full, oldest_time) {
+            self.forget_before(self.earliest(), time.saturating_sub(1));
+        }
+        self.advance_head(next);
+    }
+
+    fn note_dropped(&mut self, seq: u64, time: u64) {
+        self.dropped_seq = Some(self.dropped_seq.map_or(seq, |dropped| dropped.max(seq)));
         self.dropped_time = Some(self.dropped_time.map_or(time, |dropped| dropped.max(time)));
     }
 
@@ -312,11 +344,9 @@ impl History {
         record.chunk.enveloped = None;
         self.head = record.end_seq();
         if self.limits.messages == 0 {
-            self.dropped_time = record
-                .marks
-                .last()
-                .map(|mark| mark.time)
-                .or(self.dropped_time);
+            if let Some(last) = record.marks.last() {
+                self.note_dropped(record.end_seq() - 1, last.time);
+            }
             return Evictions::default();
         }
         self.messages += record.marks.len();
@@ -352,12 +382,16 @@ impl History {
             return 0;
         };
         let len = front.frame_len(self.skip);
-        let time = front.marks[self.skip].time;
-        self.dropped_time = Some(self.dropped_time.map_or(time, |dropped| dropped.max(time)));
+        let (seq, time) = (
+            front.first_seq + self.skip as u64,
+            front.marks[self.skip].time,
+        );
+        let last_of_record = self.skip + 1 == front.marks.len();
+        self.note_dropped(seq, time);
         self.messages -= 1;
         self.bytes -= len;
         self.skip += 1;
-        if self.skip == front.marks.len() {
+        if last_of_record {
             self.records.pop_front();
             self.skip = 0;
         }
@@ -387,7 +421,11 @@ impl History {
             }),
             Wanted::Seq(seq) if seq >= earliest => Ok(seq),
             Wanted::Seq(seq) if seq < self.start => gap(GapReason::TopicRestarted),
-            Wanted::Seq(_) => gap(off_or_evicted()),
+            Wanted::Seq(seq) if self.dropped_seq.is_some_and(|dropped| seq <= dropped) => {
+                gap(off_or_evicted())
+            }
+            // Nothing was ever between `seq` and the oldest message held.
+            Wanted::Seq(seq) => Ok(seq),
             Wanted::Since(time) if self.dropped_time.is_some_and(|dropped| dropped >= time) => {
                 gap(off_or_evicted())
             }
@@ -506,10 +544,9 @@ mod tests {
     }
 
     #[test]
-    fn a_history_started_mid_stream_replays_across_positions_it_never_had() {
+    fn a_history_loaded_mid_stream_replays_across_positions_it_never_had() {
         let mut history = History::new(LIMITS, 10);
-        history.skip_to(20, 150);
-        assert_eq!((history.start(), history.head()), (20, 20));
+        history.forget_before(18, 150);
         history.push(record(20, 2));
         // Positions 22..30 went to other topics.
         history.push(record(30, 1));
@@ -521,21 +558,87 @@ mod tests {
             "a position in a hole starts after it"
         );
         assert_eq!(
-            history.locate(Wanted::Seq(15)).map_err(|gap| gap.reason),
+            history.locate(Wanted::Seq(17)).map_err(|gap| gap.reason),
+            Err(GapReason::HistoryEvicted),
+            "forgotten before the node loaded the topic"
+        );
+        assert_eq!(history.locate(Wanted::Seq(18)), Ok(18), "nothing was there");
+        assert_eq!(
+            history.locate(Wanted::Seq(5)).map_err(|gap| gap.reason),
             Err(GapReason::TopicRestarted),
-            "before the node began reading"
+            "before the incarnation"
         );
         assert_eq!(
-            history.locate(Wanted::Since(100)).map_err(|gap| gap.reason),
+            history.locate(Wanted::Since(150)).map_err(|gap| gap.reason),
             Err(GapReason::HistoryEvicted),
-            "a time before the node began reading is not covered"
+            "a time the forgotten messages may have had is not covered"
         );
-        history.skip_to(40, 0);
+        assert_eq!(history.locate(Wanted::Since(151)), Ok(20));
+        history.advance_head(40);
         assert_eq!(
             history.head(),
-            31,
-            "a history holding messages keeps its head"
+            40,
+            "the stream was there when loading ended"
         );
+        history.advance_head(35);
+        assert_eq!(history.head(), 40, "never back");
+        history.push(record(41, 1));
+        assert_eq!(replayed(&history, 31), [41]);
+    }
+
+    #[test]
+    fn a_loaded_history_as_full_as_its_bound_may_have_lost_older_messages() {
+        let limits = HistoryLimits {
+            messages: 2,
+            ..LIMITS
+        };
+        let mut full = History::new(limits, 10);
+        full.push(record(20, 1));
+        full.push(record(30, 1));
+        full.loaded(15, 140, 40);
+        assert_eq!(
+            full.locate(Wanted::Seq(19)).map_err(|gap| gap.reason),
+            Err(GapReason::HistoryEvicted),
+            "the stream's per-topic bound may have taken what was before 20"
+        );
+        assert_eq!(
+            full.locate(Wanted::Since(199)).map_err(|gap| gap.reason),
+            Err(GapReason::HistoryEvicted)
+        );
+        assert_eq!(full.locate(Wanted::Since(200)), Ok(20));
+        assert_eq!(full.head(), 40);
+
+        let mut room = History::new(limits, 10);
+        room.push(record(20, 1));
+        room.loaded(15, 140, 40);
+        assert_eq!(
+            room.locate(Wanted::Seq(15)),
+            Ok(15),
+            "nothing of it was evicted"
+        );
+        assert_eq!(
+            room.locate(Wanted::Seq(14)).map_err(|gap| gap.reason),
+            Err(GapReason::HistoryEvicted),
+            "the stream evicted below 15"
+        );
+    }
+
+    #[test]
+    fn an_eviction_in_a_history_with_holes_is_a_gap_only_up_to_what_left() {
+        let mut history = limited(HistoryLimits {
+            messages: 2,
+            ..LIMITS
+        });
+        history.push(record(10, 1));
+        history.push(record(20, 1));
+        history.push(record(30, 1));
+        assert_eq!(history.earliest(), 20);
+        assert_eq!(
+            history.locate(Wanted::Seq(10)).map_err(|gap| gap.reason),
+            Err(GapReason::HistoryEvicted)
+        );
+        assert_eq!(history.locate(Wanted::Seq(11)), Ok(11), "after what left");
+        assert_eq!(replayed(&history, 11), [20, 30]);
     }
 
     #[test]

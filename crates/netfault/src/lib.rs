@@ -4,7 +4,8 @@
 //! Clients connect to [`Proxy::addr`] instead of the server; [`Proxy::reset`] breaks every
 //! connection open at that moment, and later ones go through again. The resilience tests of
 //! the client crates and `loadtest --disrupt` use it to prove that reconnecting clients
-//! resume without losing or repeating a message.
+//! resume without losing or repeating a message; [`Proxy::redirect`] sends later connections
+//! elsewhere, the way a load balancer moves clients off a node that died.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,11 +16,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A proxy from a free loopback port to one upstream address. Dropping it stops it and
+/// A proxy from a free loopback port to an upstream address. Dropping it stops it and
 /// breaks every connection through it.
 #[derive(Debug)]
 pub struct Proxy {
     addr: SocketAddr,
+    /// Where new connections go.
+    upstream: watch::Sender<SocketAddr>,
     /// Bumped by every [`Proxy::reset`]; each connection watches it.
     generation: watch::Sender<u64>,
     /// Connections open through the proxy now.
@@ -39,10 +42,12 @@ impl Proxy {
         let listener = TcpListener::bind(loopback).await?;
         let addr = listener.local_addr()?;
         let (generation, watching) = watch::channel(0);
+        let (upstream, target) = watch::channel(upstream);
         let open = Arc::new(AtomicUsize::new(0));
-        let accepting = tokio::spawn(accept(listener, upstream, watching, Arc::clone(&open)));
+        let accepting = tokio::spawn(accept(listener, target, watching, Arc::clone(&open)));
         Ok(Proxy {
             addr,
+            upstream,
             generation,
             open,
             accepting,
@@ -62,6 +67,11 @@ impl Proxy {
         open
     }
 
+    /// Sends connections made from now on to `upstream`; open ones stay where they are.
+    pub fn redirect(&self, upstream: SocketAddr) {
+        self.upstream.send_replace(upstream);
+    }
+
     /// Connections open through the proxy now.
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Acquire)
@@ -79,7 +89,7 @@ impl Drop for Proxy {
 /// Accepts connections and forwards each until it ends or is reset.
 async fn accept(
     listener: TcpListener,
-    upstream: SocketAddr,
+    upstream: watch::Receiver<SocketAddr>,
     generation: watch::Receiver<u64>,
     open: Arc<AtomicUsize>,
 ) {
@@ -93,6 +103,7 @@ async fn accept(
         };
         let mut reset = generation.clone();
         reset.mark_unchanged();
+        let upstream = *upstream.borrow();
         let open = Arc::clone(&open);
         tokio::spawn(async move {
             open.fetch_add(1, Ordering::AcqRel);
@@ -184,5 +195,31 @@ mod tests {
             *b"ping",
             "later connections go through"
         );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_moves_new_connections_only() {
+        /// An upstream that answers every connection with `tag` and closes.
+        async fn tagged(tag: &'static [u8]) -> SocketAddr {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let _written = stream.write_all(tag).await;
+                }
+            });
+            addr
+        }
+        async fn first_byte(proxy: &Proxy) -> u8 {
+            let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+            let mut byte = [0; 1];
+            let read = tokio::time::timeout(LIMIT, stream.read_exact(&mut byte)).await;
+            read.expect("in time").expect("a byte");
+            byte[0]
+        }
+        let proxy = Proxy::start(tagged(b"a").await).await.expect("proxy");
+        assert_eq!(first_byte(&proxy).await, b'a');
+        proxy.redirect(tagged(b"b").await);
+        assert_eq!(first_byte(&proxy).await, b'b');
     }
 }

@@ -27,11 +27,16 @@ pub enum CloseCode {
     SlowSubscriber,
     /// 4001: nothing was heard from the peer (no pong, no frame) within the pong deadline.
     PongTimeout,
+    /// 4002: cluster mode: the broker's stream lost messages of the topic this subscriber
+    /// had not yet received (its servers restarted with memory storage, or it evicted them
+    /// before this node read them). Everything before was delivered in order; a subscriber
+    /// that resumes from its position is told of the gap.
+    StreamLost,
 }
 
 impl CloseCode {
     /// Every code, in numeric order; the README's close-code table lists exactly these.
-    pub const ALL: [CloseCode; 9] = [
+    pub const ALL: [CloseCode; 10] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
@@ -41,6 +46,7 @@ impl CloseCode {
         CloseCode::InternalError,
         CloseCode::SlowSubscriber,
         CloseCode::PongTimeout,
+        CloseCode::StreamLost,
     ];
 
     /// The numeric code on the wire.
@@ -55,6 +61,7 @@ impl CloseCode {
             CloseCode::InternalError => 1011,
             CloseCode::SlowSubscriber => 4000,
             CloseCode::PongTimeout => 4001,
+            CloseCode::StreamLost => 4002,
         }
     }
 
@@ -75,6 +82,7 @@ impl CloseCode {
             CloseCode::InternalError => "internal server error",
             CloseCode::SlowSubscriber => "slow subscriber: fell too far behind",
             CloseCode::PongTimeout => "no pong within the pong deadline",
+            CloseCode::StreamLost => "the broker lost messages: resume from your position",
         }
     }
 }

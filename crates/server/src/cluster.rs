@@ -8,8 +8,10 @@
 //! same positions: `seq` is the stream sequence offset by the stream's creation time
 //! ([`Incarnation`]).
 
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use wspubsub_cluster::{Broker, BrokerError, ConnectConfig, Incarnation, StreamSpec};
 
 use crate::options::Options;
@@ -40,13 +42,21 @@ pub enum ClusterError {
     Created(std::time::SystemTime),
 }
 
+/// Longest pause between two attempts at a stream that NATS does not give back.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// This node's connection to the stream, and the incarnation its positions count from.
 #[derive(Debug)]
 pub(crate) struct ClusterNode {
     /// The NATS connection (it reconnects by itself).
     pub(crate) broker: Broker,
-    /// The stream incarnation found at start: positions are its sequences offset by it.
-    pub(crate) incarnation: Incarnation,
+    /// The stream's current incarnation: positions are its sequences offset by it. It
+    /// changes when the stream is found recreated after a reconnection.
+    incarnation: watch::Sender<Incarnation>,
+    /// The stream's shape, to create it again if it is gone after a reconnection.
+    spec: StreamSpec,
+    /// Why the stream is unusable now, if it is (with NATS connected).
+    trouble: Mutex<Option<String>>,
 }
 
 impl ClusterNode {
@@ -76,8 +86,93 @@ impl ClusterNode {
         );
         Ok(ClusterNode {
             broker,
-            incarnation,
+            incarnation: watch::Sender::new(incarnation),
+            spec: stream_spec(options),
+            trouble: Mutex::new(None),
         })
+    }
+
+    /// The incarnation positions count from now.
+    pub(crate) fn incarnation(&self) -> Incarnation {
+        *self.incarnation.borrow()
+    }
+
+    /// The most messages the stream keeps of one topic, if it has a bound.
+    pub(crate) fn messages_per_topic(&self) -> Option<u64> {
+        self.spec.messages_per_topic
+    }
+
+    /// Tells of each new incarnation (a stream recreated while NATS was away).
+    pub(crate) fn incarnations(&self) -> watch::Receiver<Incarnation> {
+        self.incarnation.subscribe()
+    }
+
+    /// Why the node cannot serve cluster topics now (`/readyz` says it), if it cannot.
+    pub(crate) fn trouble(&self) -> Option<String> {
+        if !self.broker.is_connected() {
+            return Some("NATS unreachable; reconnecting".into());
+        }
+        self.trouble
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts looking at the stream again after every reconnection to NATS: a memory stream
+    /// whose servers restarted is gone, and is created again as a new incarnation.
+    pub(crate) fn watch_stream(self: &Arc<Self>) {
+        let connections = self.broker.connections();
+        tokio::spawn(watch_stream(Arc::downgrade(self), connections));
+    }
+
+    /// Ensures the stream exists, retrying while NATS is connected and refuses; notes a
+    /// recreated stream as the new incarnation.
+    async fn check_stream(&self) {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let problem = match self.broker.ensure_stream(&self.spec).await {
+                Ok(state) => match Incarnation::created_at(state.created) {
+                    Some(incarnation) => {
+                        if incarnation != self.incarnation() {
+                            tracing::warn!(
+                                last_sequence = state.last_sequence,
+                                "the NATS stream was created again (its servers restarted \
+                                 with memory storage): positions continue above the old \
+                                 ones, and subscribers of what it lost are closed with 4002"
+                            );
+                            self.incarnation.send_replace(incarnation);
+                        }
+                        self.set_trouble(None);
+                        return;
+                    }
+                    None => ClusterError::Created(state.created).to_string(),
+                },
+                Err(error) => error.to_string(),
+            };
+            tracing::warn!(%problem, "the NATS stream is unusable");
+            self.set_trouble(Some(format!("NATS stream unusable: {problem}")));
+            if !self.broker.is_connected() {
+                // The next connection looks again.
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn set_trouble(&self, trouble: Option<String>) {
+        *self.trouble.lock().unwrap_or_else(PoisonError::into_inner) = trouble;
+    }
+}
+
+/// Looks at the stream after each reconnection, for as long as the node lives.
+async fn watch_stream(node: Weak<ClusterNode>, mut connections: watch::Receiver<u64>) {
+    connections.borrow_and_update();
+    while connections.changed().await.is_ok() {
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        node.check_stream().await;
     }
 }
 

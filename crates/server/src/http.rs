@@ -194,7 +194,7 @@ async fn respond(
     let endpoints_here = state.options.admin_addr.is_none();
     if endpoints_here
         && !upgrade::is_websocket_request(&request)
-        && let Some(response) = endpoints::respond(&request, endpoint_status(state))
+        && let Some(response) = endpoints::respond(&request, &endpoint_status(state))
     {
         return response;
     }
@@ -213,7 +213,7 @@ async fn respond(
 
 /// Answers a request on the admin listener: an endpoint, or 404.
 fn respond_admin<B>(state: &State, request: &Request<B>) -> Response<Body> {
-    endpoints::respond(request, endpoint_status(state)).unwrap_or_else(|| {
+    endpoints::respond(request, &endpoint_status(state)).unwrap_or_else(|| {
         upgrade::plain_text(
             StatusCode::NOT_FOUND,
             "this listener serves /healthz, /readyz and /metrics",
@@ -227,6 +227,7 @@ fn endpoint_status(state: &State) -> endpoints::Status<'_> {
         draining: state.shutdown.is_cancelled(),
         metrics: &state.metrics,
         topics: state.hub.topic_count(),
+        broker: state.hub.broker_health(),
     }
 }
 

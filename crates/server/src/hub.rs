@@ -16,6 +16,7 @@ use wspubsub_fanout::Form;
 use wspubsub_protocol::Start;
 
 use crate::cluster::ClusterNode;
+use crate::endpoints::BrokerHealth;
 use crate::limits::LimitReached;
 use crate::metrics::Metrics;
 use crate::options::Options;
@@ -95,6 +96,14 @@ impl Hub {
         }
     }
 
+    /// Cluster mode: how the node's link to NATS is now.
+    pub(crate) fn broker_health(&self) -> Option<BrokerHealth> {
+        self.inner.cluster.as_ref().map(|node| BrokerHealth {
+            connected: node.broker.is_connected(),
+            trouble: node.trouble(),
+        })
+    }
+
     /// Number of live topics.
     pub(crate) fn topic_count(&self) -> usize {
         self.topics().len()
@@ -152,20 +161,21 @@ impl Hub {
         let mut topics = self.topics();
         let topic_count = topics.len();
         let entry = match topics.get_mut(name) {
-            Some(entry) => entry,
+            Some(entry) => {
+                if entry.topic.is_lost() {
+                    // Its reading of the cluster's stream ended on lost messages and its
+                    // subscribers are being closed (4002): whoever comes now gets a fresh
+                    // topic that loads the stream again. Its members still count here.
+                    entry.topic = self.spawn_topic(&entry.name);
+                }
+                entry
+            }
             None if options.max_topics != 0 && topic_count >= options.max_topics => {
                 return Err(LimitReached::Topics(options.max_topics).into());
             }
             None => {
                 let name: Arc<str> = Arc::from(name);
-                let topic = Topic::spawn(
-                    Arc::clone(&name),
-                    options,
-                    &self.inner.tracker,
-                    &self.inner.metrics,
-                    &self.inner.pool,
-                    self.inner.cluster.as_ref(),
-                );
+                let topic = self.spawn_topic(&name);
                 topics.entry(Arc::clone(&name)).or_insert(Entry {
                     name,
                     topic,
@@ -202,6 +212,17 @@ impl Hub {
             },
             attached,
         ))
+    }
+
+    fn spawn_topic(&self, name: &Arc<str>) -> Topic {
+        Topic::spawn(
+            Arc::clone(name),
+            &self.inner.options,
+            &self.inner.tracker,
+            &self.inner.metrics,
+            &self.inner.pool,
+            self.inner.cluster.as_ref(),
+        )
     }
 
     fn leave(&self, name: &str, subscriber: bool) {

@@ -78,10 +78,87 @@ pub(crate) struct Metrics {
     acks_sent: Counter,
     /// History's own metrics, updated by the topics' histories.
     pub(crate) history: HistoryMetrics,
+    /// Cluster mode's metrics (exposed only in cluster mode).
+    pub(crate) nats: NatsMetrics,
+}
+
+/// What a cluster-mode node reports of its link to NATS.
+#[derive(Debug, Clone)]
+pub(crate) struct NatsMetrics {
+    /// 1 while connected to NATS, set when scraped.
+    connected: Gauge,
+    /// Time from sending a publish to the stream's ack.
+    publish_ack: Histogram,
+    /// Messages the stream holds for this node's topic readings that they have not read.
+    pending: Gauge,
+    /// Topic readings that ended on a loss (their subscribers were closed with 4002).
+    losses: Counter,
+}
+
+impl Default for NatsMetrics {
+    fn default() -> Self {
+        NatsMetrics {
+            connected: Gauge::default(),
+            // 100 us to about 6.5 s.
+            publish_ack: Histogram::new(exponential_buckets(0.000_1, 2.0, 17)),
+            pending: Gauge::default(),
+            losses: Counter::default(),
+        }
+    }
+}
+
+impl NatsMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "nats_connected",
+            "1 while this node is connected to NATS",
+            self.connected.clone(),
+        );
+        registry.register(
+            "nats_publish_ack_seconds",
+            "Time from sending a message to the NATS stream to its ack",
+            self.publish_ack.clone(),
+        );
+        registry.register(
+            "nats_consumer_pending",
+            "Messages the stream holds for this node's topic readings that they have not read yet (consumer lag)",
+            self.pending.clone(),
+        );
+        registry.register(
+            "nats_stream_losses",
+            "Topic readings that found messages lost by the stream (their subscribers were closed with 4002)",
+            self.losses.clone(),
+        );
+    }
+
+    /// The stream acked a publish sent `elapsed` ago.
+    pub(crate) fn acked(&self, elapsed: Duration) {
+        self.publish_ack.observe(elapsed.as_secs_f64());
+    }
+
+    /// A reading's lag went from `before` to `now` messages.
+    pub(crate) fn lag(&self, before: u64, now: u64) {
+        let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.pending.inc_by(as_i64(now) - as_i64(before));
+    }
+
+    /// A topic's reading found messages lost.
+    pub(crate) fn lost(&self) {
+        self.losses.inc();
+    }
 }
 
 impl Metrics {
     pub(crate) fn new() -> Self {
+        Self::with_nats(false)
+    }
+
+    /// The metrics of a cluster-mode node: those of [`Metrics::new`] and NATS's.
+    pub(crate) fn for_cluster() -> Self {
+        Self::with_nats(true)
+    }
+
+    fn with_nats(nats: bool) -> Self {
         let mut registry = Registry::with_prefix("wspubsub");
         let metrics = Metrics {
             connections: Family::default(),
@@ -100,8 +177,12 @@ impl Metrics {
             acks_sent: Counter::default(),
             registry: Registry::default(),
             history: HistoryMetrics::default(),
+            nats: NatsMetrics::default(),
         };
         metrics.history.register(&mut registry);
+        if nats {
+            metrics.nats.register(&mut registry);
+        }
         registry.register(
             "connections",
             "Connected clients, by role",
@@ -246,9 +327,13 @@ impl Metrics {
         self.handshake_timeouts.inc();
     }
 
-    /// The text exposition, with the topic count as of now.
-    pub(crate) fn encode(&self, topics: usize) -> String {
+    /// The text exposition, with the topic count and (cluster mode) the NATS connection
+    /// state as of now.
+    pub(crate) fn encode(&self, topics: usize, nats_connected: Option<bool>) -> String {
         self.topics.set(i64::try_from(topics).unwrap_or(i64::MAX));
+        if let Some(connected) = nats_connected {
+            self.nats.connected.set(i64::from(connected));
+        }
         let mut text = String::new();
         // The encoder fails only when its writer does, and writing into a String cannot fail.
         let _infallible = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -274,7 +359,7 @@ mod tests {
         metrics.held(HeldReason::TopicQueue, Duration::from_millis(1500));
         metrics.held(HeldReason::SubscriberBacklog, Duration::from_millis(250));
         metrics.held(HeldReason::SubscriberBacklog, Duration::from_millis(250));
-        let text = metrics.encode(2);
+        let text = metrics.encode(2, None);
         for line in [
             "wspubsub_connections{role=\"subscriber\"} 1",
             "wspubsub_connections{role=\"publisher\"} 0",

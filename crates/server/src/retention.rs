@@ -267,10 +267,10 @@ impl TopicHistory {
         metrics.evicted("age", expired);
     }
 
-    /// Starts an empty history at position `seq`, as not covering times up to `time` (unix
-    /// µs): in cluster mode a node holds a topic from where it began reading the stream.
-    pub(crate) fn skip_to(&self, seq: u64, time: u64) {
-        self.lock().skip_to(seq, time);
+    /// Cluster mode: the node has loaded what the stream held of the topic (see
+    /// [`History::loaded`]).
+    pub(crate) fn loaded(&self, evicted_below: u64, evicted_until: u64, next: u64) {
+        self.lock().loaded(evicted_below, evicted_until, next);
     }
 
     /// Evicts what is older than the age bound; returns whether anything is left.

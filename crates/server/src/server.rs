@@ -129,7 +129,11 @@ impl Server {
             None => None,
         };
         let cluster = match &options.nats_url {
-            Some(urls) => Some(Arc::new(ClusterNode::connect(urls, &options).await?)),
+            Some(urls) => {
+                let node = Arc::new(ClusterNode::connect(urls, &options).await?);
+                node.watch_stream();
+                Some(node)
+            }
             None => None,
         };
         let mut server = Server::with_listener(listener, options, cluster)?;
@@ -164,7 +168,11 @@ impl Server {
             .map(Reloadable::new);
         let options = Arc::new(options);
         let clients = TaskTracker::new();
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(if cluster.is_some() {
+            Metrics::for_cluster()
+        } else {
+            Metrics::new()
+        });
         let shutdown = CancellationToken::new();
         let pool = Arc::new(HistoryPool::new(&options, metrics.history.clone()));
         let state = State {

@@ -113,6 +113,9 @@ enum Numbering {
         last_time: u64,
         /// The seq after the newest message taken.
         next_seq: u64,
+        /// The seq after the newest message stored (appended to backlog and history): the
+        /// topic's loading from the stream waits on it.
+        stored: watch::Sender<u64>,
     },
 }
 
@@ -176,7 +179,7 @@ impl QueueRoom {
 impl Topic {
     /// Starts the actor of topic `name` on `tracker`, a new incarnation numbered above any
     /// before it, keeping its history in `pool`. In cluster mode (`cluster`) the stream
-    /// numbers its messages, and its history begins where the node begins reading it.
+    /// numbers its messages, and its first subscriber loads its history from the stream.
     pub(crate) fn spawn(
         name: Arc<str>,
         options: &Options,
@@ -185,22 +188,21 @@ impl Topic {
         pool: &Arc<HistoryPool>,
         cluster: Option<&Arc<ClusterNode>>,
     ) -> Topic {
-        let (numbering, history) = match cluster {
+        let (numbering, history, stored) = match cluster {
             None => {
                 let sequence = SEQ_CLOCK.incarnation(now_micros());
                 let history = pool.open(sequence.next());
-                (Numbering::Clock(sequence), history)
+                (Numbering::Clock(sequence), history, None)
             }
             Some(node) => {
-                let history = pool.open(node.incarnation.position(1));
-                history.skip_to(node.incarnation.position(1), now_micros());
-                (
-                    Numbering::Stream {
-                        last_time: 0,
-                        next_seq: 0,
-                    },
-                    history,
-                )
+                let (stored, stored_signal) = watch::channel(0);
+                let numbering = Numbering::Stream {
+                    last_time: 0,
+                    next_seq: 0,
+                    stored,
+                };
+                let history = pool.open(node.incarnation().position(1));
+                (numbering, history, Some(stored_signal))
             }
         };
         let (keepalive, receiver) = mpsc::channel(options.topic_queue);
@@ -210,8 +212,9 @@ impl Topic {
         );
         let room = Arc::new(QueueRoom::new(options.topic_queue_bytes));
         let closing = CancellationToken::new();
-        let cluster = cluster.map(|node| {
+        let cluster = cluster.zip(stored).map(|(node, stored)| {
             Arc::new(Consumption {
+                stored,
                 node: Arc::clone(node),
                 name: Arc::clone(&name),
                 inbound: keepalive.downgrade(),
@@ -219,6 +222,7 @@ impl Topic {
                 metrics: Arc::clone(metrics),
                 history: Arc::clone(&history),
                 closing: closing.clone(),
+                lost: CancellationToken::new(),
                 tracker: tracker.clone(),
                 started: tokio::sync::OnceCell::new(),
             })
@@ -262,10 +266,15 @@ impl Topic {
     pub(crate) fn publisher(&self, form: Form) -> TopicPublisher {
         let ack: Option<AckCell> =
             (form == Form::Enveloped).then(|| Arc::new(watch::Sender::new(Acked::default())));
-        let outlet = self
-            .cluster
-            .as_ref()
-            .map(|cluster| Outlet::new(&cluster.node, &self.name, ack.clone()));
+        let outlet = self.cluster.as_ref().map(|cluster| {
+            Outlet::new(
+                &cluster.node,
+                &self.name,
+                ack.clone(),
+                &cluster.tracker,
+                &self.metrics,
+            )
+        });
         TopicPublisher {
             // A cluster-mode publisher never queues to the actor: it must not keep it alive.
             inbound: outlet.is_none().then(|| self.inbound.upgrade()).flatten(),
@@ -309,7 +318,16 @@ impl Topic {
             hold: Arc::clone(&self.hold),
             replay,
             stream_readers: (form == Form::Enveloped).then(|| Arc::clone(&self.stream_readers)),
+            lost: self.cluster.as_ref().map(|cluster| cluster.lost.clone()),
         })
+    }
+
+    /// Cluster mode: whether the topic's reading found messages lost; such a topic takes
+    /// no new clients (the hub makes a fresh one).
+    pub(crate) fn is_lost(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|cluster| cluster.lost.is_cancelled())
     }
 
     /// In cluster mode, the topic's reading of the stream (started by its first subscriber).
@@ -523,6 +541,7 @@ async fn run(
             Numbering::Stream {
                 last_time,
                 next_seq,
+                ..
             } => {
                 for arrival in batch.drain(..) {
                     taken += inbound.room.permits(arrival.message.len()) as usize;
@@ -554,6 +573,12 @@ async fn run(
         }
         outbound.append(&mut records, time, &mut acks).await;
         inbound.room.settled(received);
+        if let Numbering::Stream {
+            next_seq, stored, ..
+        } = &numbering
+        {
+            stored.send_replace(*next_seq);
+        }
     }
     outbound.backlog.send_modify(Backlog::finish);
     tracing::debug!(topic = %name, "topic ended");
@@ -667,9 +692,17 @@ pub(crate) struct TopicFeed {
     replay: Replay,
     /// The topic's count of stream-mode subscribers, for one of them.
     stream_readers: Option<Arc<AtomicUsize>>,
+    /// Cluster mode: cancelled when the topic's reading found messages lost.
+    lost: Option<CancellationToken>,
 }
 
 impl TopicFeed {
+    /// Cluster mode: the signal that the topic's reading of the stream found messages lost
+    /// (the subscriber must be closed with 4002); `None` in plain mode.
+    pub(crate) fn lost(&self) -> Option<CancellationToken> {
+        self.lost.clone()
+    }
+
     /// Lets go of the previous batch (written by now), then queues (by reference) the next
     /// pending frames, about `batch_bytes` of them, into `out`, and says what it took.
     pub(crate) fn next_batch(
@@ -988,7 +1021,7 @@ mod tests {
             .expect("the publisher went on as the subscriber read");
         assert!(
             metrics
-                .encode(1)
+                .encode(1, None)
                 .contains("wspubsub_publish_held_seconds_total{reason=\"subscriber_backlog\"}"),
             "the wait is counted"
         );

@@ -11,8 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
 use wspubsub_testkit::{
-    NatsServer, RawClient, TIMEOUT, TestServer, connect, handshake_status, next_binary, send,
-    try_connect_with, within,
+    NatsServer, RawClient, TIMEOUT, TestServer, connect, expect_close, handshake_status,
+    next_binary, send, try_connect_with, within,
 };
 
 /// A wspubsub node in cluster mode on `nats`.
@@ -178,37 +178,141 @@ async fn stream_mode_positions_and_acks_are_the_same_on_every_node() {
     );
 }
 
-#[tokio::test]
-async fn a_start_position_the_node_does_not_hold_is_a_gap() {
-    let nats = NatsServer::start().await;
-    let (a, b) = (node(&nats).await, node(&nats).await);
-    let mut on_a = connect_stream(&a, "/resume", Role::Subscriber).await;
-    let _ = next_control(&mut on_a).await;
-    let mut publisher = connect(&a.url("/resume"), Role::Publisher, None).await;
-    send(&mut publisher, "first").await;
-    let (seq, _) = next_enveloped(&mut on_a, 1).await[0].clone();
-    // Node B has never read /resume: it holds nothing at `seq`.
-    // A raw subscriber starting at a position (query) and the handshake's status.
-    let raw_status = |query: String| {
-        let url = format!("{}?{query}", b.url("/resume"));
-        async move { handshake_status(&try_connect_with(&url, Role::Subscriber, &[]).await) }
-    };
-    assert_eq!(raw_status(format!("from={seq}")).await, 416);
-    let url = format!("{}?from={seq}&gap=ok", b.url("/resume"));
+/// A wspubsub node in cluster mode on `nats` keeping `history` messages per topic (every
+/// node of a cluster has the same history flags: they are the stream's limits).
+async fn node_keeping(nats: &NatsServer, history: usize) -> TestServer {
+    TestServer::start(Options {
+        nats_url: Some(nats.url()),
+        history_messages: history,
+        ..Options::default()
+    })
+    .await
+}
+
+/// A stream-mode subscriber of `path` on `server` starting as `query` says (`from=5`), and
+/// its `subscribed` notice.
+async fn subscribe_at(server: &TestServer, path: &str, query: &str) -> (RawClient, Control) {
+    let url = format!("{}?{query}", server.url(path));
     let protocol = [("sec-websocket-protocol", STREAM_SUBPROTOCOL)];
-    let mut on_b = try_connect_with(&url, Role::Subscriber, &protocol)
+    let mut client = try_connect_with(&url, Role::Subscriber, &protocol)
         .await
-        .expect("gap accepted");
-    assert!(matches!(
-        next_control(&mut on_b).await,
-        Control::Subscribed { .. }
-    ));
+        .expect("a stream-mode subscriber");
+    let subscribed = next_control(&mut client).await;
+    (client, subscribed)
+}
+
+/// The handshake status of a raw subscriber of `path` on `server` starting at `query`.
+async fn raw_status(server: &TestServer, path: &str, query: &str) -> u16 {
+    let url = format!("{}?{query}", server.url(path));
+    handshake_status(&try_connect_with(&url, Role::Subscriber, &[]).await)
+}
+
+/// Publishes `count` messages `{prefix}{i}` to `path` on `server`, each once `watcher` (a
+/// stream-mode subscriber of `path`) received the one before, and returns them as `watcher`
+/// saw them (seq, payload).
+async fn publish_numbered(
+    server: &TestServer,
+    path: &str,
+    prefix: &str,
+    count: usize,
+    watcher: &mut RawClient,
+) -> Vec<(u64, Bytes)> {
+    let mut publisher = connect(&server.url(path), Role::Publisher, None).await;
+    let mut seen = Vec::with_capacity(count);
+    for i in 0..count {
+        let payload = Bytes::from(format!("{prefix}{i}"));
+        send(&mut publisher, payload.clone()).await;
+        let (seq, received) = next_enveloped(watcher, 1).await.remove(0);
+        assert_eq!(received, payload);
+        seen.push((seq, received));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_subscriber_resumes_on_another_node_where_it_was() {
+    let nats = NatsServer::start().await;
+    let [a, b, c] = [node(&nats).await, node(&nats).await, node(&nats).await];
+    let (mut on_a, _) = subscribe_at(&a, "/resume", "from=latest").await;
+    let first = publish_numbered(&a, "/resume", "m", 10, &mut on_a).await;
+    // Gone after the 10th; 10 more are published while it is away, on node A.
+    drop(on_a);
+    let (mut still_on_a, _) = subscribe_at(&a, "/resume", "from=latest").await;
+    let second = publish_numbered(&a, "/resume", "n", 10, &mut still_on_a).await;
+
+    // Node B has never read /resume: it loads what the stream holds.
+    let resume_at = first.last().expect("ten").0 + 1;
+    let (mut on_b, subscribed) = subscribe_at(&b, "/resume", &format!("from={resume_at}")).await;
+    match subscribed {
+        Control::Subscribed { from, head, .. } => {
+            assert_eq!(from, resume_at);
+            assert_eq!(head, second.last().expect("ten").0 + 1);
+        }
+        other => panic!("expected subscribed, got {other:?}"),
+    }
+    assert_eq!(
+        next_enveloped(&mut on_b, 10).await,
+        second,
+        "exactly what it missed"
+    );
+    // Live after the replay, with no duplicate.
+    let third = publish_numbered(&c, "/resume", "o", 3, &mut still_on_a).await;
+    assert_eq!(next_enveloped(&mut on_b, 3).await, third);
+
+    // Node C: from=earliest is everything the stream holds; since= starts at a message's
+    // time; a raw subscriber starting at a held position is accepted.
+    let (mut on_c, _) = subscribe_at(&c, "/resume", "from=earliest").await;
+    let everything: Vec<(u64, Bytes)> = [first.clone(), second, third].concat();
+    assert_eq!(
+        next_enveloped(&mut on_c, everything.len()).await,
+        everything
+    );
+    assert_eq!(
+        raw_status(&c, "/resume", &format!("from={}", first[3].0)).await,
+        101
+    );
+    assert_eq!(
+        raw_status(&c, "/resume", "since=1").await,
+        101,
+        "nothing evicted"
+    );
+}
+
+#[tokio::test]
+async fn what_the_stream_evicted_is_a_gap_on_every_node() {
+    let nats = NatsServer::start().await;
+    let (a, b) = (node_keeping(&nats, 3).await, node_keeping(&nats, 3).await);
+    let (mut on_a, _) = subscribe_at(&a, "/few", "from=latest").await;
+    let sent = publish_numbered(&a, "/few", "m", 8, &mut on_a).await;
+    // The stream keeps the last 3 of /few: a start before them missed something.
+    assert_eq!(
+        raw_status(&b, "/few", &format!("from={}", sent[0].0)).await,
+        416
+    );
+    let (mut on_b, subscribed) =
+        subscribe_at(&b, "/few", &format!("from={}&gap=ok", sent[0].0)).await;
+    assert!(matches!(subscribed, Control::Subscribed { from, .. } if from == sent[5].0));
     match next_control(&mut on_b).await {
-        Control::Gap { from, .. } => assert_eq!(from, seq),
+        Control::Gap {
+            from, to, reason, ..
+        } => {
+            assert_eq!((from, to), (sent[0].0, sent[5].0));
+            assert_eq!(reason, "history_evicted");
+        }
         other => panic!("expected a gap notice, got {other:?}"),
     }
-    // A time before node B began reading the topic (1 ms after the epoch): not covered.
-    assert_eq!(raw_status("since=1".into()).await, 416);
+    assert_eq!(next_enveloped(&mut on_b, 3).await, sent[5..].to_vec());
+    // The oldest the stream holds is no gap; a position from before the stream existed is
+    // one of a restarted topic.
+    assert_eq!(
+        raw_status(&b, "/few", &format!("from={}", sent[5].0)).await,
+        101
+    );
+    let (mut on_b, _) = subscribe_at(&b, "/few", "from=1&gap=ok").await;
+    match next_control(&mut on_b).await {
+        Control::Gap { reason, .. } => assert_eq!(reason, "topic_restarted"),
+        other => panic!("expected a gap notice, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -229,4 +333,86 @@ async fn an_unreachable_nats_stops_the_start() {
         }
         other => panic!("expected a cluster error, got {other:?}"),
     }
+}
+
+/// The status code and body of a plain `GET path` on `server`.
+async fn get(server: &TestServer, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let answer = wspubsub_testkit::raw_answer(server.addr(), request.as_bytes()).await;
+    let status = answer
+        .head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer.body.trim().to_owned())
+}
+
+/// Polls `/readyz` (every 50 ms) until it answers `status`, for at most `limit`; returns
+/// its body then.
+async fn readyz_becomes(server: &TestServer, status: u16, limit: std::time::Duration) -> String {
+    within(limit, async {
+        loop {
+            let (now, body) = get(server, "/readyz").await;
+            if now == status {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_nats_restart_that_loses_the_stream_is_announced_never_silent() {
+    let mut nats = NatsServer::start().await;
+    let node = node(&nats).await;
+    let (mut in_stream_mode, _) = subscribe_at(&node, "/t", "from=latest").await;
+    let mut raw = connect(&node.url("/t"), Role::Subscriber, None).await;
+    let before = publish_numbered(&node, "/t", "m", 3, &mut in_stream_mode).await;
+    assert_eq!(next_raw(&mut raw, 3).await.len(), 3);
+    assert_eq!(get(&node, "/readyz").await.0, 200);
+    let metrics = get(&node, "/metrics").await.1;
+    assert!(metrics.contains("wspubsub_nats_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("wspubsub_nats_publish_ack_seconds_count 3"),
+        "{metrics}"
+    );
+
+    // Every NATS server gone: the node is not ready, within 5 s, and says why.
+    nats.stop().await;
+    let why = readyz_becomes(&node, 503, std::time::Duration::from_secs(5)).await;
+    assert!(why.contains("NATS"), "{why}");
+    assert!(
+        get(&node, "/metrics")
+            .await
+            .1
+            .contains("wspubsub_nats_connected 0")
+    );
+
+    // Back, with memory storage: the stream is created again, empty. The subscribers are
+    // told that they may have missed something: 4002 for both.
+    nats.restart().await;
+    assert_eq!(expect_close(&mut raw).await, 4002);
+    assert_eq!(expect_close(&mut in_stream_mode).await, 4002);
+    readyz_becomes(&node, 200, TIMEOUT).await;
+
+    // Resuming where it was is a gap of a restarted topic, then delivery goes on above the
+    // old positions.
+    let resume_at = before.last().expect("three").0 + 1;
+    let (mut resumed, _) = subscribe_at(&node, "/t", &format!("from={resume_at}&gap=ok")).await;
+    match next_control(&mut resumed).await {
+        Control::Gap { from, reason, .. } => {
+            assert_eq!(from, resume_at);
+            assert_eq!(reason, "topic_restarted");
+        }
+        other => panic!("expected a gap notice, got {other:?}"),
+    }
+    let after = publish_numbered(&node, "/t", "n", 2, &mut resumed).await;
+    assert!(after[0].0 > resume_at, "{after:?} after {before:?}");
+    let metrics = get(&node, "/metrics").await.1;
+    assert!(
+        metrics.contains("wspubsub_nats_stream_losses_total 1"),
+        "{metrics}"
+    );
 }

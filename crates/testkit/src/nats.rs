@@ -314,10 +314,22 @@ fn is_file(path: &Path) -> bool {
 /// A port on 127.0.0.1 that was free a moment ago (bound, then released). Should another
 /// process take it first, nats-server exits and the start fails loudly with its log.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free loopback port")
-        .port()
+    // The kernel may hand out a port again once its listener is gone, and a server's ports
+    // are only bound when it starts: never give one port to two of them in this process.
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("bind a free loopback port")
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Sends `signal` to the child's PID (it may have exited already: then nothing happens).

@@ -143,6 +143,11 @@ impl Process {
         finish(child).status
     }
 
+    /// Sends SIGKILL: the process dies at once, as a crashed node does.
+    pub(crate) fn kill(&self) {
+        self.signal("KILL");
+    }
+
     /// Sends SIGHUP: reload the TLS certificate.
     pub(crate) fn hang_up(&self) {
         self.signal("HUP");

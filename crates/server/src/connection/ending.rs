@@ -28,6 +28,8 @@ pub(crate) enum Ending {
     TokenExpired,
     /// Something in the server went wrong (a topic's actor failed under a live publisher).
     Internal(&'static str),
+    /// Cluster mode: the stream lost messages of the topic this subscriber had not received.
+    StreamLost,
 }
 
 /// Which of the two slow-subscriber bounds was crossed.
@@ -56,6 +58,7 @@ impl Ending {
             Ending::PongTimeout => Some(CloseCode::PongTimeout),
             Ending::Internal(_) => Some(CloseCode::InternalError),
             Ending::TokenExpired => Some(CloseCode::PolicyViolation),
+            Ending::StreamLost => Some(CloseCode::StreamLost),
         }
     }
 
@@ -72,6 +75,7 @@ impl Ending {
             Ending::ConnectionLost(_) => "connection_lost",
             Ending::Internal(_) => "internal_error",
             Ending::TokenExpired => "token_expired",
+            Ending::StreamLost => "stream_lost",
         }
     }
 
@@ -130,12 +134,14 @@ impl fmt::Display for Ending {
                 "closed with {}: token expired",
                 CloseCode::PolicyViolation.code()
             ),
-            Ending::Shutdown | Ending::TextFromPublisher | Ending::TooBig | Ending::PongTimeout => {
-                match self.close_code() {
-                    Some(code) => write!(f, "closed with {code}"),
-                    None => Ok(()),
-                }
-            }
+            Ending::Shutdown
+            | Ending::TextFromPublisher
+            | Ending::TooBig
+            | Ending::PongTimeout
+            | Ending::StreamLost => match self.close_code() {
+                Some(code) => write!(f, "closed with {code}"),
+                None => Ok(()),
+            },
         }
     }
 }

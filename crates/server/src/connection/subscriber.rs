@@ -6,6 +6,7 @@
 //! that the close handshake keeps the other half.
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
 use wspubsub_liveness::{Liveness, Tick};
 
 use super::ending::SlowReason;
@@ -36,6 +37,7 @@ where
     let mut token_expiry = connection.token_expiry();
     // Set when the server starts shutting down: the end of this subscriber's drain.
     let mut drain_deadline = None;
+    let stream_lost = feed.lost();
     loop {
         let batch = match feed.next_batch(socket.pending(), BATCH_BYTES) {
             Ok(batch) => batch,
@@ -76,6 +78,7 @@ where
                 drain_deadline = Some(Box::pin(tokio::time::sleep(options.close_deadline / 2)));
             }
             () = expired(&mut drain_deadline) => return Ending::Shutdown,
+            () = lost(stream_lost.as_ref()) => return Ending::StreamLost,
             () = expired(&mut token_expiry) => return Ending::TokenExpired,
             frame = socket.next() => match PeerFrame::from(frame) {
                 PeerFrame::End(ending) => return ending,
@@ -100,6 +103,14 @@ where
             () = std::future::ready(()), if more_pending => {}
             () = feed.changed(), if !more_pending => {}
         }
+    }
+}
+
+/// Completes when `signal` is cancelled; never without one.
+async fn lost(signal: Option<&CancellationToken>) {
+    match signal {
+        Some(signal) => signal.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

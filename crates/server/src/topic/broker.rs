@@ -7,15 +7,17 @@
 //!   publisher's socket is not read (pushback). A failed publish or ack ends the publisher.
 //! - [`Consumption`]: one per topic per node, started by the topic's first local subscriber
 //!   before its 101 (so whatever is published after the 101 reaches it) and ended with the
-//!   topic. It reads the topic's subject from the stream (`Start::New`) and queues each
-//!   message to the actor with the stream's position and time ([`Stamp`]), so every node
-//!   numbers the topic alike.
+//!   topic. It reads the topic's subject from the stream, from the oldest message the stream
+//!   holds, and queues each message to the actor with the stream's position and time
+//!   ([`Stamp`]), so every node numbers the topic alike. The first subscriber joins once what
+//!   the stream held is stored: the node's history of the topic is then the stream's, and a
+//!   subscriber resumes on any node where it was.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wspubsub_cluster::{BrokerError, Incarnation, PendingAck, Start, Subscription};
@@ -24,26 +26,55 @@ use wspubsub_protocol::unix_micros;
 use super::{AckCell, Arrival, QueueRoom, Stamp, TopicGone, TopicPublisher};
 use crate::cluster::ClusterNode;
 use crate::metrics::Metrics;
-use crate::position::now_micros;
 use crate::retention::TopicHistory;
 
 /// Most publishes of one publisher sent to the stream and not yet acked.
 const ACKS_IN_FLIGHT: usize = 256;
+
+/// How long a node may take to load what the stream holds of a topic.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a topic could not start reading the stream.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadingError {
+    /// NATS refused or failed a request.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The topic's history did not arrive within [`LOAD_TIMEOUT`].
+    #[error("loading the topic's history from NATS took over {}s", LOAD_TIMEOUT.as_secs())]
+    Timeout,
+    /// The topic closed, or its reading found messages lost, while loading.
+    #[error("the topic's reading ended while loading its history")]
+    Closed,
+}
 
 /// A publisher's way into the stream.
 #[derive(Debug)]
 pub(super) struct Outlet {
     node: Arc<ClusterNode>,
     name: Arc<str>,
-    /// Sent publishes, awaited in order by the publisher's ack task.
-    pending: mpsc::Sender<PendingAck>,
+    /// Sent publishes and when they were sent, awaited in order by the ack task.
+    pending: mpsc::Sender<(PendingAck, Instant)>,
 }
 
 impl Outlet {
-    /// An outlet to topic `name`; a stream-mode publisher's acks go to `ack`.
-    pub(super) fn new(node: &Arc<ClusterNode>, name: &Arc<str>, ack: Option<AckCell>) -> Self {
+    /// An outlet to topic `name` whose ack task runs on `tracker` (the drain waits for the
+    /// acks of what was sent); a stream-mode publisher's acks go to `ack`.
+    pub(super) fn new(
+        node: &Arc<ClusterNode>,
+        name: &Arc<str>,
+        ack: Option<AckCell>,
+        tracker: &TaskTracker,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
         let (pending, acks) = mpsc::channel(ACKS_IN_FLIGHT);
-        tokio::spawn(await_acks(acks, ack, node.incarnation, Arc::clone(name)));
+        let acking = Acking {
+            node: Arc::clone(node),
+            cell: ack,
+            name: Arc::clone(name),
+            metrics: Arc::clone(metrics),
+        };
+        tracker.spawn(acking.run(acks));
         Outlet {
             node: Arc::clone(node),
             name: Arc::clone(name),
@@ -53,6 +84,7 @@ impl Outlet {
 
     /// Sends `message` to the stream, waiting while [`ACKS_IN_FLIGHT`] acks are awaited.
     pub(super) async fn publish(&self, message: Bytes) -> Result<(), TopicGone> {
+        let sent = Instant::now();
         let pending = self
             .node
             .broker
@@ -64,33 +96,40 @@ impl Outlet {
             })?;
         // Fails only once the ack task stopped on a failed ack.
         self.pending
-            .send(pending)
+            .send((pending, sent))
             .await
             .map_err(|_stopped| TopicGone)
     }
 }
 
-/// Awaits a publisher's acks in order and reports them to its ack cell (stream mode); stops
-/// at the first failure, which ends the publisher at its next message.
-async fn await_acks(
-    mut acks: mpsc::Receiver<PendingAck>,
+/// A publisher's ack task: awaits its acks in order, counts their latency and reports them
+/// to its ack cell (stream mode); stops at the first failure, which ends the publisher at
+/// its next message.
+struct Acking {
+    node: Arc<ClusterNode>,
     cell: Option<AckCell>,
-    incarnation: Incarnation,
     name: Arc<str>,
-) {
-    while let Some(pending) = acks.recv().await {
-        match pending.sequence().await {
-            Ok(sequence) => {
-                if let Some(cell) = &cell {
-                    cell.send_modify(|acked| {
-                        acked.count += 1;
-                        acked.seq = incarnation.position(sequence);
-                    });
+    metrics: Arc<Metrics>,
+}
+
+impl Acking {
+    async fn run(self, mut acks: mpsc::Receiver<(PendingAck, Instant)>) {
+        while let Some((pending, sent)) = acks.recv().await {
+            match pending.sequence().await {
+                Ok(sequence) => {
+                    self.metrics.nats.acked(sent.elapsed());
+                    if let Some(cell) = &self.cell {
+                        let seq = self.node.incarnation().position(sequence);
+                        cell.send_modify(|acked| {
+                            acked.count += 1;
+                            acked.seq = seq;
+                        });
+                    }
                 }
-            }
-            Err(error) => {
-                tracing::warn!(topic = %name, %error, "NATS did not ack a publish");
-                return;
+                Err(error) => {
+                    tracing::warn!(topic = %self.name, %error, "NATS did not ack a publish");
+                    return;
+                }
             }
         }
     }
@@ -106,82 +145,201 @@ pub(crate) struct Consumption {
     pub(super) room: Arc<QueueRoom>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) history: Arc<TopicHistory>,
+    /// The seq after the newest message the actor stored.
+    pub(super) stored: watch::Receiver<u64>,
     /// The topic's closing: the reading stops then.
     pub(super) closing: CancellationToken,
+    /// Cancelled when the reading found messages lost: the topic's subscribers are closed
+    /// with 4002, and the hub gives later clients a fresh topic.
+    pub(super) lost: CancellationToken,
     /// Where the reading task runs (the drain waits for it).
     pub(super) tracker: TaskTracker,
     pub(super) started: OnceCell<()>,
 }
 
 impl Consumption {
-    /// Completes once the topic reads the stream: at once after the first time.
-    pub(crate) async fn ready(&self) -> Result<(), BrokerError> {
+    /// Completes once the topic reads the stream and holds what the stream held of it: at
+    /// once after the first time.
+    pub(crate) async fn ready(&self) -> Result<(), ReadingError> {
         self.started.get_or_try_init(|| self.start()).await?;
         Ok(())
     }
 
-    /// Creates the topic's consumer, then starts the history where the stream stands now
-    /// (anything the consumer delivers below that was published before the first 101, and
-    /// is skipped) and spawns the task that queues the stream's messages to the actor.
-    async fn start(&self) -> Result<(), BrokerError> {
-        let subscription = self.node.broker.subscribe(&self.name, Start::New).await?;
-        let state = self.node.broker.stream_state().await?;
-        let start = self
-            .node
-            .incarnation
-            .position(state.last_sequence.saturating_add(1));
-        self.history.skip_to(start, now_micros());
-        let inlet = TopicPublisher {
-            inbound: self.inbound.upgrade(),
-            room: Arc::clone(&self.room),
-            metrics: Arc::clone(&self.metrics),
-            ack: None,
-            outlet: None,
-        };
+    /// Starts reading the topic from the oldest message the stream holds, and waits until
+    /// the actor stored everything up to the topic's newest message of the moment; then
+    /// tells the history what the stream had evicted and where the stream stood.
+    async fn start(&self) -> Result<(), ReadingError> {
+        let broker = &self.node.broker;
+        let incarnation = self.node.incarnation();
+        // The stream's end first: every message of the topic up to it is at most the
+        // topic's newest, looked up next.
+        let before = broker.stream_state().await?;
+        let newest = broker.last_sequence_of(&self.name).await?;
+        let subscription = broker.subscribe(&self.name, Start::Earliest).await?;
+        let stop = self.closing.child_token();
         let reading = Reading {
+            node: Arc::clone(&self.node),
             subscription,
-            inlet,
-            incarnation: self.node.incarnation,
-            start,
+            inlet: TopicPublisher {
+                inbound: self.inbound.upgrade(),
+                room: Arc::clone(&self.room),
+                metrics: Arc::clone(&self.metrics),
+                ack: None,
+                outlet: None,
+            },
+            incarnation,
             name: Arc::clone(&self.name),
+            last: None,
+            lag: 0,
+            metrics: Arc::clone(&self.metrics),
+            lost: self.lost.clone(),
         };
-        self.tracker.spawn(reading.run(self.closing.clone()));
+        self.tracker.spawn(reading.run(stop.clone()));
+        let loaded = async {
+            if let Some(newest) = newest {
+                let target = incarnation.position(newest.saturating_add(1));
+                let mut stored = self.stored.clone();
+                let caught_up = async {
+                    tokio::select! {
+                        waited = stored.wait_for(|&next| next >= target) => waited.is_ok(),
+                        () = self.lost.cancelled() => false,
+                    }
+                };
+                let caught_up = tokio::time::timeout(LOAD_TIMEOUT, caught_up)
+                    .await
+                    .map_err(|_elapsed| ReadingError::Timeout)?;
+                if !caught_up {
+                    return Err(ReadingError::Closed);
+                }
+            }
+            // Whatever the stream evicted by now is below its first sequence.
+            Ok::<_, ReadingError>(broker.stream_state().await?)
+        };
+        let after = match loaded.await {
+            Ok(after) => after,
+            Err(error) => {
+                stop.cancel();
+                return Err(error);
+            }
+        };
+        let (evicted_below, evicted_until) = if after.first_sequence > 1 {
+            let first_time = unix_micros(after.first_time).unwrap_or(0);
+            (
+                incarnation.position(after.first_sequence),
+                first_time.saturating_sub(1),
+            )
+        } else {
+            (0, 0)
+        };
+        self.history.loaded(
+            evicted_below,
+            evicted_until,
+            incarnation.position(before.last_sequence.saturating_add(1)),
+        );
         Ok(())
     }
 }
 
-/// The task that moves a topic's messages from the stream into its actor's queue.
+/// Longest pause between two attempts to read a topic again after its reading failed.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Why a topic's reading found messages lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Loss {
+    /// The stream was created again (its servers restarted with memory storage).
+    #[error("the stream was created again and lost what it held")]
+    Recreated,
+    /// The stream evicted messages after the last one read before they could be read.
+    #[error("the stream evicted messages the node had not read yet")]
+    Evicted,
+    /// The reading fell as far behind as the stream keeps of a topic: the stream drops
+    /// unread messages from now on.
+    #[error("the reading fell {pending} messages behind, as many as the stream keeps")]
+    Behind {
+        /// Messages of the topic in the stream not yet read.
+        pending: u64,
+    },
+}
+
+/// The task that moves a topic's messages from the stream into its actor's queue. When
+/// NATS fails it, it reads again from the message after the last one read; when messages
+/// it had not read are gone, it ends and the topic's subscribers on this node are closed
+/// with 4002 ([`Consumption`]'s `lost`).
 struct Reading {
+    node: Arc<ClusterNode>,
     subscription: Subscription,
     inlet: TopicPublisher,
     incarnation: Incarnation,
-    /// The first position this node holds.
-    start: u64,
     name: Arc<str>,
+    /// The stream sequence of the newest message read, once one was.
+    last: Option<u64>,
+    /// How far behind the reading was at its last delivery (for the lag gauge).
+    lag: u64,
+    metrics: Arc<Metrics>,
+    lost: CancellationToken,
 }
 
 impl Reading {
     async fn run(mut self, closing: CancellationToken) {
+        let ended = self.read(&closing).await;
+        self.metrics.nats.lag(self.lag, 0);
+        if let Err(loss) = ended {
+            tracing::warn!(
+                topic = %self.name,
+                %loss,
+                "messages of the topic were lost by NATS; its subscribers on this node are closed with 4002"
+            );
+            self.metrics.nats.lost();
+            self.lost.cancel();
+        }
+    }
+
+    /// Reads until the topic closes (`Ok`) or messages are lost.
+    async fn read(&mut self, closing: &CancellationToken) -> Result<(), Loss> {
+        let mut incarnations = self.node.incarnations();
+        let per_topic = self.node.messages_per_topic();
         loop {
             let next = tokio::select! {
                 biased;
-                () = closing.cancelled() => return,
+                () = closing.cancelled() => return Ok(()),
+                changed = incarnations.changed() => match changed {
+                    Ok(()) if *incarnations.borrow_and_update() != self.incarnation => {
+                        return Err(Loss::Recreated);
+                    }
+                    Ok(()) => continue,
+                    // The node is going away.
+                    Err(_gone) => return Ok(()),
+                },
                 next = self.subscription.next() => next,
             };
             let delivery = match next {
                 Some(Ok(delivery)) => delivery,
                 Some(Err(error)) => {
-                    tracing::warn!(topic = %self.name, %error, "reading the topic from NATS failed; its subscribers on this node get no more");
-                    return;
+                    tracing::warn!(topic = %self.name, %error, "reading the topic from NATS failed; reading it again");
+                    if !self.read_again(closing).await? {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                None => return,
+                None => {
+                    if !self.read_again(closing).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
-            let seq = self.incarnation.position(delivery.sequence);
-            if seq < self.start {
-                continue;
+            if let Some(limit) = per_topic
+                && delivery.pending >= limit
+            {
+                return Err(Loss::Behind {
+                    pending: delivery.pending,
+                });
             }
+            self.metrics.nats.lag(self.lag, delivery.pending);
+            self.lag = delivery.pending;
+            self.last = Some(delivery.sequence);
             let stamp = Stamp {
-                seq,
+                seq: self.incarnation.position(delivery.sequence),
                 time: unix_micros(delivery.time).unwrap_or(0),
             };
             let queued = self
@@ -189,8 +347,53 @@ impl Reading {
                 .queue(delivery.payload, Instant::now(), Some(stamp))
                 .await;
             if queued.is_err() {
-                return;
+                return Ok(());
             }
+        }
+    }
+
+    /// Subscribes again from the message after the last one read, retrying with backoff
+    /// while NATS refuses; says whether it did (`false`: the topic closed meanwhile). A
+    /// stream that no longer holds that message is a loss.
+    async fn read_again(&mut self, closing: &CancellationToken) -> Result<bool, Loss> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let broker = &self.node.broker;
+                let state = broker.stream_state().await?;
+                if Incarnation::created_at(state.created) != Some(self.incarnation) {
+                    return Ok(Err(Loss::Recreated));
+                }
+                let start = match self.last {
+                    Some(last) if state.first_sequence > last + 1 => {
+                        return Ok(Err(Loss::Evicted));
+                    }
+                    Some(last) => Start::Sequence(last + 1),
+                    None => Start::Earliest,
+                };
+                broker.subscribe(&self.name, start).await.map(Ok)
+            };
+            let attempted: Result<Result<Subscription, Loss>, BrokerError> = tokio::select! {
+                biased;
+                () = closing.cancelled() => return Ok(false),
+                attempted = attempt => attempted,
+            };
+            match attempted {
+                Ok(Ok(subscription)) => {
+                    self.subscription = subscription;
+                    return Ok(true);
+                }
+                Ok(Err(loss)) => return Err(loss),
+                Err(error) => {
+                    tracing::warn!(topic = %self.name, %error, "reading the topic from NATS again failed; retrying");
+                }
+            }
+            tokio::select! {
+                biased;
+                () = closing.cancelled() => return Ok(false),
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(RETRY_MAX);
         }
     }
 }
