@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
@@ -366,7 +366,13 @@ async fn readyz_becomes(server: &TestServer, status: u16, limit: std::time::Dura
 #[tokio::test]
 async fn a_nats_restart_that_loses_the_stream_is_announced_never_silent() {
     let mut nats = NatsServer::start().await;
-    let node = node(&nats).await;
+    // The test's clients answer no pings while it waits on NATS: a deadline they meet.
+    let node = TestServer::start(Options {
+        nats_url: Some(nats.url()),
+        pong_deadline: TIMEOUT,
+        ..Options::default()
+    })
+    .await;
     let (mut in_stream_mode, _) = subscribe_at(&node, "/t", "from=latest").await;
     let mut raw = connect(&node.url("/t"), Role::Subscriber, None).await;
     let before = publish_numbered(&node, "/t", "m", 3, &mut in_stream_mode).await;
@@ -379,6 +385,8 @@ async fn a_nats_restart_that_loses_the_stream_is_announced_never_silent() {
         "{metrics}"
     );
 
+    let mut publisher = connect(&node.url("/t"), Role::Publisher, None).await;
+
     // Every NATS server gone: the node is not ready, within 5 s, and says why.
     nats.stop().await;
     let why = readyz_becomes(&node, 503, std::time::Duration::from_secs(5)).await;
@@ -389,6 +397,27 @@ async fn a_nats_restart_that_loses_the_stream_is_announced_never_silent() {
             .1
             .contains("wspubsub_nats_connected 0")
     );
+
+    // A publisher that goes on publishing is closed with 1011 once NATS has not acked a
+    // message within its request timeout (5 s): it knows that what it sent may be lost.
+    let closed = within(TIMEOUT, async {
+        loop {
+            if publisher.send(Message::binary("during")).await.is_err() {
+                return None;
+            }
+            let frame =
+                tokio::time::timeout(std::time::Duration::from_millis(200), publisher.next()).await;
+            match frame {
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map(|frame| u16::from(frame.code));
+                }
+                Ok(None | Some(Err(_))) => return None,
+                Ok(Some(Ok(_))) | Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Some(1011));
 
     // Back, with memory storage: the stream is created again, empty. The subscribers are
     // told that they may have missed something: 4002 for both.
@@ -415,4 +444,43 @@ async fn a_nats_restart_that_loses_the_stream_is_announced_never_silent() {
         metrics.contains("wspubsub_nats_stream_losses_total 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_reading_as_far_behind_as_the_stream_keeps_closes_its_subscribers_with_4002() {
+    // The stream keeps 2 messages of a topic. A subscriber that stops reading holds the
+    // topic (`--slow-subscriber hold`) until the write timeout cuts it, and the node's
+    // reading of the stream waits meanwhile: by then the stream has dropped messages the
+    // node never read, which its other subscriber must hear of.
+    let nats = NatsServer::start().await;
+    let node = TestServer::start(Options {
+        nats_url: Some(nats.url()),
+        history_messages: 2,
+        write_timeout: std::time::Duration::from_secs(1),
+        subscriber_queue_messages: 1,
+        topic_queue: 1,
+        ..Options::default()
+    })
+    .await;
+    let stalled = connect(&node.url("/behind"), Role::Subscriber, None).await;
+    let mut reading = connect(&node.url("/behind"), Role::Subscriber, None).await;
+    let mut publisher = connect(&node.url("/behind"), Role::Publisher, None).await;
+    let message = Bytes::from(vec![7u8; 256 << 10]);
+    for _ in 0..64 {
+        send(&mut publisher, message.clone()).await;
+    }
+    let (received, close) = wspubsub_testkit::read_until_close(&mut reading).await;
+    assert_eq!(
+        close.map(|(code, _)| code),
+        Some(4002),
+        "after {}",
+        received.len()
+    );
+    assert!(received.len() < 64, "{} received", received.len());
+    let metrics = get(&node, "/metrics").await.1;
+    assert!(
+        metrics.contains("wspubsub_nats_stream_losses_total 1"),
+        "{metrics}"
+    );
+    drop(stalled);
 }

@@ -190,6 +190,7 @@ impl Consumption {
             incarnation,
             name: Arc::clone(&self.name),
             last: None,
+            loading_through: newest.unwrap_or(0),
             lag: 0,
             metrics: Arc::clone(&self.metrics),
             lost: self.lost.clone(),
@@ -252,8 +253,8 @@ enum Loss {
     /// The stream evicted messages after the last one read before they could be read.
     #[error("the stream evicted messages the node had not read yet")]
     Evicted,
-    /// The reading fell as far behind as the stream keeps of a topic: the stream drops
-    /// unread messages from now on.
+    /// After loading, the reading fell as far behind as the stream keeps of a topic: the
+    /// stream may drop messages before they are read.
     #[error("the reading fell {pending} messages behind, as many as the stream keeps")]
     Behind {
         /// Messages of the topic in the stream not yet read.
@@ -273,6 +274,9 @@ struct Reading {
     name: Arc<str>,
     /// The stream sequence of the newest message read, once one was.
     last: Option<u64>,
+    /// The stream sequence of the topic's newest message when loading began: up to it the
+    /// reading is loading history, and is as far behind as the history is long.
+    loading_through: u64,
     /// How far behind the reading was at its last delivery (for the lag gauge).
     lag: u64,
     metrics: Arc<Metrics>,
@@ -328,8 +332,12 @@ impl Reading {
                     continue;
                 }
             };
+            // This message and those after it fill all the stream keeps of the topic: one
+            // more publish drops the oldest, unread.
             if let Some(limit) = per_topic
-                && delivery.pending >= limit
+                && delivery.sequence > self.loading_through
+                && delivery.pending > 0
+                && delivery.pending + 1 >= limit
             {
                 return Err(Loss::Behind {
                     pending: delivery.pending,
