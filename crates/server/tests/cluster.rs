@@ -484,3 +484,47 @@ async fn a_reading_as_far_behind_as_the_stream_keeps_closes_its_subscribers_with
     );
     drop(stalled);
 }
+
+#[tokio::test]
+async fn three_replicas_lose_nothing_when_a_nats_server_stops_mid_run() {
+    use wspubsub_cluster::{Broker, ConnectConfig};
+    use wspubsub_testkit::NatsCluster;
+
+    let mut cluster = NatsCluster::start(3).await;
+    let replicated = || Options {
+        nats_url: Some(cluster.urls()),
+        nats_replicas: 3,
+        ..Options::default()
+    };
+    let (a, b) = (
+        TestServer::start(replicated()).await,
+        TestServer::start(replicated()).await,
+    );
+    // Stop a server that holds a replica but does not lead the stream: a leader's loss
+    // is an election, during which NATS acks nothing (publishers would be closed, 1011).
+    let broker = within(
+        TIMEOUT,
+        Broker::connect(&ConnectConfig::new(cluster.urls())),
+    )
+    .await
+    .expect("connect to NATS");
+    let leader = within(TIMEOUT, broker.stream_state())
+        .await
+        .expect("stream state")
+        .leader
+        .expect("a replicated stream has a leader");
+    let follower = (0..3)
+        .find(|&i| format!("n{i}") != leader)
+        .expect("two followers");
+    let (mut on_b, _) = subscribe_at(&b, "/r3", "from=latest").await;
+    let first = publish_numbered(&a, "/r3", "x", 20, &mut on_b).await;
+    cluster.stop(follower).await;
+    let second = publish_numbered(&a, "/r3", "y", 20, &mut on_b).await;
+    let seen: Vec<u64> = first.iter().chain(&second).map(|(seq, _)| *seq).collect();
+    assert!(seen.windows(2).all(|pair| pair[0] < pair[1]), "{seen:?}");
+    // A subscriber joining now on either node replays all forty from the two replicas
+    // left: nothing lost, nothing twice.
+    let (mut replay, _) = subscribe_at(&a, "/r3", "from=earliest").await;
+    let everything: Vec<(u64, Bytes)> = [first, second].concat();
+    assert_eq!(next_enveloped(&mut replay, 40).await, everything);
+}
