@@ -9,6 +9,7 @@ use crate::load::{self, LoadSpec};
 use crate::mode::Mode;
 use crate::process::ServerProcess;
 use crate::report::{Figures, StreamRow};
+use crate::scenarios::turns;
 
 /// The modes compared, the reference (raw) first.
 const MODES: [Mode; 2] = [Mode::Raw, Mode::Stream];
@@ -22,27 +23,24 @@ pub(crate) async fn configuration(
 ) -> anyhow::Result<StreamRow> {
     let mut samples: Vec<Vec<Figures>> = MODES.iter().map(|_| Vec::new()).collect();
     let mut errors = Vec::new();
-    for run in 0..runs {
-        for turn in 0..MODES.len() {
-            let index = (run + turn) % MODES.len();
-            let mode = MODES[index];
-            let server = server()?;
-            let measured = load::run(
-                &server,
-                &LoadSpec {
-                    mode,
-                    ..spec.clone()
-                },
-            )
-            .await?;
-            errors.extend(
-                measured
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {e}", mode.name())),
-            );
-            samples[index].push(Figures::of(&measured, spec.payload));
-        }
+    for index in turns(runs, MODES.len()) {
+        let mode = MODES[index];
+        let server = server()?;
+        let measured = load::run(
+            &server,
+            &LoadSpec {
+                mode,
+                ..spec.clone()
+            },
+        )
+        .await?;
+        errors.extend(
+            measured
+                .errors
+                .iter()
+                .map(|e| format!("{}: {e}", mode.name())),
+        );
+        samples[index].push(Figures::of(&measured, spec.payload));
     }
     let [raw, stream] = [&samples[0], &samples[1]].map(|runs| Figures::median(runs));
     Ok(StreamRow {
