@@ -19,7 +19,7 @@ use crate::access::{Access, Security};
 use crate::load::{self, LoadSpec, Measurement};
 use crate::process::{self, ServerProcess};
 use crate::report::{ClusterFigures, ClusterRow, Figures, median};
-use crate::scenarios::turns;
+use crate::scenarios::alternate;
 use crate::target::Target;
 
 /// Where the load runs: how many nodes, in cluster mode or not.
@@ -149,20 +149,15 @@ impl Sample {
 
 /// Runs `spec` (one topic) in every layout `runs` times, on fresh processes each time.
 pub(crate) async fn configuration(spec: &LoadSpec, runs: usize) -> anyhow::Result<ClusterRow> {
-    let mut samples: Vec<Vec<Sample>> = Layout::ALL.iter().map(|_| Vec::new()).collect();
-    let mut errors = Vec::new();
-    for index in turns(runs, Layout::ALL.len()) {
-        let layout = Layout::ALL[index];
+    let measure = async |layout: Layout| {
         let deployment = Deployment::start(layout).await?;
-        let measured = load::run(&deployment, spec).await?;
-        errors.extend(
-            measured
-                .errors
-                .iter()
-                .map(|e| format!("{}: {e}", layout.name())),
-        );
-        samples[index].push(Sample::of(&measured, spec.payload));
-    }
+        load::run(&deployment, spec).await
+    };
+    let (measured, errors) = alternate(&Layout::ALL, runs, Layout::name, measure).await?;
+    let samples: Vec<Vec<Sample>> = measured
+        .iter()
+        .map(|runs| runs.iter().map(|m| Sample::of(m, spec.payload)).collect())
+        .collect();
     Ok(ClusterRow {
         subscribers: spec.subscribers_per_topic,
         payload: spec.payload,

@@ -313,10 +313,35 @@ fn count_failed(report: &Report) -> usize {
         + report.idle.iter().filter(|r| !r.errors.is_empty()).count()
 }
 
+/// Measures each of `variants` `runs` times, the variants taking turns ([`turns`]), each
+/// time with `measure` (on fresh servers); returns each variant's measurements, in the order
+/// of `variants`, and every correctness error prefixed with its variant's `name`.
+pub(crate) async fn alternate<V: Copy>(
+    variants: &[V],
+    runs: usize,
+    name: impl Fn(V) -> &'static str,
+    mut measure: impl AsyncFnMut(V) -> anyhow::Result<load::Measurement>,
+) -> anyhow::Result<(Vec<Vec<load::Measurement>>, Vec<String>)> {
+    let mut measured: Vec<Vec<load::Measurement>> = variants.iter().map(|_| Vec::new()).collect();
+    let mut errors = Vec::new();
+    for index in turns(runs, variants.len()) {
+        let variant = variants[index];
+        let measurement = measure(variant).await?;
+        errors.extend(
+            measurement
+                .errors
+                .iter()
+                .map(|e| format!("{}: {e}", name(variant))),
+        );
+        measured[index].push(measurement);
+    }
+    Ok((measured, errors))
+}
+
 /// The order in which `variants` variants run, `runs` times each: run after run, each run
 /// starting with the next variant, so that none always runs first (on a cold machine) or
 /// last.
-pub(crate) fn turns(runs: usize, variants: usize) -> impl Iterator<Item = usize> {
+fn turns(runs: usize, variants: usize) -> impl Iterator<Item = usize> {
     (0..runs).flat_map(move |run| (0..variants).map(move |turn| (run + turn) % variants))
 }
 
@@ -436,5 +461,38 @@ mod tests {
         let order: Vec<usize> = turns(3, 3).collect();
         assert_eq!(order, [0, 1, 2, 1, 2, 0, 2, 0, 1]);
         assert_eq!(turns(0, 4).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn alternate_keeps_each_variants_runs_and_labels_its_errors() -> anyhow::Result<()> {
+        let mut order = Vec::new();
+        let measure = async |variant: usize| {
+            order.push(variant);
+            Ok(load::Measurement {
+                delivered: variant as u64,
+                published: 0,
+                seconds: 1.0,
+                server_cpu: 0.0,
+                broker_cpu: 0.0,
+                latency: load::histogram(),
+                errors: if variant == 1 {
+                    vec!["lost one".into()]
+                } else {
+                    Vec::new()
+                },
+                connect_seconds: 0.0,
+                connect_server_cpu: 0.0,
+            })
+        };
+        let name = |variant: usize| ["a", "b"][variant];
+        let (measured, errors) = alternate(&[0, 1], 2, name, measure).await?;
+        let delivered: Vec<Vec<u64>> = measured
+            .iter()
+            .map(|runs| runs.iter().map(|m| m.delivered).collect())
+            .collect();
+        assert_eq!(delivered, [[0, 0], [1, 1]]);
+        assert_eq!(errors, ["b: lost one", "b: lost one"]);
+        assert_eq!(order, [0, 1, 1, 0]);
+        Ok(())
     }
 }

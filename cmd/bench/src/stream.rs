@@ -9,7 +9,7 @@ use crate::load::{self, LoadSpec};
 use crate::mode::Mode;
 use crate::process::ServerProcess;
 use crate::report::{Figures, StreamRow};
-use crate::scenarios::turns;
+use crate::scenarios::alternate;
 
 /// The modes compared, the reference (raw) first.
 const MODES: [Mode; 2] = [Mode::Raw, Mode::Stream];
@@ -21,27 +21,19 @@ pub(crate) async fn configuration(
     spec: &LoadSpec,
     runs: usize,
 ) -> anyhow::Result<StreamRow> {
-    let mut samples: Vec<Vec<Figures>> = MODES.iter().map(|_| Vec::new()).collect();
-    let mut errors = Vec::new();
-    for index in turns(runs, MODES.len()) {
-        let mode = MODES[index];
+    let measure = async |mode: Mode| {
         let server = server()?;
-        let measured = load::run(
-            &server,
-            &LoadSpec {
-                mode,
-                ..spec.clone()
-            },
-        )
-        .await?;
-        errors.extend(
-            measured
-                .errors
-                .iter()
-                .map(|e| format!("{}: {e}", mode.name())),
-        );
-        samples[index].push(Figures::of(&measured, spec.payload));
-    }
+        let spec = LoadSpec {
+            mode,
+            ..spec.clone()
+        };
+        load::run(&server, &spec).await
+    };
+    let (measured, errors) = alternate(&MODES, runs, Mode::name, measure).await?;
+    let samples: Vec<Vec<Figures>> = measured
+        .iter()
+        .map(|runs| runs.iter().map(|m| Figures::of(m, spec.payload)).collect())
+        .collect();
     let [raw, stream] = [&samples[0], &samples[1]].map(|runs| Figures::median(runs));
     Ok(StreamRow {
         subscribers: spec.subscribers_per_topic,
