@@ -153,11 +153,9 @@ pub(crate) async fn configuration(spec: &LoadSpec, runs: usize) -> anyhow::Resul
         let deployment = Deployment::start(layout).await?;
         load::run(&deployment, spec).await
     };
-    let (measured, errors) = alternate(&Layout::ALL, runs, Layout::name, measure).await?;
-    let samples: Vec<Vec<Sample>> = measured
-        .iter()
-        .map(|runs| runs.iter().map(|m| Sample::of(m, spec.payload)).collect())
-        .collect();
+    let sample = |m: &Measurement| Sample::of(m, spec.payload);
+    let (samples, errors): (Vec<Vec<Sample>>, _) =
+        alternate(&Layout::ALL, runs, Layout::name, measure, sample).await?;
     Ok(ClusterRow {
         subscribers: spec.subscribers_per_topic,
         payload: spec.payload,

@@ -314,15 +314,17 @@ fn count_failed(report: &Report) -> usize {
 }
 
 /// Measures each of `variants` `runs` times, the variants taking turns ([`turns`]), each
-/// time with `measure` (on fresh servers); returns each variant's measurements, in the order
-/// of `variants`, and every correctness error prefixed with its variant's `name`.
-pub(crate) async fn alternate<V: Copy>(
+/// time with `measure` (on fresh servers); returns each variant's samples (`sample` of each
+/// measurement), in the order of `variants`, and every correctness error prefixed with its
+/// variant's `name`.
+pub(crate) async fn alternate<V: Copy, S>(
     variants: &[V],
     runs: usize,
     name: impl Fn(V) -> &'static str,
     mut measure: impl AsyncFnMut(V) -> anyhow::Result<load::Measurement>,
-) -> anyhow::Result<(Vec<Vec<load::Measurement>>, Vec<String>)> {
-    let mut measured: Vec<Vec<load::Measurement>> = variants.iter().map(|_| Vec::new()).collect();
+    sample: impl Fn(&load::Measurement) -> S,
+) -> anyhow::Result<(Vec<Vec<S>>, Vec<String>)> {
+    let mut samples: Vec<Vec<S>> = variants.iter().map(|_| Vec::new()).collect();
     let mut errors = Vec::new();
     for index in turns(runs, variants.len()) {
         let variant = variants[index];
@@ -333,9 +335,9 @@ pub(crate) async fn alternate<V: Copy>(
                 .iter()
                 .map(|e| format!("{}: {e}", name(variant))),
         );
-        measured[index].push(measurement);
+        samples[index].push(sample(&measurement));
     }
-    Ok((measured, errors))
+    Ok((samples, errors))
 }
 
 /// The order in which `variants` variants run, `runs` times each: run after run, each run
@@ -485,12 +487,9 @@ mod tests {
             })
         };
         let name = |variant: usize| ["a", "b"][variant];
-        let (measured, errors) = alternate(&[0, 1], 2, name, measure).await?;
-        let delivered: Vec<Vec<u64>> = measured
-            .iter()
-            .map(|runs| runs.iter().map(|m| m.delivered).collect())
-            .collect();
-        assert_eq!(delivered, [[0, 0], [1, 1]]);
+        let delivered = |m: &load::Measurement| m.delivered;
+        let (samples, errors) = alternate(&[0, 1], 2, name, measure, delivered).await?;
+        assert_eq!(samples, [[0, 0], [1, 1]]);
         assert_eq!(errors, ["b: lost one", "b: lost one"]);
         assert_eq!(order, [0, 1, 1, 0]);
         Ok(())

@@ -42,11 +42,9 @@ pub(crate) async fn configuration(
         let server = ServerProcess::spawn(ServerKind::Wspubsub, &credentials.security(variant))?;
         load::run(&server, spec).await
     };
-    let (measured, errors) = alternate(&Variant::ALL, runs, Variant::name, measure).await?;
-    let samples: Vec<Vec<Sample>> = measured
-        .iter()
-        .map(|runs| runs.iter().map(|m| Sample::of(m, spec.payload)).collect())
-        .collect();
+    let sample = |m: &Measurement| Sample::of(m, spec.payload);
+    let (samples, errors): (Vec<Vec<Sample>>, _) =
+        alternate(&Variant::ALL, runs, Variant::name, measure, sample).await?;
     Ok(SecureRow {
         subscribers: spec.subscribers_per_topic,
         payload: spec.payload,

@@ -5,7 +5,7 @@
 //! their figures come from the same minutes of this shared machine; the table shows medians
 //! and the stream/raw ratios.
 
-use crate::load::{self, LoadSpec};
+use crate::load::{self, LoadSpec, Measurement};
 use crate::mode::Mode;
 use crate::process::ServerProcess;
 use crate::report::{Figures, StreamRow};
@@ -29,11 +29,9 @@ pub(crate) async fn configuration(
         };
         load::run(&server, &spec).await
     };
-    let (measured, errors) = alternate(&MODES, runs, Mode::name, measure).await?;
-    let samples: Vec<Vec<Figures>> = measured
-        .iter()
-        .map(|runs| runs.iter().map(|m| Figures::of(m, spec.payload)).collect())
-        .collect();
+    let sample = |m: &Measurement| Figures::of(m, spec.payload);
+    let (samples, errors): (Vec<Vec<Figures>>, _) =
+        alternate(&MODES, runs, Mode::name, measure, sample).await?;
     let [raw, stream] = [&samples[0], &samples[1]].map(|runs| Figures::median(runs));
     Ok(StreamRow {
         subscribers: spec.subscribers_per_topic,
