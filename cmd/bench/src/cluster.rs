@@ -147,27 +147,42 @@ impl Sample {
     }
 }
 
-/// Runs `spec` (one topic) in every layout `runs` times, on fresh processes each time.
+/// Runs `spec` (one topic) in every layout `runs` times, on fresh processes each time, as
+/// fast as the window allows; then again with the publisher held at half plain's saturated
+/// rate, the same rate for every layout, for latency without queueing.
 pub(crate) async fn configuration(spec: &LoadSpec, runs: usize) -> anyhow::Result<ClusterRow> {
-    let measure = async |layout: Layout| {
-        let deployment = Deployment::start(layout).await?;
-        load::run(&deployment, spec).await
-    };
     let sample = |m: &Measurement| Sample::of(m, spec.payload);
-    let (samples, errors): (Vec<Vec<Sample>>, _) =
-        alternate(&Layout::ALL, runs, Layout::name, measure, sample).await?;
+    let saturated = async |layout: Layout| measure(layout, spec).await;
+    let (samples, mut errors): (Vec<Vec<Sample>>, _) =
+        alternate(&Layout::ALL, runs, Layout::name, saturated, sample).await?;
+    let plain: Vec<Figures> = samples[0].iter().map(|s| s.figures).collect();
+    let paced_spec = LoadSpec {
+        rate: Some((Figures::median(&plain).published_per_s / 2.0).max(1.0)),
+        ..spec.clone()
+    };
+    let paced = async |layout: Layout| measure(layout, &paced_spec).await;
+    let (paced_samples, paced_errors): (Vec<Vec<Sample>>, _) =
+        alternate(&Layout::ALL, runs, Layout::name, paced, sample).await?;
+    errors.extend(paced_errors.into_iter().map(|e| format!("paced: {e}")));
     Ok(ClusterRow {
         subscribers: spec.subscribers_per_topic,
         payload: spec.payload,
         runs,
-        layouts: compare(&samples),
+        paced_rate: paced_spec.rate.unwrap_or_default(),
+        layouts: compare(&samples, &paced_samples),
         errors,
     })
 }
 
-/// Each layout's medians (`samples` in the order of [`Layout::ALL`]), with ratios to the
-/// first, plain.
-fn compare(samples: &[Vec<Sample>]) -> Vec<ClusterFigures> {
+/// Runs `spec` once on fresh processes of `layout`.
+async fn measure(layout: Layout, spec: &LoadSpec) -> anyhow::Result<Measurement> {
+    let deployment = Deployment::start(layout).await?;
+    load::run(&deployment, spec).await
+}
+
+/// Each layout's medians (`samples` and `paced`, the paced runs' samples, in the order of
+/// [`Layout::ALL`]), with ratios to the first, plain.
+fn compare(samples: &[Vec<Sample>], paced: &[Vec<Sample>]) -> Vec<ClusterFigures> {
     let medians: Vec<(Figures, f64)> = samples
         .iter()
         .map(|runs| {
@@ -180,17 +195,25 @@ fn compare(samples: &[Vec<Sample>]) -> Vec<ClusterFigures> {
         return Vec::new();
     };
     let ratio = |value: f64, reference: f64| value / reference.max(f64::EPSILON);
+    let paced_latency = paced.iter().map(|runs| {
+        let figures: Vec<Figures> = runs.iter().map(|s| s.figures).collect();
+        Figures::median(&figures).latency
+    });
     Layout::ALL
         .iter()
         .zip(medians)
-        .map(|(&layout, (figures, broker_share))| ClusterFigures {
-            layout,
-            nodes: layout.nodes(),
-            wspubsub: figures,
-            broker_share,
-            rate_ratio: ratio(figures.delivered_per_s, plain.delivered_per_s),
-            cpu_ratio: ratio(figures.cpu_s_per_million, plain.cpu_s_per_million),
-        })
+        .zip(paced_latency)
+        .map(
+            |((&layout, (figures, broker_share)), paced_latency)| ClusterFigures {
+                layout,
+                nodes: layout.nodes(),
+                wspubsub: figures,
+                broker_share,
+                paced_latency,
+                rate_ratio: ratio(figures.delivered_per_s, plain.delivered_per_s),
+                cpu_ratio: ratio(figures.cpu_s_per_million, plain.cpu_s_per_million),
+            },
+        )
         .collect()
 }
 
@@ -208,6 +231,10 @@ mod tests {
             figures: Figures {
                 delivered_per_s: rate,
                 cpu_s_per_million: cpu,
+                latency: crate::report::Latency {
+                    p50_us: cpu * 1000.0,
+                    ..Default::default()
+                },
                 ..Figures::default()
             },
             broker_share: share,
@@ -221,7 +248,10 @@ mod tests {
             vec![sample(100.0, 3.0, 0.4), sample(100.0, 3.0, 0.2)],
             vec![sample(50.0, 5.0, 0.5)],
         ];
-        let compared = compare(&samples);
+        let paced: Vec<Vec<Sample>> = (1..=3)
+            .map(|layout| vec![sample(1.0, f64::from(layout), 0.0)])
+            .collect();
+        let compared = compare(&samples, &paced);
         let names: Vec<&str> = compared.iter().map(|c| c.layout.name()).collect();
         assert_eq!(names, ["plain", "cluster-1", "cluster-3"]);
         assert_eq!(compared[0].wspubsub.delivered_per_s, 200.0);
@@ -231,6 +261,8 @@ mod tests {
         assert!((compared[1].broker_share - 0.3).abs() < 1e-9);
         assert_eq!(compared[2].nodes, 3);
         assert_eq!(compared[2].cpu_ratio, 2.5);
+        let paced_p50: Vec<f64> = compared.iter().map(|c| c.paced_latency.p50_us).collect();
+        assert_eq!(paced_p50, [1000.0, 2000.0, 3000.0]);
     }
 
     /// Three nodes in cluster mode on one nats-server (in this process, so their CPU is not

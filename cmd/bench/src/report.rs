@@ -175,6 +175,8 @@ pub(crate) struct ClusterFigures {
     pub(crate) wspubsub: Figures,
     /// nats-server's share of the CPU, 0 to 1 (median).
     pub(crate) broker_share: f64,
+    /// Latency with the publisher held at the row's `paced_rate` (medians).
+    pub(crate) paced_latency: Latency,
     /// This layout's delivered rate over plain's.
     pub(crate) rate_ratio: f64,
     /// This layout's CPU per million deliveries over plain's.
@@ -191,6 +193,8 @@ pub(crate) struct ClusterRow {
     pub(crate) payload: usize,
     /// Runs of each layout.
     pub(crate) runs: usize,
+    /// The publisher's rate in the paced runs (messages/s): half plain's saturated rate.
+    pub(crate) paced_rate: f64,
     /// Each layout's figures, plain first.
     pub(crate) layouts: Vec<ClusterFigures>,
     /// Correctness failures, with the layout they happened in.
@@ -391,7 +395,7 @@ pub(crate) fn cluster_lines(row: &ClusterRow) -> String {
             format!(
                 "cluster N={:<5} {:>5} B {:<9} | {:>10.0} deliveries/s {:>6.3} CPU-s/M \
                  ({:>3.0}% nats-server) | rate {:>4.0}% of plain, CPU {:.2}x | \
-                 latency p50/p99 {:.0}/{:.0} us",
+                 latency p50/p99 {:.0}/{:.0} us saturated, {:.0}/{:.0} us at {:.0} msg/s",
                 row.subscribers,
                 row.payload,
                 l.layout.name(),
@@ -402,6 +406,9 @@ pub(crate) fn cluster_lines(row: &ClusterRow) -> String {
                 l.cpu_ratio,
                 w.latency.p50_us,
                 w.latency.p99_us,
+                l.paced_latency.p50_us,
+                l.paced_latency.p99_us,
+                row.paced_rate,
             )
         })
         .collect();
