@@ -27,7 +27,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::access::Access;
 use crate::mode::{Frames, Mode};
-use crate::process::ServerProcess;
+use crate::target::Target;
 
 /// Sequence number of the end marker.
 const END: u64 = u64::MAX;
@@ -77,8 +77,10 @@ pub(crate) struct Measurement {
     pub(crate) published: u64,
     /// The measured time.
     pub(crate) seconds: f64,
-    /// Server CPU seconds during the measured time.
+    /// Server CPU seconds during the measured time (every node's and the broker's).
     pub(crate) server_cpu: f64,
+    /// The broker's part of `server_cpu` (0 without one).
+    pub(crate) broker_cpu: f64,
     /// Publish-to-receive latency of the measured deliveries, in nanoseconds.
     pub(crate) latency: Histogram<u64>,
     /// Correctness failures (lost, reordered or duplicated messages, early ends).
@@ -109,8 +111,8 @@ struct Progress {
 }
 
 /// Runs `spec` against `server` and measures it.
-pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Result<Measurement> {
-    let (addr, access) = (server.addr(), server.access());
+pub(crate) async fn run(server: &impl Target, spec: &LoadSpec) -> anyhow::Result<Measurement> {
+    let access = server.access();
     let run = Arc::new(Run {
         start: Instant::now(),
         measuring: AtomicU8::new(WARMUP),
@@ -122,8 +124,9 @@ pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Resu
     let (connecting, connect_cpu_0) = (Instant::now(), server.cpu_seconds()?);
     for topic in 0..spec.topics {
         let topic_progress = Arc::new(Progress::default());
-        for _ in 0..spec.subscribers_per_topic {
+        for index in 0..spec.subscribers_per_topic {
             let path = format!("/bench/{topic}");
+            let addr = server.subscriber_addr(index);
             let ws = connect_as(spec.mode, addr, access, &path, "subscriber", None).await?;
             let (run, topic_progress) = (Arc::clone(&run), Arc::clone(&topic_progress));
             let reader = Reader {
@@ -139,6 +142,7 @@ pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Resu
     let connect_server_cpu = server.cpu_seconds()? - connect_cpu_0;
     let mut publishers = JoinSet::new();
     for (topic, topic_progress) in progress.iter().enumerate() {
+        let addr = server.publisher_addr();
         let ws = connect(addr, access, &format!("/bench/{topic}"), "publisher", None).await?;
         let (run, topic_progress, spec) =
             (Arc::clone(&run), Arc::clone(topic_progress), spec.clone());
@@ -152,18 +156,20 @@ pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Resu
             .map(|p| p.delivered.load(Ordering::Relaxed))
             .sum::<u64>()
     };
-    let (delivered_0, published_0, cpu_0) = (
+    let (delivered_0, published_0, cpu_0, broker_0) = (
         delivered(),
         run.published.load(Ordering::Relaxed),
         server.cpu_seconds()?,
+        server.broker_cpu_seconds()?,
     );
     let started = Instant::now();
     run.measuring.store(MEASURE, Ordering::Relaxed);
     tokio::time::sleep(spec.duration).await;
-    let (delivered_1, published_1, cpu_1) = (
+    let (delivered_1, published_1, cpu_1, broker_1) = (
         delivered(),
         run.published.load(Ordering::Relaxed),
         server.cpu_seconds()?,
+        server.broker_cpu_seconds()?,
     );
     let seconds = started.elapsed().as_secs_f64();
     run.measuring.store(DONE, Ordering::Relaxed);
@@ -209,6 +215,7 @@ pub(crate) async fn run(server: &ServerProcess, spec: &LoadSpec) -> anyhow::Resu
         published: published_1 - published_0,
         seconds,
         server_cpu: cpu_1 - cpu_0,
+        broker_cpu: broker_1 - broker_0,
         latency,
         errors,
         connect_seconds,

@@ -13,11 +13,15 @@
 //!   seqs checked) side by side with raw subscribers: what the envelope costs.
 //! - `replay`: subscribers joining with `from=earliest` on a full history, against live
 //!   delivery of as many messages: time to catch up and server CPU per replayed message.
+//! - `cluster` (only when asked for): the fan-out load over three wspubsub nodes in cluster
+//!   mode on one nats-server, on one node in cluster mode, and on one plain node, side by
+//!   side: what the NATS hop costs (the broker's CPU counted in).
 //! - `secure` (only when asked for): the fan-out load against wspubsub plain, with token auth,
 //!   with TLS, and with both, side by side: what TLS and auth cost.
 
 mod access;
 mod baseline;
+mod cluster;
 mod idle;
 mod load;
 mod mode;
@@ -27,6 +31,7 @@ mod report;
 mod scenarios;
 mod secure;
 mod stream;
+mod target;
 mod tls;
 
 use std::process::ExitCode;
@@ -56,6 +61,9 @@ enum Command {
         /// TLS and token auth (wspubsub only).
         #[command(flatten)]
         flags: access::ServeFlags,
+        /// Cluster mode: the NATS server(s) whose JetStream the node shares (wspubsub only).
+        #[arg(long)]
+        nats_url: Option<String>,
     },
 }
 
@@ -75,8 +83,12 @@ fn main() -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        Some(Command::Serve { kind, flags }) => {
-            runtime.block_on(process::serve_child(kind, &flags))?;
+        Some(Command::Serve {
+            kind,
+            flags,
+            nats_url,
+        }) => {
+            runtime.block_on(process::serve_child(kind, &flags, nats_url))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Run(args)) => runtime.block_on(scenarios::run(*args)),

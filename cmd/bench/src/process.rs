@@ -2,13 +2,14 @@
 //! `bench serve`), or any server given by URL. Its CPU time and resident memory come from
 //! `/proc/<pid>` when its process is known.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
 use tokio::io::AsyncReadExt;
-use wspubsub_server::Server;
+use wspubsub_server::{Options, Server};
 
 use crate::ServerKind;
 use crate::access::{Access, Security, ServeFlags};
@@ -46,6 +47,23 @@ impl ServerProcess {
 
     /// Starts a server of `kind`, secured as `security` says, and waits for its address.
     pub(crate) fn spawn(kind: ServerKind, security: &Security) -> anyhow::Result<ServerProcess> {
+        ServerProcess::launch(kind, &security.serve_args, security.access.clone())
+    }
+
+    /// Starts a plain wspubsub server in cluster mode on the NATS server(s) at `nats_url`
+    /// and waits for its address (given once it has connected and found the stream).
+    pub(crate) fn spawn_node(nats_url: &str) -> anyhow::Result<ServerProcess> {
+        let args = [OsString::from("--nats-url"), OsString::from(nats_url)];
+        ServerProcess::launch(ServerKind::Wspubsub, &args, Access::default())
+    }
+
+    /// Starts `bench serve --kind KIND ARGS` and waits for its address; its clients get in
+    /// with `access`.
+    fn launch(
+        kind: ServerKind,
+        args: &[OsString],
+        access: Access,
+    ) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("path of the bench binary")?;
         let kind_arg = match kind {
             ServerKind::Wspubsub => "wspubsub",
@@ -53,7 +71,7 @@ impl ServerProcess {
         };
         let mut child = Command::new(exe)
             .args(["serve", "--kind", kind_arg])
-            .args(&security.serve_args)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -73,7 +91,7 @@ impl ServerProcess {
             child: Some(child),
             addr,
             pid,
-            access: security.access.clone(),
+            access,
         })
     }
 
@@ -90,11 +108,7 @@ impl ServerProcess {
     /// CPU seconds (user + system) the server has used so far; NaN when its process is not
     /// known (figures derived from it then read "NaN", never a made-up number).
     pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let Some(pid) = self.pid else {
-            return Ok(f64::NAN);
-        };
-        let stat = procfs::process::Process::new(pid)?.stat()?;
-        Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+        self.pid.map_or(Ok(f64::NAN), cpu_seconds)
     }
 
     /// The server's resident memory, in bytes, when its process is known.
@@ -105,6 +119,12 @@ impl ServerProcess {
         let status = procfs::process::Process::new(pid)?.status()?;
         Ok(status.vmrss.context("VmRSS missing from /proc status")? * 1024)
     }
+}
+
+/// CPU seconds (user + system) the process `pid` has used so far, from `/proc`.
+pub(crate) fn cpu_seconds(pid: i32) -> anyhow::Result<f64> {
+    let stat = procfs::process::Process::new(pid)?.stat()?;
+    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// A wspubsub server with `options` in this process, as a server under test (CPU and memory
@@ -129,9 +149,13 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The child side: serve, secured as `flags` say, until stdin closes (the parent is done or
-/// gone).
-pub(crate) async fn serve_child(kind: ServerKind, flags: &ServeFlags) -> anyhow::Result<()> {
+/// The child side: serve, secured as `flags` say (and in cluster mode on the NATS server(s)
+/// at `nats_url`, if given), until stdin closes (the parent is done or gone).
+pub(crate) async fn serve_child(
+    kind: ServerKind,
+    flags: &ServeFlags,
+    nats_url: Option<String>,
+) -> anyhow::Result<()> {
     let stop = async {
         let mut sink = [0u8; 64];
         let mut stdin = tokio::io::stdin();
@@ -139,7 +163,11 @@ pub(crate) async fn serve_child(kind: ServerKind, flags: &ServeFlags) -> anyhow:
     };
     match kind {
         ServerKind::Wspubsub => {
-            let server = Server::bind("127.0.0.1:0", flags.options()?).await?;
+            let options = Options {
+                nats_url,
+                ..flags.options()?
+            };
+            let server = Server::bind("127.0.0.1:0", options).await?;
             println!("ADDR {}", server.local_addr()?);
             let handle = server.handle();
             tokio::select! {
@@ -149,8 +177,8 @@ pub(crate) async fn serve_child(kind: ServerKind, flags: &ServeFlags) -> anyhow:
         }
         ServerKind::Baseline => {
             anyhow::ensure!(
-                flags.is_plain(),
-                "the baseline serves plain ws:// only, without auth"
+                flags.is_plain() && nats_url.is_none(),
+                "the baseline serves plain ws:// only, without auth, alone"
             );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             println!("ADDR {}", listener.local_addr()?);

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::access::Variant;
+use crate::cluster::Layout;
 use crate::load::Measurement;
 use crate::replay::Block;
 
@@ -163,6 +164,43 @@ pub(crate) struct StreamRow {
     pub(crate) errors: Vec<String>,
 }
 
+/// One layout of a `cluster` configuration: medians over its runs, and ratios to plain.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ClusterFigures {
+    /// Which layout: plain, cluster-1 or cluster-3.
+    pub(crate) layout: Layout,
+    /// Its wspubsub nodes.
+    pub(crate) nodes: usize,
+    /// The load's figures (medians); CPU is every node's plus nats-server's.
+    pub(crate) wspubsub: Figures,
+    /// nats-server's share of the CPU, 0 to 1 (median).
+    pub(crate) broker_share: f64,
+    /// Latency with the publisher held at the row's `paced_rate` (medians).
+    pub(crate) paced_latency: Latency,
+    /// This layout's delivered rate over plain's.
+    pub(crate) rate_ratio: f64,
+    /// This layout's CPU per million deliveries over plain's.
+    pub(crate) cpu_ratio: f64,
+}
+
+/// One fan-out configuration on one plain node, one cluster-mode node and three cluster-mode
+/// nodes, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ClusterRow {
+    /// Subscribers of the one topic (over all nodes).
+    pub(crate) subscribers: usize,
+    /// Bytes per message.
+    pub(crate) payload: usize,
+    /// Runs of each layout.
+    pub(crate) runs: usize,
+    /// The publisher's rate in the paced runs (messages/s): half plain's saturated rate.
+    pub(crate) paced_rate: f64,
+    /// Each layout's figures, plain first.
+    pub(crate) layouts: Vec<ClusterFigures>,
+    /// Correctness failures, with the layout they happened in.
+    pub(crate) errors: Vec<String>,
+}
+
 /// One block of a `replay` configuration: medians over its runs, and ratios to live.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ReplayFigures {
@@ -208,6 +246,8 @@ pub(crate) struct Report {
     pub(crate) stream: Vec<StreamRow>,
     /// The `replay` scenario's configurations.
     pub(crate) replay: Vec<ReplayRow>,
+    /// The `cluster` scenario's configurations.
+    pub(crate) cluster: Vec<ClusterRow>,
     pub(crate) many: Vec<ManyRow>,
     pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
 }
@@ -235,6 +275,11 @@ impl Report {
                 .iter()
                 .map(move |e| format!("replay K={} {} B: {e}", row.joiners, row.payload))
         });
+        let cluster = self.cluster.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("cluster N={} {} B: {e}", row.subscribers, row.payload))
+        });
         let many = self.many.iter().flat_map(|row| {
             row.errors
                 .iter()
@@ -249,6 +294,7 @@ impl Report {
             .chain(secure)
             .chain(stream)
             .chain(replay)
+            .chain(cluster)
             .chain(many)
             .chain(idle)
             .collect()
@@ -339,6 +385,36 @@ pub(crate) fn stream_lines(row: &StreamRow) -> String {
     )
 }
 
+/// A cluster row as table lines, one per layout.
+pub(crate) fn cluster_lines(row: &ClusterRow) -> String {
+    let lines: Vec<String> = row
+        .layouts
+        .iter()
+        .map(|l| {
+            let w = &l.wspubsub;
+            format!(
+                "cluster N={:<5} {:>5} B {:<9} | {:>10.0} deliveries/s {:>6.3} CPU-s/M \
+                 ({:>3.0}% nats-server) | rate {:>4.0}% of plain, CPU {:.2}x | \
+                 latency p50/p99 {:.0}/{:.0} us saturated, {:.0}/{:.0} us at {:.0} msg/s",
+                row.subscribers,
+                row.payload,
+                l.layout.name(),
+                w.delivered_per_s,
+                w.cpu_s_per_million,
+                l.broker_share * 100.0,
+                l.rate_ratio * 100.0,
+                l.cpu_ratio,
+                w.latency.p50_us,
+                w.latency.p99_us,
+                l.paced_latency.p50_us,
+                l.paced_latency.p99_us,
+                row.paced_rate,
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
 /// A replay row as table lines, one per block.
 pub(crate) fn replay_lines(row: &ReplayRow) -> String {
     let lines: Vec<String> = row
@@ -383,6 +459,7 @@ mod tests {
             published: 20_000,
             seconds: 2.0,
             server_cpu: 0.5,
+            broker_cpu: 0.0,
             latency,
             errors: Vec::new(),
             connect_seconds: 0.1,

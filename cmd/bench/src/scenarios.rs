@@ -17,7 +17,7 @@ use crate::mode::Mode;
 use crate::process::ServerProcess;
 use crate::replay::{self, ReplaySpec};
 use crate::report::{self, FanoutRow, Figures, ManyRow, Report};
-use crate::{idle, secure, stream};
+use crate::{cluster, idle, secure, stream};
 
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,6 +36,10 @@ pub(crate) enum Scenario {
     Stream,
     /// Subscribers joining with `from=earliest` on a full history, against live delivery.
     Replay,
+    /// The fan-out load on three cluster-mode nodes on one nats-server, on one cluster-mode
+    /// node and on one plain node, side by side (not run unless asked for; needs
+    /// `nats-server`).
+    Cluster,
 }
 
 /// Options of a benchmark run.
@@ -59,6 +63,9 @@ pub(crate) struct RunArgs {
     /// Subscriber counts for `stream`.
     #[arg(long, value_delimiter = ',', default_values_t = [100])]
     stream_subscribers: Vec<usize>,
+    /// Subscribers (over all nodes) for `cluster`.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
+    cluster_subscribers: Vec<usize>,
     /// Subscribers joining at once in `replay`.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
     joiners: Vec<usize>,
@@ -118,6 +125,7 @@ impl RunArgs {
     fn smoke(mut self) -> Self {
         self.subscribers = vec![10];
         self.stream_subscribers = vec![10];
+        self.cluster_subscribers = vec![10];
         self.joiners = vec![3];
         self.replay_duration = Duration::from_millis(200);
         self.topics = 20;
@@ -142,6 +150,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.url.is_none() || !args.scenarios.contains(&Scenario::Secure),
         "the secure scenario starts its own servers (with and without TLS and auth); \
          it cannot run against --url"
+    );
+    anyhow::ensure!(
+        args.url.is_none() || !args.scenarios.contains(&Scenario::Cluster),
+        "the cluster scenario starts its own nodes and nats-server; it cannot run against --url"
     );
     let mut report = Report {
         machine: machine(),
@@ -198,6 +210,16 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if args.scenarios.contains(&Scenario::Cluster) {
+        for &subscribers in &args.cluster_subscribers {
+            for &payload in &args.payloads {
+                let spec = spec(&args, 1, subscribers, payload);
+                let row = cluster::configuration(&spec, args.runs).await?;
+                println!("{}", report::cluster_lines(&row));
+                report.cluster.push(row);
+            }
+        }
+    }
     if args.scenarios.contains(&Scenario::Many) {
         let row = many(&args).await?;
         let w = &row.wspubsub;
@@ -244,6 +266,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         + report.secure.len()
         + report.stream.len()
         + report.replay.len()
+        + report.cluster.len()
         + report.many.len()
         + report.idle.len()
         - skipped;
@@ -281,8 +304,47 @@ fn count_failed(report: &Report) -> usize {
             .iter()
             .filter(|r| !r.errors.is_empty())
             .count()
+        + report
+            .cluster
+            .iter()
+            .filter(|r| !r.errors.is_empty())
+            .count()
         + report.many.iter().filter(|r| !r.errors.is_empty()).count()
         + report.idle.iter().filter(|r| !r.errors.is_empty()).count()
+}
+
+/// Measures each of `variants` `runs` times, the variants taking turns ([`turns`]), each
+/// time with `measure` (on fresh servers); returns each variant's samples (`sample` of each
+/// measurement), in the order of `variants`, and every correctness error prefixed with its
+/// variant's `name`.
+pub(crate) async fn alternate<V: Copy, S>(
+    variants: &[V],
+    runs: usize,
+    name: impl Fn(V) -> &'static str,
+    mut measure: impl AsyncFnMut(V) -> anyhow::Result<load::Measurement>,
+    sample: impl Fn(&load::Measurement) -> S,
+) -> anyhow::Result<(Vec<Vec<S>>, Vec<String>)> {
+    let mut samples: Vec<Vec<S>> = variants.iter().map(|_| Vec::new()).collect();
+    let mut errors = Vec::new();
+    for index in turns(runs, variants.len()) {
+        let variant = variants[index];
+        let measurement = measure(variant).await?;
+        errors.extend(
+            measurement
+                .errors
+                .iter()
+                .map(|e| format!("{}: {e}", name(variant))),
+        );
+        samples[index].push(sample(&measurement));
+    }
+    Ok((samples, errors))
+}
+
+/// The order in which `variants` variants run, `runs` times each: run after run, each run
+/// starting with the next variant, so that none always runs first (on a cold machine) or
+/// last.
+fn turns(runs: usize, variants: usize) -> impl Iterator<Item = usize> {
+    (0..runs).flat_map(move |run| (0..variants).map(move |turn| (run + turn) % variants))
 }
 
 fn spec(args: &RunArgs, topics: usize, subscribers_per_topic: usize, payload: usize) -> LoadSpec {
@@ -390,4 +452,46 @@ fn machine() -> String {
         std::env::consts::OS,
         std::env::consts::ARCH
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_run_every_variant_once_per_run_each_run_starting_with_the_next() {
+        let order: Vec<usize> = turns(3, 3).collect();
+        assert_eq!(order, [0, 1, 2, 1, 2, 0, 2, 0, 1]);
+        assert_eq!(turns(0, 4).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn alternate_keeps_each_variants_runs_and_labels_its_errors() -> anyhow::Result<()> {
+        let mut order = Vec::new();
+        let measure = async |variant: usize| {
+            order.push(variant);
+            Ok(load::Measurement {
+                delivered: variant as u64,
+                published: 0,
+                seconds: 1.0,
+                server_cpu: 0.0,
+                broker_cpu: 0.0,
+                latency: load::histogram(),
+                errors: if variant == 1 {
+                    vec!["lost one".into()]
+                } else {
+                    Vec::new()
+                },
+                connect_seconds: 0.0,
+                connect_server_cpu: 0.0,
+            })
+        };
+        let name = |variant: usize| ["a", "b"][variant];
+        let delivered = |m: &load::Measurement| m.delivered;
+        let (samples, errors) = alternate(&[0, 1], 2, name, measure, delivered).await?;
+        assert_eq!(samples, [[0, 0], [1, 1]]);
+        assert_eq!(errors, ["b: lost one", "b: lost one"]);
+        assert_eq!(order, [0, 1, 1, 0]);
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ use crate::access::{Credentials, Variant};
 use crate::load::{self, LoadSpec, Measurement};
 use crate::process::ServerProcess;
 use crate::report::{Figures, SecureFigures, SecureRow, median};
+use crate::scenarios::alternate;
 
 /// What one run of one variant measured.
 struct Sample {
@@ -37,24 +38,13 @@ pub(crate) async fn configuration(
     spec: &LoadSpec,
     runs: usize,
 ) -> anyhow::Result<SecureRow> {
-    let mut samples: Vec<Vec<Sample>> = Variant::ALL.iter().map(|_| Vec::new()).collect();
-    let mut errors = Vec::new();
-    for run in 0..runs {
-        for turn in 0..Variant::ALL.len() {
-            let index = (run + turn) % Variant::ALL.len();
-            let variant = Variant::ALL[index];
-            let security = credentials.security(variant);
-            let server = ServerProcess::spawn(ServerKind::Wspubsub, &security)?;
-            let measured = load::run(&server, spec).await?;
-            errors.extend(
-                measured
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {e}", variant.name())),
-            );
-            samples[index].push(Sample::of(&measured, spec.payload));
-        }
-    }
+    let measure = async |variant: Variant| {
+        let server = ServerProcess::spawn(ServerKind::Wspubsub, &credentials.security(variant))?;
+        load::run(&server, spec).await
+    };
+    let sample = |m: &Measurement| Sample::of(m, spec.payload);
+    let (samples, errors): (Vec<Vec<Sample>>, _) =
+        alternate(&Variant::ALL, runs, Variant::name, measure, sample).await?;
     Ok(SecureRow {
         subscribers: spec.subscribers_per_topic,
         payload: spec.payload,

@@ -5,10 +5,11 @@
 //! their figures come from the same minutes of this shared machine; the table shows medians
 //! and the stream/raw ratios.
 
-use crate::load::{self, LoadSpec};
+use crate::load::{self, LoadSpec, Measurement};
 use crate::mode::Mode;
 use crate::process::ServerProcess;
 use crate::report::{Figures, StreamRow};
+use crate::scenarios::alternate;
 
 /// The modes compared, the reference (raw) first.
 const MODES: [Mode; 2] = [Mode::Raw, Mode::Stream];
@@ -20,30 +21,17 @@ pub(crate) async fn configuration(
     spec: &LoadSpec,
     runs: usize,
 ) -> anyhow::Result<StreamRow> {
-    let mut samples: Vec<Vec<Figures>> = MODES.iter().map(|_| Vec::new()).collect();
-    let mut errors = Vec::new();
-    for run in 0..runs {
-        for turn in 0..MODES.len() {
-            let index = (run + turn) % MODES.len();
-            let mode = MODES[index];
-            let server = server()?;
-            let measured = load::run(
-                &server,
-                &LoadSpec {
-                    mode,
-                    ..spec.clone()
-                },
-            )
-            .await?;
-            errors.extend(
-                measured
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {e}", mode.name())),
-            );
-            samples[index].push(Figures::of(&measured, spec.payload));
-        }
-    }
+    let measure = async |mode: Mode| {
+        let server = server()?;
+        let spec = LoadSpec {
+            mode,
+            ..spec.clone()
+        };
+        load::run(&server, &spec).await
+    };
+    let sample = |m: &Measurement| Figures::of(m, spec.payload);
+    let (samples, errors): (Vec<Vec<Figures>>, _) =
+        alternate(&MODES, runs, Mode::name, measure, sample).await?;
     let [raw, stream] = [&samples[0], &samples[1]].map(|runs| Figures::median(runs));
     Ok(StreamRow {
         subscribers: spec.subscribers_per_topic,
