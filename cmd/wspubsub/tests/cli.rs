@@ -313,25 +313,24 @@ async fn pub_confirm_fails_when_messages_are_not_acknowledged() {
     assert_one_line_failure(&output, "connection lost");
 }
 
-#[tokio::test]
-async fn sub_reconnect_resumes_after_a_reset_without_repeating_a_message() {
+/// Runs `sub --reconnect --count 6` on `sub_url` while `pub` sends lines 1 to 6 to
+/// `pub_url`: 4 to 6 only after `interrupt` ran, once the subscriber printed 1 to 3. Returns
+/// the lines it printed and how it ended, for the caller to check that it resumed with
+/// nothing lost or repeated.
+async fn interrupted_subscription(
+    sub_url: String,
+    pub_url: String,
+    interrupt: impl FnOnce(),
+) -> (Vec<String>, std::process::Output) {
     use std::sync::mpsc;
 
-    use wspubsub_netfault::Proxy;
     use wspubsub_testkit::TIMEOUT;
 
-    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
-    let listen_addr = server.listen_addr();
-    let direct = format!("ws://{listen_addr}/resumed");
-    let upstream = listen_addr.parse().expect("a socket address");
-    let proxy = Proxy::start(upstream).await.expect("proxy");
-    let through_proxy = format!("ws://{}/resumed", proxy.addr());
-    let mut sub = tokio::task::spawn_blocking(move || {
-        subscribe(&[&through_proxy, "--reconnect", "--count", "6"])
-    })
-    .await
-    .expect("sub");
-    // Its stdout, line by line, so that the test knows what it has printed so far.
+    let mut sub =
+        tokio::task::spawn_blocking(move || subscribe(&[&sub_url, "--reconnect", "--count", "6"]))
+            .await
+            .expect("sub");
+    // Its stdout, line by line, so that the caller knows what it has printed so far.
     let stdout = BufReader::new(sub.child.stdout.take().expect("stdout"));
     let (sender, printed) = mpsc::channel();
     std::thread::spawn(move || {
@@ -342,7 +341,7 @@ async fn sub_reconnect_resumes_after_a_reset_without_repeating_a_message() {
         }
     });
     let publish_lines = |input: &'static [u8]| {
-        let url = direct.clone();
+        let url = pub_url.clone();
         tokio::task::spawn_blocking(move || {
             let output = publish(&[&url], input);
             assert!(output.status.success(), "{output:?}");
@@ -353,21 +352,40 @@ async fn sub_reconnect_resumes_after_a_reset_without_repeating_a_message() {
     while lines.len() < 3 {
         lines.push(printed.recv_timeout(TIMEOUT).expect("a printed line"));
     }
-    assert_eq!(proxy.reset(), 1, "the subscriber's connection breaks");
+    interrupt();
     // Published while the subscriber reconnects, or just after: history has them either way.
     publish_lines(b"4\n5\n6\n").await.expect("pub");
     let output = tokio::task::spawn_blocking(move || finish_sub(sub))
         .await
         .expect("sub");
     lines.extend(printed.try_iter());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(lines, ["1", "2", "3", "4", "5", "6"]);
+    (lines, output)
+}
+
+/// Asserts that an [`interrupted_subscription`] printed 1 to 6 once each and said that it
+/// reconnected.
+fn assert_resumed(lines: &[String], output: &std::process::Output) {
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(lines, ["1", "2", "3", "4", "5", "6"], "{stderr}");
     assert!(stderr.contains("reconnected after"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sub_reconnect_resumes_after_a_reset_without_repeating_a_message() {
+    use wspubsub_netfault::Proxy;
+
+    let server = Process::serve(&[("PUBSUB_ADDR", "127.0.0.1:0")]);
+    let listen_addr = server.listen_addr();
+    let upstream = listen_addr.parse().expect("a socket address");
+    let proxy = Proxy::start(upstream).await.expect("proxy");
+    let (lines, output) = interrupted_subscription(
+        format!("ws://{}/resumed", proxy.addr()),
+        format!("ws://{listen_addr}/resumed"),
+        || assert_eq!(proxy.reset(), 1, "the subscriber's connection breaks"),
+    )
+    .await;
+    assert_resumed(&lines, &output);
 }
 
 #[test]
@@ -455,10 +473,8 @@ async fn the_readme_cluster_example_carries_a_message_across_nodes() {
 
 #[tokio::test]
 async fn a_killed_nodes_subscriber_resumes_on_another_node_with_nothing_lost() {
-    use std::sync::mpsc;
-
     use wspubsub_netfault::Proxy;
-    use wspubsub_testkit::{NatsServer, TIMEOUT};
+    use wspubsub_testkit::NatsServer;
 
     // Two nodes on one NATS behind a "load balancer" (a proxy) that sends clients to node A
     // until it dies, then to node B.
@@ -479,45 +495,17 @@ async fn a_killed_nodes_subscriber_resumes_on_another_node_with_nothing_lost() {
     let proxy = Proxy::start(a_addr.parse().expect("an address"))
         .await
         .expect("proxy");
-    let balanced = format!("ws://{}/failover", proxy.addr());
-    let mut sub =
-        tokio::task::spawn_blocking(move || subscribe(&[&balanced, "--reconnect", "--count", "6"]))
-            .await
-            .expect("sub");
-    let stdout = BufReader::new(sub.child.stdout.take().expect("stdout"));
-    let (sender, printed) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let on_b = format!("ws://{b_addr}/failover");
-    let publish_lines = |input: &'static [u8]| {
-        let url = on_b.clone();
-        tokio::task::spawn_blocking(move || {
-            let output = publish(&[&url], input);
-            assert!(output.status.success(), "{output:?}");
-        })
-    };
-    publish_lines(b"1\n2\n3\n").await.expect("pub");
-    let mut lines = Vec::new();
-    while lines.len() < 3 {
-        lines.push(printed.recv_timeout(TIMEOUT).expect("a printed line"));
-    }
-    // Node A dies; the balancer sends newcomers to B; three more are published meanwhile.
-    proxy.redirect(b_addr.parse().expect("an address"));
-    a.kill();
-    publish_lines(b"4\n5\n6\n").await.expect("pub");
-    let output = tokio::task::spawn_blocking(move || finish_sub(sub))
-        .await
-        .expect("sub");
-    lines.extend(printed.try_iter());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert_eq!(lines, ["1", "2", "3", "4", "5", "6"], "{stderr}");
-    assert!(stderr.contains("reconnected after"), "{stderr}");
+    let (lines, output) = interrupted_subscription(
+        format!("ws://{}/failover", proxy.addr()),
+        format!("ws://{b_addr}/failover"),
+        || {
+            // Node A dies; the balancer sends newcomers to B.
+            proxy.redirect(b_addr.parse().expect("an address"));
+            a.kill();
+        },
+    )
+    .await;
+    assert_resumed(&lines, &output);
     drop(b);
     drop(nats);
 }
