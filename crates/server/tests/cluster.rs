@@ -574,3 +574,51 @@ async fn three_replicas_lose_nothing_when_a_nats_server_stops_mid_run() {
 
 /// How long a reading may take to notice that its consumer's NATS server is gone.
 const FAILOVER: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[tokio::test]
+async fn with_file_storage_subscribers_ride_out_a_nats_restart_and_lose_nothing() {
+    let mut nats = NatsServer::start().await;
+    // The test's clients answer no pings while NATS is away: a deadline they meet.
+    let node = TestServer::start(Options {
+        nats_url: Some(nats.url()),
+        nats_storage: wspubsub_server::NatsStorage::File,
+        pong_deadline: FAILOVER,
+        ..Options::default()
+    })
+    .await;
+    let (mut subscriber, _) = subscribe_at(&node, "/kept", "from=latest").await;
+    let before = publish_numbered(&node, "/kept", "m", 3, &mut subscriber).await;
+    nats.restart().await;
+    readyz_becomes(&node, 200, FAILOVER).await;
+    // The same subscriber, never closed, gets what is published after the restart, right
+    // after what it had: the stream and its positions survived.
+    let mut publisher = connect(&node.url("/kept"), Role::Publisher, None).await;
+    for i in 0..3 {
+        send(&mut publisher, format!("n{i}")).await;
+    }
+    let after = within(FAILOVER, async {
+        let mut after = Vec::new();
+        while after.len() < 3 {
+            match subscriber.next().await {
+                Some(Ok(Message::Binary(frame))) => {
+                    let envelope = Envelope::decode(&frame).expect("an envelope");
+                    after.push((envelope.seq, Bytes::copy_from_slice(envelope.payload)));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected messages, got {other:?}"),
+            }
+        }
+        after
+    })
+    .await;
+    let payloads: Vec<Bytes> = after.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(
+        payloads,
+        ["n0", "n1", "n2"].map(|p| Bytes::from_static(p.as_bytes()))
+    );
+    assert_eq!(
+        after[0].0,
+        before[2].0 + 1,
+        "positions go on from the stream's"
+    );
+}
