@@ -384,6 +384,11 @@ async fn a_nats_restart_that_loses_the_stream_is_announced_never_silent() {
         metrics.contains("wspubsub_nats_publish_ack_seconds_count 3"),
         "{metrics}"
     );
+    // Every message read: no consumer lag.
+    assert!(
+        metrics.contains("wspubsub_nats_consumer_pending 0"),
+        "{metrics}"
+    );
 
     let mut publisher = connect(&node.url("/t"), Role::Publisher, None).await;
 
