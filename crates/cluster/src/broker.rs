@@ -253,6 +253,16 @@ pub enum BrokerError {
     Metadata(String),
 }
 
+impl BrokerError {
+    /// Whether a publish failed because no server took it for the stream (no responders:
+    /// the stream has no leader, as during an election after its leader's server stopped),
+    /// so the message is surely not stored and sending it again cannot duplicate it.
+    pub fn not_stored(&self) -> bool {
+        use async_nats::jetstream::context::PublishErrorKind;
+        matches!(self, BrokerError::Publish(error) if error.kind() == PublishErrorKind::StreamNotFound)
+    }
+}
+
 /// A connection to NATS with its JetStream context; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Broker {

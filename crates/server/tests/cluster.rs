@@ -491,7 +491,30 @@ async fn a_reading_as_far_behind_as_the_stream_keeps_closes_its_subscribers_with
 }
 
 #[tokio::test]
-async fn three_replicas_lose_nothing_when_a_nats_server_stops_mid_run() {
+async fn three_replicas_lose_nothing_when_a_following_nats_server_stops_mid_run() {
+    replicated_run_losing(Replica::Follower).await;
+}
+
+#[tokio::test]
+async fn three_replicas_lose_nothing_when_the_leading_nats_server_stops_mid_run() {
+    // The stream elects a new leader; meanwhile NATS takes no publish ("no responders"),
+    // and the node sends again, in order, what it did not take.
+    replicated_run_losing(Replica::Leader).await;
+}
+
+/// Which NATS server a replicated run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replica {
+    /// The server leading the stream.
+    Leader,
+    /// One that holds a replica without leading.
+    Follower,
+}
+
+/// Two nodes on a 3-server NATS cluster with 3 replicas: a stream-mode subscriber on node B
+/// gets 20 messages published on node A, `stopped` goes away, 20 more are published: all 40
+/// arrive in order, nothing twice, and replay from the replicas left.
+async fn replicated_run_losing(stopped: Replica) {
     use wspubsub_cluster::{Broker, ConnectConfig};
     use wspubsub_testkit::NatsCluster;
 
@@ -505,8 +528,6 @@ async fn three_replicas_lose_nothing_when_a_nats_server_stops_mid_run() {
         TestServer::start(replicated()).await,
         TestServer::start(replicated()).await,
     );
-    // Stop a server that holds a replica but does not lead the stream: a leader's loss
-    // is an election, during which NATS acks nothing (publishers would be closed, 1011).
     let broker = within(
         TIMEOUT,
         Broker::connect(&ConnectConfig::new(cluster.urls())),
@@ -518,12 +539,13 @@ async fn three_replicas_lose_nothing_when_a_nats_server_stops_mid_run() {
         .expect("stream state")
         .leader
         .expect("a replicated stream has a leader");
-    let follower = (0..3)
-        .find(|&i| format!("n{i}") != leader)
-        .expect("two followers");
+    let leads = |i: usize| format!("n{i}") == leader;
+    let server = (0..3)
+        .find(|&i| leads(i) == (stopped == Replica::Leader))
+        .expect("a leader and two followers");
     let (mut on_b, _) = subscribe_at(&b, "/r3", "from=latest").await;
     let first = publish_numbered(&a, "/r3", "x", 20, &mut on_b).await;
-    cluster.stop(follower).await;
+    cluster.stop(server).await;
     let mut publisher = connect(&a.url("/r3"), Role::Publisher, None).await;
     let sent: Vec<Bytes> = (0..20).map(|i| Bytes::from(format!("y{i}"))).collect();
     for message in &sent {

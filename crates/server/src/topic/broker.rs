@@ -53,8 +53,20 @@ pub(crate) enum ReadingError {
 pub(super) struct Outlet {
     node: Arc<ClusterNode>,
     name: Arc<str>,
-    /// Sent publishes and when they were sent, awaited in order by the ack task.
-    pending: mpsc::Sender<(PendingAck, Instant)>,
+    /// Sent publishes, awaited in order by the ack task.
+    pending: mpsc::Sender<Sent>,
+    /// Held by the ack task while it sends again what the stream did not take, so that
+    /// nothing newer goes out meanwhile; held by [`Outlet::publish`] from sending a message
+    /// to queuing its ack, so that the ack task sees every message sent.
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A message sent to the stream and not yet acked.
+struct Sent {
+    ack: PendingAck,
+    /// Kept to send it again if the stream did not take it.
+    message: Bytes,
+    at: Instant,
 }
 
 impl Outlet {
@@ -68,27 +80,32 @@ impl Outlet {
         metrics: &Arc<Metrics>,
     ) -> Self {
         let (pending, acks) = mpsc::channel(ACKS_IN_FLIGHT);
+        let gate = Arc::default();
         let acking = Acking {
             node: Arc::clone(node),
             cell: ack,
             name: Arc::clone(name),
             metrics: Arc::clone(metrics),
+            gate: Arc::clone(&gate),
         };
         tracker.spawn(acking.run(acks));
         Outlet {
             node: Arc::clone(node),
             name: Arc::clone(name),
             pending,
+            gate,
         }
     }
 
-    /// Sends `message` to the stream, waiting while [`ACKS_IN_FLIGHT`] acks are awaited.
+    /// Sends `message` to the stream, waiting while [`ACKS_IN_FLIGHT`] acks are awaited or
+    /// while the ack task sends again what the stream did not take.
     pub(super) async fn publish(&self, message: Bytes) -> Result<(), TopicGone> {
-        let sent = Instant::now();
-        let pending = self
+        let _sending = self.gate.lock().await;
+        let at = Instant::now();
+        let ack = self
             .node
             .broker
-            .send_publish(&self.name, message)
+            .send_publish(&self.name, message.clone())
             .await
             .map_err(|error| {
                 tracing::warn!(topic = %self.name, %error, "publishing to NATS failed");
@@ -96,34 +113,38 @@ impl Outlet {
             })?;
         // Fails only once the ack task stopped on a failed ack.
         self.pending
-            .send((pending, sent))
+            .send(Sent { ack, message, at })
             .await
             .map_err(|_stopped| TopicGone)
     }
 }
 
 /// A publisher's ack task: awaits its acks in order, counts their latency and reports them
-/// to its ack cell (stream mode); stops at the first failure, which ends the publisher at
-/// its next message.
+/// to its ack cell (stream mode). A message the stream surely did not take (no server led
+/// it: an election) is sent again, in order with everything sent after it, for up to
+/// [`HOLD`]; any other failure stops the task, which ends the publisher (1011) at its next
+/// message.
 struct Acking {
     node: Arc<ClusterNode>,
     cell: Option<AckCell>,
     name: Arc<str>,
     metrics: Arc<Metrics>,
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// How long a publisher is held while the stream takes no message (no leader), before it
+/// is closed with 1011.
+const HOLD: Duration = Duration::from_secs(10);
+
 impl Acking {
-    async fn run(self, mut acks: mpsc::Receiver<(PendingAck, Instant)>) {
-        while let Some((pending, sent)) = acks.recv().await {
-            match pending.sequence().await {
-                Ok(sequence) => {
-                    self.metrics.nats.acked(sent.elapsed());
-                    if let Some(cell) = &self.cell {
-                        let seq = self.node.incarnation().position(sequence);
-                        cell.send_modify(|acked| {
-                            acked.count += 1;
-                            acked.seq = seq;
-                        });
+    async fn run(self, mut acks: mpsc::Receiver<Sent>) {
+        while let Some(sent) = acks.recv().await {
+            let message = sent.message.clone();
+            match sent.ack.sequence().await {
+                Ok(sequence) => self.acked(sequence, sent.at),
+                Err(error) if error.not_stored() => {
+                    if self.send_again(message, &mut acks).await.is_err() {
+                        return;
                     }
                 }
                 Err(error) => {
@@ -132,6 +153,62 @@ impl Acking {
                 }
             }
         }
+    }
+
+    fn acked(&self, sequence: u64, at: Instant) {
+        self.metrics.nats.acked(at.elapsed());
+        if let Some(cell) = &self.cell {
+            let seq = self.node.incarnation().position(sequence);
+            cell.send_modify(|acked| {
+                acked.count += 1;
+                acked.seq = seq;
+            });
+        }
+    }
+
+    /// Holds the publisher, then sends `first` and every message sent after it again, in
+    /// order, each once the one before is stored. Fails when one sent after `first` was
+    /// stored before it (the order is lost), or the stream takes nothing for [`HOLD`].
+    async fn send_again(&self, first: Bytes, acks: &mut mpsc::Receiver<Sent>) -> Result<(), ()> {
+        let _holding = self.gate.lock().await;
+        let mut again = vec![first];
+        // Under the gate, every message sent is queued here.
+        while let Ok(sent) = acks.try_recv() {
+            let message = sent.message.clone();
+            match sent.ack.sequence().await {
+                Err(error) if error.not_stored() => again.push(message),
+                Ok(_) => {
+                    tracing::warn!(topic = %self.name, "NATS stored a message before an earlier one it refused: the publisher's order is lost");
+                    return Err(());
+                }
+                Err(error) => {
+                    tracing::warn!(topic = %self.name, %error, "NATS did not ack a publish");
+                    return Err(());
+                }
+            }
+        }
+        let deadline = Instant::now() + HOLD;
+        let mut pause = Duration::from_millis(10);
+        for message in again {
+            loop {
+                let at = Instant::now();
+                match self.node.broker.publish(&self.name, message.clone()).await {
+                    Ok(sequence) => {
+                        self.acked(sequence, at);
+                        break;
+                    }
+                    Err(error) if error.not_stored() && Instant::now() < deadline => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    Err(error) => {
+                        tracing::warn!(topic = %self.name, %error, "NATS took no message for the publisher's hold");
+                        return Err(());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
