@@ -254,6 +254,26 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
+    /// Whether creating or reading the stream failed for a moment only: JetStream not yet
+    /// (or no longer) ready, as while a NATS cluster elects its leaders, or a request that
+    /// timed out. Trying again shortly may succeed.
+    pub fn is_transient(&self) -> bool {
+        use async_nats::jetstream::ErrorCode;
+        use async_nats::jetstream::context::CreateStreamErrorKind;
+        match self {
+            BrokerError::Stream(error) => match error.kind() {
+                CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => {
+                    true
+                }
+                CreateStreamErrorKind::JetStream(error) => {
+                    error.code() == 503 || error.error_code() == ErrorCode::CLUSTER_NOT_AVAILABLE
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Whether a publish failed because no server took it for the stream (no responders:
     /// the stream has no leader, as during an election after its leader's server stopped),
     /// so the message is surely not stored and sending it again cannot duplicate it.

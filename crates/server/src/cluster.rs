@@ -65,8 +65,21 @@ impl ClusterNode {
     pub(crate) async fn connect(urls: &str, options: &Options) -> Result<Self, ClusterError> {
         let started = async {
             let broker = Broker::connect(&connect_config(urls, options)).await?;
-            let state = broker.ensure_stream(&stream_spec(options)).await?;
-            Ok::<_, BrokerError>((broker, state))
+            let spec = stream_spec(options);
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match broker.ensure_stream(&spec).await {
+                    Ok(state) => return Ok::<_, BrokerError>((broker, state)),
+                    // A NATS cluster starting with the nodes may not have elected its
+                    // JetStream leaders yet: wait for it, within the start's bound.
+                    Err(error) if error.is_transient() => {
+                        tracing::info!(%error, "the NATS stream is not ready yet; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(RETRY_MAX);
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
         };
         let (broker, state) = tokio::time::timeout(CONNECT_TIMEOUT, started)
             .await

@@ -4,7 +4,9 @@
 //! - [`Outlet`]: one per publisher. Each message is sent to the stream; a task awaits the
 //!   stream's acks in order and, for a stream-mode publisher, turns them into its acks
 //!   (`seq` is the ack's position). At most [`ACKS_IN_FLIGHT`] wait at once: past that the
-//!   publisher's socket is not read (pushback). A failed publish or ack ends the publisher.
+//!   publisher's socket is not read (pushback). A message the stream surely did not take
+//!   (no leader: an election) is sent again in order for a while; any other failed publish
+//!   or ack ends the publisher.
 //! - [`Consumption`]: one per topic per node, started by the topic's first local subscriber
 //!   before its 101 (so whatever is published after the 101 reaches it) and ended with the
 //!   topic. It reads the topic's subject from the stream, from the oldest message the stream
@@ -100,6 +102,10 @@ impl Outlet {
     /// Sends `message` to the stream, waiting while [`ACKS_IN_FLIGHT`] acks are awaited or
     /// while the ack task sends again what the stream did not take.
     pub(super) async fn publish(&self, message: Bytes) -> Result<(), TopicGone> {
+        // Room for the ack first: the gate is never held while waiting for the ack task,
+        // which may need the gate itself to go on. Fails only once the ack task stopped on a
+        // failed ack.
+        let room = self.pending.reserve().await.map_err(|_stopped| TopicGone)?;
         let _sending = self.gate.lock().await;
         let at = Instant::now();
         let ack = self
@@ -111,11 +117,8 @@ impl Outlet {
                 tracing::warn!(topic = %self.name, %error, "publishing to NATS failed");
                 TopicGone
             })?;
-        // Fails only once the ack task stopped on a failed ack.
-        self.pending
-            .send(Sent { ack, message, at })
-            .await
-            .map_err(|_stopped| TopicGone)
+        room.send(Sent { ack, message, at });
+        Ok(())
     }
 }
 
