@@ -188,23 +188,6 @@ pub(crate) async fn in_process(
     Ok((ServerProcess::external(&url, None)?, handle))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::listening_addr;
-
-    #[test]
-    fn the_listening_line_gives_the_address_and_no_other_line_does() {
-        let listening = r#"{"level":"INFO","fields":{"message":"wspubsub listening; every URL path is a topic","addr":"127.0.0.1:42379","scheme":"ws"}}"#;
-        assert_eq!(
-            listening_addr(listening),
-            Some(([127, 0, 0, 1], 42379).into())
-        );
-        let admin = r#"{"level":"INFO","fields":{"message":"health and metrics endpoints listening","addr":"127.0.0.1:9090"}}"#;
-        assert_eq!(listening_addr(admin), None);
-        assert_eq!(listening_addr("addr=127.0.0.1:1 wspubsub listening"), None);
-    }
-}
-
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
@@ -254,4 +237,21 @@ pub(crate) async fn serve_child(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_addr;
+
+    #[test]
+    fn the_listening_line_gives_the_address_and_no_other_line_does() {
+        let listening = r#"{"level":"INFO","fields":{"message":"wspubsub listening; every URL path is a topic","addr":"127.0.0.1:42379","scheme":"ws"}}"#;
+        assert_eq!(
+            listening_addr(listening),
+            Some(([127, 0, 0, 1], 42379).into())
+        );
+        let admin = r#"{"level":"INFO","fields":{"message":"health and metrics endpoints listening","addr":"127.0.0.1:9090"}}"#;
+        assert_eq!(listening_addr(admin), None);
+        assert_eq!(listening_addr("addr=127.0.0.1:1 wspubsub listening"), None);
+    }
 }
