@@ -23,12 +23,12 @@ use crate::process::ServerProcess;
 /// Connections per source address (well under the ~28k ephemeral ports of one address).
 const PER_SOURCE: usize = 20_000;
 
-/// Idle runs so far in this process.
+/// Runs with many connections (idle, churn) so far in this process.
 static RUNS: AtomicU8 = AtomicU8::new(0);
 
 /// Handshakes in progress at once (more, on two cores, starve the pongs of the connections
 /// already made).
-const CONCURRENT_CONNECTS: usize = 32;
+pub(crate) const CONCURRENT_CONNECTS: usize = 32;
 
 /// How long reaching every subscriber may take before it counts as a failure.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -58,6 +58,31 @@ impl IdleMeasurement {
             errors: Vec::new(),
             skipped: Some(why),
         }
+    }
+}
+
+/// The source addresses of one run's connections: 127.x.y.1, a new `y` every [`PER_SOURCE`]
+/// connections, and `x`, `y` of their own per process and per run, so that ports an earlier
+/// run left in TIME_WAIT cannot collide with this run's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sources {
+    network: u8,
+    first_host: u8,
+}
+
+impl Sources {
+    /// The addresses of a new run.
+    pub(crate) fn new() -> Sources {
+        Sources {
+            network: 10 + (std::process::id() % 100) as u8,
+            first_host: RUNS.fetch_add(1, Ordering::Relaxed).wrapping_mul(8),
+        }
+    }
+
+    /// Where the connection numbered `index` comes from.
+    pub(crate) fn of(self, index: usize) -> IpAddr {
+        let host = self.first_host.wrapping_add((index / PER_SOURCE) as u8);
+        IpAddr::V4(Ipv4Addr::new(127, self.network, host, 1))
     }
 }
 
@@ -100,14 +125,10 @@ pub(crate) async fn run(
     let received = Arc::new(AtomicU64::new(0));
     let all_received = Arc::new(Notify::new());
     let connecting = Arc::new(Semaphore::new(CONCURRENT_CONNECTS));
-    // Source addresses of their own (per process and per run), so that ports an earlier run
-    // left in TIME_WAIT cannot collide with this run's.
-    let network = 10 + (std::process::id() % 100) as u8;
-    let first_host = RUNS.fetch_add(1, Ordering::Relaxed).wrapping_mul(8);
+    let sources = Sources::new();
     let mut connects = JoinSet::new();
     for index in 0..connections {
-        let host = first_host.wrapping_add((index / PER_SOURCE) as u8);
-        let source = IpAddr::V4(Ipv4Addr::new(127, network, host, 1));
+        let source = sources.of(index);
         let connecting = Arc::clone(&connecting);
         let access = server.access().clone();
         connects.spawn(async move {

@@ -16,11 +16,15 @@
 //! - `cluster` (only when asked for): the fan-out load over three wspubsub nodes in cluster
 //!   mode on one nats-server, on one node in cluster mode, and on one plain node, side by
 //!   side: what the NATS hop costs (the broker's CPU counted in).
+//! - `churn` (only when asked for): 10,000 clients come, get messages and all leave, against a
+//!   real `wspubsub` process: its resident memory must be back within 16 MiB of its baseline
+//!   within 30 s, by itself.
 //! - `secure` (only when asked for): the fan-out load against wspubsub plain, with token auth,
 //!   with TLS, and with both, side by side: what TLS and auth cost.
 
 mod access;
 mod baseline;
+mod churn;
 mod cluster;
 mod idle;
 mod load;

@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
@@ -55,6 +56,41 @@ impl ServerProcess {
     pub(crate) fn spawn_node(nats_url: &str) -> anyhow::Result<ServerProcess> {
         let args = [OsString::from("--nats-url"), OsString::from(nats_url)];
         ServerProcess::launch(ServerKind::Wspubsub, &args, Access::default())
+    }
+
+    /// Starts the `wspubsub` binary at `exe` (`wspubsub serve` on a free port of 127.0.0.1,
+    /// default settings, JSON log lines) and waits for the line that gives its address; its
+    /// log goes on being read (and dropped) so that it never blocks on a full pipe.
+    pub(crate) fn spawn_binary(exe: &Path) -> anyhow::Result<ServerProcess> {
+        let mut child = Command::new(exe)
+            .args(["serve", "--log-format", "json"])
+            .env("PUBSUB_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start {}", exe.display()))?;
+        let pid = Some(child.id() as i32);
+        let mut log = BufReader::new(child.stderr.take().context("server stderr")?);
+        let mut server = ServerProcess {
+            child: Some(child),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid,
+            access: Access::default(),
+        };
+        let mut line = String::new();
+        server.addr = loop {
+            line.clear();
+            if log.read_line(&mut line).context("read the server's log")? == 0 {
+                bail!("{} ended without reporting its address", exe.display());
+            }
+            if let Some(addr) = listening_addr(&line) {
+                break addr;
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        Ok(server)
     }
 
     /// Starts `bench serve --kind KIND ARGS` and waits for its address; its clients get in
@@ -119,6 +155,18 @@ impl ServerProcess {
         let status = procfs::process::Process::new(pid)?.status()?;
         Ok(status.vmrss.context("VmRSS missing from /proc status")? * 1024)
     }
+}
+
+/// The address in `line`, if it is wspubsub's JSON log line saying where it listens for
+/// WebSocket clients.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = entry.get("fields")?;
+    let message = fields.get("message")?.as_str()?;
+    if !message.starts_with("wspubsub listening") {
+        return None;
+    }
+    fields.get("addr")?.as_str()?.parse().ok()
 }
 
 /// CPU seconds (user + system) the process `pid` has used so far, from `/proc`.
@@ -189,4 +237,21 @@ pub(crate) async fn serve_child(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_addr;
+
+    #[test]
+    fn the_listening_line_gives_the_address_and_no_other_line_does() {
+        let listening = r#"{"level":"INFO","fields":{"message":"wspubsub listening; every URL path is a topic","addr":"127.0.0.1:42379","scheme":"ws"}}"#;
+        assert_eq!(
+            listening_addr(listening),
+            Some(([127, 0, 0, 1], 42379).into())
+        );
+        let admin = r#"{"level":"INFO","fields":{"message":"health and metrics endpoints listening","addr":"127.0.0.1:9090"}}"#;
+        assert_eq!(listening_addr(admin), None);
+        assert_eq!(listening_addr("addr=127.0.0.1:1 wspubsub listening"), None);
+    }
 }

@@ -250,6 +250,8 @@ pub(crate) struct Report {
     pub(crate) cluster: Vec<ClusterRow>,
     pub(crate) many: Vec<ManyRow>,
     pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
+    /// The `churn` scenario's run.
+    pub(crate) churn: Vec<crate::churn::ChurnMeasurement>,
 }
 
 impl Report {
@@ -290,6 +292,11 @@ impl Report {
                 .iter()
                 .map(move |e| format!("idle {}: {e}", row.connections))
         });
+        let churn = self.churn.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("churn {}: {e}", row.clients))
+        });
         fanout
             .chain(secure)
             .chain(stream)
@@ -297,8 +304,28 @@ impl Report {
             .chain(cluster)
             .chain(many)
             .chain(idle)
+            .chain(churn)
             .collect()
     }
+}
+
+/// A churn run as a table line.
+pub(crate) fn churn_line(run: &crate::churn::ChurnMeasurement) -> String {
+    use crate::churn::mib;
+    let back = match run.return_seconds {
+        Some(seconds) => format!("back within the margin after {seconds:.1} s"),
+        None => format!(
+            "NOT back within the margin in {:?}",
+            crate::churn::RETURN_DEADLINE
+        ),
+    };
+    format!(
+        "churn  N={:<6} | server RSS baseline {} MiB, peak {} MiB, after {} MiB | {back}",
+        run.clients,
+        mib(run.baseline_rss),
+        mib(run.peak_rss),
+        mib(run.after_rss)
+    )
 }
 
 /// A fan-out row as table lines.

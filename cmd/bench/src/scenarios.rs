@@ -17,7 +17,7 @@ use crate::mode::Mode;
 use crate::process::ServerProcess;
 use crate::replay::{self, ReplaySpec};
 use crate::report::{self, FanoutRow, Figures, ManyRow, Report};
-use crate::{cluster, idle, secure, stream};
+use crate::{churn, cluster, idle, secure, stream};
 
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,6 +40,9 @@ pub(crate) enum Scenario {
     /// node and on one plain node, side by side (not run unless asked for; needs
     /// `nats-server`).
     Cluster,
+    /// Many clients come, get messages and all leave; the server's memory must come back
+    /// near its baseline by itself (not run unless asked for; a real `wspubsub` process).
+    Churn,
 }
 
 /// Options of a benchmark run.
@@ -81,6 +84,12 @@ pub(crate) struct RunArgs {
     /// Connection counts for `idle`.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000])]
     idle: Vec<usize>,
+    /// Clients that come and go in `churn`.
+    #[arg(long, default_value_t = 10_000)]
+    churn: usize,
+    /// The `wspubsub` binary `churn` runs (default: the one beside this bench binary).
+    #[arg(long)]
+    wspubsub: Option<PathBuf>,
     /// Messages each publisher may have in flight.
     #[arg(long, default_value_t = 64)]
     window: usize,
@@ -130,6 +139,7 @@ impl RunArgs {
         self.replay_duration = Duration::from_millis(200);
         self.topics = 20;
         self.idle = vec![200];
+        self.churn = 1_000;
         self.duration = Duration::from_millis(300);
         self.warmup = Duration::from_millis(100);
         self.runs = 1;
@@ -253,6 +263,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             report.idle.push(measured);
         }
     }
+    if args.scenarios.contains(&Scenario::Churn) {
+        let measured = churn_run(&args).await?;
+        println!("{}", report::churn_line(&measured));
+        report.churn.push(measured);
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
@@ -269,6 +284,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         + report.cluster.len()
         + report.many.len()
         + report.idle.len()
+        + report.churn.len()
         - skipped;
     let failed = count_failed(&report);
     println!(
@@ -311,6 +327,32 @@ fn count_failed(report: &Report) -> usize {
             .count()
         + report.many.iter().filter(|r| !r.errors.is_empty()).count()
         + report.idle.iter().filter(|r| !r.errors.is_empty()).count()
+        + report.churn.iter().filter(|r| !r.errors.is_empty()).count()
+}
+
+/// The churn scenario, once: against the server at `--url` (whose `--server-pid` it needs),
+/// else against a `wspubsub` process of its own.
+async fn churn_run(args: &RunArgs) -> anyhow::Result<churn::ChurnMeasurement> {
+    idle::raise_file_limit(args.churn + churn::TOPICS)?;
+    let server = match &args.url {
+        Some(url) => {
+            anyhow::ensure!(
+                args.server_pid.is_some(),
+                "the churn scenario reads the memory of the server at --url: give --server-pid"
+            );
+            ServerProcess::external(url, args.server_pid)?
+        }
+        None => {
+            let exe = match &args.wspubsub {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()
+                    .context("path of the bench binary")?
+                    .with_file_name("wspubsub"),
+            };
+            ServerProcess::spawn_binary(&exe)?
+        }
+    };
+    churn::run(&server, args.churn).await
 }
 
 /// Measures each of `variants` `runs` times, the variants taking turns ([`turns`]), each

@@ -19,6 +19,12 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// jemalloc, with its background threads purging freed pages (after ~10 s, its default decay):
+/// after a burst of connections has come and gone the server's resident memory goes back near
+/// where it was, where glibc's malloc keeps what its per-thread arenas once held.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// An in-memory WebSocket publish/subscribe server: every URL path is a topic.
 #[derive(Debug, Parser)]
 #[command(
