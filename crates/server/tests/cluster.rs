@@ -12,7 +12,7 @@ use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
 use wspubsub_testkit::{
     NatsServer, RawClient, TIMEOUT, TestServer, connect, expect_close, handshake_status,
-    next_binary, send, try_connect_with, within,
+    next_binary, next_binary_within, send, try_connect_with, within,
 };
 
 /// A wspubsub node in cluster mode on `nats`.
@@ -51,9 +51,18 @@ async fn next_control(client: &mut RawClient) -> Control {
 /// The next `count` messages of a stream-mode subscriber (after its `subscribed`), as
 /// (seq, payload).
 async fn next_enveloped(client: &mut RawClient, count: usize) -> Vec<(u64, Bytes)> {
+    next_enveloped_within(client, count, TIMEOUT).await
+}
+
+/// [`next_enveloped`], waiting up to `limit` for each message.
+async fn next_enveloped_within(
+    client: &mut RawClient,
+    count: usize,
+    limit: std::time::Duration,
+) -> Vec<(u64, Bytes)> {
     let mut messages = Vec::with_capacity(count);
     while messages.len() < count {
-        let frame = next_binary(client).await;
+        let frame = next_binary_within(client, limit).await;
         let envelope = Envelope::decode(&frame).expect("an envelope");
         messages.push((envelope.seq, Bytes::copy_from_slice(envelope.payload)));
     }
@@ -564,20 +573,7 @@ async fn replicated_run_losing(stopped: Replica) {
     let mut second = Vec::new();
     for message in &sent {
         send(&mut publisher, message.clone()).await;
-        let arrived = within(FAILOVER, async {
-            loop {
-                match on_b.next().await {
-                    Some(Ok(Message::Binary(frame))) => {
-                        let envelope = Envelope::decode(&frame).expect("an envelope");
-                        return (envelope.seq, Bytes::copy_from_slice(envelope.payload));
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    other => panic!("expected a message, got {other:?}"),
-                }
-            }
-        })
-        .await;
-        second.push(arrived);
+        second.extend(next_enveloped_within(&mut on_b, 1, FAILOVER).await);
     }
     assert_eq!(
         second.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
@@ -634,21 +630,7 @@ async fn with_file_storage_subscribers_ride_out_a_nats_restart_and_lose_nothing(
     for i in 0..3 {
         send(&mut publisher, format!("n{i}")).await;
     }
-    let after = within(FAILOVER, async {
-        let mut after = Vec::new();
-        while after.len() < 3 {
-            match subscriber.next().await {
-                Some(Ok(Message::Binary(frame))) => {
-                    let envelope = Envelope::decode(&frame).expect("an envelope");
-                    after.push((envelope.seq, Bytes::copy_from_slice(envelope.payload)));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected messages, got {other:?}"),
-            }
-        }
-        after
-    })
-    .await;
+    let after = next_enveloped_within(&mut subscriber, 3, FAILOVER).await;
     let payloads: Vec<Bytes> = after.iter().map(|(_, p)| p.clone()).collect();
     assert_eq!(
         payloads,

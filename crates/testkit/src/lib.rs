@@ -186,9 +186,17 @@ pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
 pub async fn next_binary<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut WebSocketStream<S>,
 ) -> Bytes {
-    // One bound for the whole wait: pings arrive more often than TIMEOUT, so a bound per
+    next_binary_within(client, TIMEOUT).await
+}
+
+/// [`next_binary`], waiting up to `limit` (for waits known to be longer than [`TIMEOUT`]).
+pub async fn next_binary_within<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut WebSocketStream<S>,
+    limit: Duration,
+) -> Bytes {
+    // One bound for the whole wait: pings arrive more often than the limit, so a bound per
     // frame would wait forever for a message that never comes.
-    within(TIMEOUT, async {
+    within(limit, async {
         loop {
             match client.next().await {
                 Some(Ok(Message::Binary(message))) => return message,
