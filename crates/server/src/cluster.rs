@@ -42,8 +42,31 @@ pub enum ClusterError {
     Created(std::time::SystemTime),
 }
 
-/// Longest pause between two attempts at a stream that NATS does not give back.
-const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Pauses between attempts at something NATS refuses for now: each twice the one before,
+/// up to a bound.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Pauses from `first` up to `max`.
+    pub(crate) fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { next: first, max }
+    }
+
+    /// Sleeps the next pause.
+    pub(crate) async fn pause(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
+    }
+}
+
+/// The pauses between attempts at a stream that NATS does not give back.
+fn stream_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+}
 
 /// This node's connection to the stream, and the incarnation its positions count from.
 #[derive(Debug)]
@@ -66,7 +89,7 @@ impl ClusterNode {
         let started = async {
             let broker = Broker::connect(&connect_config(urls, options)).await?;
             let spec = stream_spec(options);
-            let mut pause = Duration::from_millis(100);
+            let mut backoff = stream_backoff();
             loop {
                 match broker.ensure_stream(&spec).await {
                     Ok(state) => return Ok::<_, BrokerError>((broker, state)),
@@ -74,8 +97,7 @@ impl ClusterNode {
                     // JetStream leaders yet: wait for it, within the start's bound.
                     Err(error) if error.is_transient() => {
                         tracing::info!(%error, "the NATS stream is not ready yet; retrying");
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(RETRY_MAX);
+                        backoff.pause().await;
                     }
                     Err(error) => return Err(error),
                 }
@@ -141,7 +163,7 @@ impl ClusterNode {
     /// Ensures the stream exists, retrying while NATS is connected and refuses; notes a
     /// recreated stream as the new incarnation.
     async fn check_stream(&self) {
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = stream_backoff();
         loop {
             let problem = match self.broker.ensure_stream(&self.spec).await {
                 Ok(state) => match Incarnation::created_at(state.created) {
@@ -168,8 +190,7 @@ impl ClusterNode {
                 // The next connection looks again.
                 return;
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(RETRY_MAX);
+            backoff.pause().await;
         }
     }
 

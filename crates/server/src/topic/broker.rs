@@ -26,7 +26,7 @@ use wspubsub_cluster::{BrokerError, Incarnation, PendingAck, Start, Subscription
 use wspubsub_protocol::unix_micros;
 
 use super::{AckCell, Arrival, QueueRoom, Stamp, TopicGone, TopicPublisher};
-use crate::cluster::ClusterNode;
+use crate::cluster::{Backoff, ClusterNode};
 use crate::metrics::Metrics;
 use crate::retention::TopicHistory;
 
@@ -191,7 +191,7 @@ impl Acking {
             }
         }
         let deadline = Instant::now() + HOLD;
-        let mut pause = Duration::from_millis(10);
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(500));
         for message in again {
             loop {
                 let at = Instant::now();
@@ -201,8 +201,7 @@ impl Acking {
                         break;
                     }
                     Err(error) if error.not_stored() && Instant::now() < deadline => {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(500));
+                        backoff.pause().await;
                     }
                     Err(error) => {
                         tracing::warn!(topic = %self.name, %error, "NATS took no message for the publisher's hold");
@@ -444,7 +443,7 @@ impl Reading {
     /// while NATS refuses; says whether it did (`false`: the topic closed meanwhile). A
     /// stream that no longer holds that message is a loss.
     async fn read_again(&mut self, closing: &CancellationToken) -> Result<bool, Loss> {
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), RETRY_MAX);
         loop {
             let attempt = async {
                 let broker = &self.node.broker;
@@ -479,9 +478,8 @@ impl Reading {
             tokio::select! {
                 biased;
                 () = closing.cancelled() => return Ok(false),
-                () = tokio::time::sleep(pause) => {}
+                () = backoff.pause() => {}
             }
-            pause = (pause * 2).min(RETRY_MAX);
         }
     }
 }
