@@ -63,6 +63,7 @@
 
 mod admission;
 mod auth;
+mod body;
 mod client_id;
 mod cluster;
 mod connection;
@@ -81,6 +82,7 @@ mod position;
 mod reloadable;
 mod retention;
 mod server;
+mod sse;
 mod tls;
 mod topic;
 mod upgrade;

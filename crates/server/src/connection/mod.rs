@@ -26,11 +26,11 @@ use crate::event::EventSink;
 use crate::metrics::Metrics;
 use crate::options::Options;
 
-pub(crate) use ending::Ending;
+pub(crate) use ending::{Ending, SlowReason};
 pub(crate) use publisher::run_publisher;
 use socket::Peer;
 pub(crate) use socket::SubscriberSocket;
-pub(crate) use subscriber::run_subscriber;
+pub(crate) use subscriber::{lost, run_subscriber};
 
 /// What every connection task needs besides its socket and its topic.
 #[derive(Debug, Clone)]

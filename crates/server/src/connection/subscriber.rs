@@ -107,7 +107,7 @@ where
 }
 
 /// Completes when `signal` is cancelled; never without one.
-async fn lost(signal: Option<&CancellationToken>) {
+pub(crate) async fn lost(signal: Option<&CancellationToken>) {
     match signal {
         Some(signal) => signal.cancelled().await,
         None => std::future::pending().await,
