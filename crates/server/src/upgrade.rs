@@ -199,7 +199,7 @@ pub(crate) fn stream_mode<B>(request: &Request<B>) -> Form {
 }
 
 /// The body of the answer to a plain HTTP request (no upgrade).
-pub(crate) const NOT_A_WEBSOCKET: &str = "expected a WebSocket upgrade: every path is a topic; connect with header `pubsub: publisher` or `pubsub: subscriber`";
+pub(crate) const NOT_A_WEBSOCKET: &str = "expected a WebSocket upgrade: every path is a topic; connect with header `pubsub: publisher` or `pubsub: subscriber`, subscribe with a GET that accepts text/event-stream, or publish with a POST";
 
 #[cfg(test)]
 mod tests {
