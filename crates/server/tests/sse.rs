@@ -14,7 +14,7 @@ use wspubsub_server::protocol::{Control, Role};
 use wspubsub_server::{AuthKey, EventKind, Options, SlowSubscriber};
 use wspubsub_testkit::{
     EventStream, Signer, SseEvent, SseItem, TIMEOUT, TestServer, connect, http_request, metric,
-    now, scrape, send, within,
+    now, scrape, send, wait_for_event, within,
 };
 
 /// Publishes each of `messages` to `path` over a WebSocket.

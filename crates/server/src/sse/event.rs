@@ -11,11 +11,13 @@ use std::io::Cursor;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use wspubsub_fanout::FrameQueue;
 use wspubsub_protocol::{Control, Envelope};
+
+use super::shared::SharedEvents;
 
 /// The query parameter that picks the encoding of the payloads (`encoding=text`).
 pub(crate) const ENCODING_QUERY: &str = "encoding";
@@ -125,17 +127,25 @@ pub(crate) fn put_gap(out: &mut BytesMut, json: &str) {
     out.put_slice(b"\n\n");
 }
 
-/// Turns every stream-mode frame queued in `frames` into events (taking them all out), and
-/// returns the events' bytes.
-pub(crate) fn transcode(frames: &mut FrameQueue, encoding: Encoding) -> Bytes {
-    let mut out = BytesMut::new();
-    while frames.has_remaining() {
-        // Each part queued is whole frames: a shared chunk, a replayed record or a notice.
-        let part = frames.chunk();
-        transcode_part(part, encoding, &mut out);
-        let len = part.len();
-        frames.advance(len);
+/// Turns every stream-mode frame queued in `frames` into events (taking them all out), each
+/// buffer's events shared with every other subscriber that reads the same buffer.
+pub(crate) fn transcode(
+    frames: &mut FrameQueue,
+    encoding: Encoding,
+    shared: &SharedEvents,
+) -> FrameQueue {
+    let mut out = FrameQueue::default();
+    // Each buffer queued is whole frames: a shared chunk, a replayed record or a notice.
+    while let Some(part) = frames.pop_front() {
+        out.push(shared.events(&part, encoding));
     }
+    out
+}
+
+/// The events of the whole stream-mode frames of `part`.
+pub(crate) fn events_of(part: &[u8], encoding: Encoding) -> Bytes {
+    let mut out = BytesMut::new();
+    transcode_part(part, encoding, &mut out);
     out.freeze()
 }
 
@@ -174,6 +184,7 @@ fn transcode_part(mut part: &[u8], encoding: Encoding, out: &mut BytesMut) {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Buf;
     use wspubsub_fanout::{RecordBuilder, text_frame};
 
     use super::*;
@@ -242,8 +253,9 @@ mod tests {
         frames.push(text_frame(&subscribed.to_json()));
         frames.push(text_frame(&gap.to_json()));
         frames.push(record.chunk.enveloped.clone().expect("enveloped"));
-        let events = transcode(&mut frames, Encoding::Base64);
+        let mut events = transcode(&mut frames, Encoding::Base64, &SharedEvents::default());
         assert!(frames.is_empty());
+        let events = events.copy_to_bytes(events.remaining());
         let expected = format!(
             "event: gap\ndata: {}\n\nid: 5\ndata: eA==\n\nid: 6\ndata: \n\n",
             gap.to_json()

@@ -7,7 +7,9 @@
 //! start position, token from `?token=`, limits, the topic's history), joins its topic as a
 //! stream-mode reader (so it shares the chunks the topic envelops once for every such reader,
 //! and its events carry the seqs), and is served by its own task ([`subscriber`]), which
-//! writes events ([`event`]) into the streamed response body.
+//! writes events ([`event`]) into the streamed response body. The events of a shared chunk
+//! are made once, by the first subscriber that reads it, and sent by reference by every
+//! other ([`shared`]).
 //!
 //! Resuming: `Last-Event-ID` (sent by EventSource when it reconnects) wins over `?from=` and
 //! `?since=`, and starts right after that seq. A position history no longer covers is never
@@ -17,6 +19,7 @@
 mod cors;
 mod event;
 pub(crate) mod publish;
+mod shared;
 mod subscriber;
 
 use std::net::SocketAddr;
@@ -38,6 +41,7 @@ use event::Encoding;
 use subscriber::SseClient;
 
 pub(crate) use cors::preflight;
+pub(crate) use shared::SharedEvents;
 
 /// The media type of an event stream.
 const EVENT_STREAM: &str = "text/event-stream";
@@ -197,6 +201,7 @@ fn stream(
             feed,
             encoding,
             body: sender,
+            shared: Arc::clone(&state.sse_events),
             abort,
         }));
         body

@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +21,7 @@ use wspubsub_fanout::FrameQueue;
 use wspubsub_protocol::{Role, ping_interval};
 
 use super::event::{self, Encoding};
+use super::shared::SharedEvents;
 use crate::connection::{Connection, Ending, SlowReason, expired, lost};
 use crate::event::EventKind;
 use crate::hub::Membership;
@@ -45,7 +48,9 @@ pub(crate) struct SseClient {
     /// How payloads are written.
     pub(crate) encoding: Encoding,
     /// The response body's sender.
-    pub(crate) body: mpsc::Sender<Bytes>,
+    pub(crate) body: mpsc::Sender<FrameQueue>,
+    /// Events made once for every subscriber.
+    pub(crate) shared: Arc<SharedEvents>,
     /// Cancelled to drop the HTTP connection at once (a slow subscriber).
     pub(crate) abort: CancellationToken,
 }
@@ -59,6 +64,7 @@ pub(crate) async fn serve(client: SseClient) {
         mut feed,
         encoding,
         body,
+        shared,
         abort,
     } = client;
     let (id, topic) = (&connection.id, &connection.topic);
@@ -66,7 +72,7 @@ pub(crate) async fn serve(client: SseClient) {
     let joined = EventKind::joined(Role::Subscriber);
     connection.events.emit(joined, topic, Some(id), None);
     tracing::debug!(client = %id, %topic, "sse {joined}");
-    let ending = run(&connection, &mut feed, encoding, &body).await;
+    let ending = run(&connection, &mut feed, (encoding, &shared), &body).await;
     drop(feed);
     drop(membership);
     if matches!(ending, Ending::SlowSubscriber(_)) {
@@ -97,8 +103,19 @@ impl From<Unsent> for Ending {
     }
 }
 
+/// A queue of just `bytes`.
+fn one(bytes: Bytes) -> FrameQueue {
+    let mut queue = FrameQueue::default();
+    queue.push(bytes);
+    queue
+}
+
 /// Sends `bytes` into the body, waiting at most `stall` for room.
-async fn send(body: &mpsc::Sender<Bytes>, bytes: Bytes, stall: Duration) -> Result<(), Unsent> {
+async fn send(
+    body: &mpsc::Sender<FrameQueue>,
+    bytes: FrameQueue,
+    stall: Duration,
+) -> Result<(), Unsent> {
     match tokio::time::timeout(stall, body.send(bytes)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_closed)) => Err(Unsent::Gone),
@@ -111,12 +128,12 @@ async fn send(body: &mpsc::Sender<Bytes>, bytes: Bytes, stall: Duration) -> Resu
 async fn run(
     connection: &Connection,
     feed: &mut TopicFeed,
-    encoding: Encoding,
-    body: &mpsc::Sender<Bytes>,
+    (encoding, shared): (Encoding, &SharedEvents),
+    body: &mpsc::Sender<FrameQueue>,
 ) -> Ending {
     let options = &connection.options;
     let stall = options.write_timeout;
-    if let Err(unsent) = send(body, event::preamble(), stall).await {
+    if let Err(unsent) = send(body, one(event::preamble()), stall).await {
         return unsent.into();
     }
     let every = ping_interval(options.pong_deadline);
@@ -136,8 +153,8 @@ async fn run(
             }
         };
         if !frames.is_empty() {
-            let events = event::transcode(&mut frames, encoding);
-            let bytes = events.len();
+            let events = event::transcode(&mut frames, encoding, shared);
+            let bytes = events.remaining();
             if !events.is_empty()
                 && let Err(unsent) = send(body, events, stall).await
             {
@@ -165,7 +182,7 @@ async fn run(
             () = expired(&mut token_expiry) => return Ending::TokenExpired,
             () = body.closed() => return Ending::PeerClosed(None),
             _ = heartbeat.tick() => {
-                if let Err(unsent) = send(body, Bytes::from_static(event::PING), stall).await {
+                if let Err(unsent) = send(body, one(Bytes::from_static(event::PING)), stall).await {
                     return unsent.into();
                 }
             }
