@@ -203,7 +203,6 @@ async fn respond(
             return sse::preflight(&state.origins, request.headers());
         }
         if sse::is_event_stream_request(&request) {
-            let permit = permit.lock().unwrap_or_else(PoisonError::into_inner).take();
             return sse::subscribe(state, peer, &request, abort, permit).await;
         }
         if request.method() == Method::POST {

@@ -8,13 +8,12 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
+use tokio::io::AsyncReadExt;
 use wspubsub_server::protocol::{Control, Role};
 use wspubsub_server::{AuthKey, EventKind, Options, SlowSubscriber};
 use wspubsub_testkit::{
     EventStream, Signer, SseEvent, SseItem, TIMEOUT, TestServer, connect, http_request, metric,
-    now, scrape, send, wait_for_event, within,
+    now, scrape, send, stalled_client, wait_for_event, within,
 };
 
 /// Publishes each of `messages` to `path` over a WebSocket.
@@ -60,6 +59,17 @@ async fn base64_events_carry_every_payload_byte_for_byte_with_increasing_ids() {
     }
     let seqs: Vec<u64> = received.iter().map(SseEvent::seq).collect();
     assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
+    let head = http_request(
+        server.addr(),
+        Method::HEAD,
+        "/bin",
+        &[("accept", "text/event-stream")],
+        "",
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers["content-type"], "text/event-stream");
+    assert!(head.body.is_empty());
 }
 
 #[tokio::test]
@@ -294,7 +304,9 @@ async fn a_stalled_reader_is_cut_as_slow_while_a_fast_one_gets_everything() {
         ..Options::default()
     };
     let server = TestServer::start(options).await;
-    let mut stalled = stalled_event_stream(&server, "/s").await;
+    // A stalled browser tab: it reads nothing after the answer's head.
+    let request = "GET /s HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
+    let mut stalled = stalled_client(server.addr(), request, "HTTP/1.1 200").await;
     let mut fast = EventStream::open(server.addr(), "/s", &[]).await;
     const COUNT: usize = 3000;
     let message = vec![7u8; 4096];
@@ -339,29 +351,6 @@ async fn preflight(server: &TestServer, origin: &str) -> wspubsub_testkit::HttpA
     http_request(server.addr(), Method::OPTIONS, "/c", &headers, "").await
 }
 
-/// An event-stream request from a client that reads nothing after the answer's head, with a
-/// tiny receive buffer, as a stalled browser tab would.
-async fn stalled_event_stream(server: &TestServer, path: &str) -> tokio::net::TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small buffer");
-    let mut stream = within(TIMEOUT, socket.connect(server.addr()))
-        .await
-        .expect("connect");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("request");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(within(TIMEOUT, stream.read_u8()).await.expect("the answer"));
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    stream
-}
-
 #[tokio::test]
 async fn a_shutdown_delivers_what_was_taken_then_ends_the_stream() {
     let server = TestServer::start(Options::default()).await;
@@ -375,4 +364,45 @@ async fn a_shutdown_delivers_what_was_taken_then_ends_the_stream() {
         "nothing more, and the end"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn in_cluster_mode_a_post_on_one_node_reaches_event_streams_on_another_and_resumes() {
+    let nats = wspubsub_testkit::NatsServer::start().await;
+    let node = || async {
+        let options = Options {
+            nats_url: Some(nats.url()),
+            ..Options::default()
+        };
+        TestServer::start(options).await
+    };
+    let (reading, publishing) = (node().await, node().await);
+    let mut stream = EventStream::open(reading.addr(), "/cluster", &[]).await;
+    assert_eq!(stream.status, 200);
+    let mut seqs = Vec::new();
+    for payload in [&b"one"[..], b"two"] {
+        let answer = http_request(
+            publishing.addr(),
+            Method::POST,
+            "/cluster",
+            &[],
+            payload.to_vec(),
+        )
+        .await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        let event = stream.next_event().await;
+        assert_eq!(decoded(&event), payload);
+        assert_eq!(
+            String::from_utf8_lossy(&answer.body),
+            format!("{{\"seq\":{}}}", event.seq()),
+            "the stream's position, the same on every node"
+        );
+        seqs.push(event.seq());
+    }
+    // EventSource reconnecting to the other node resumes there.
+    let last = seqs[0].to_string();
+    let mut resumed =
+        EventStream::open(publishing.addr(), "/cluster", &[("last-event-id", &last)]).await;
+    let event = resumed.next_event().await;
+    assert_eq!((event.seq(), decoded(&event)), (seqs[1], b"two".to_vec()));
 }

@@ -18,7 +18,7 @@ pub use clients::{last_err, next_ok, self_signed, wait_for_left};
 pub use drain::Drain;
 pub use nats::{NatsCluster, NatsServer};
 pub use raw::{
-    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape,
+    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape, stalled_client,
     unread_subscriber, upgrade_request,
 };
 pub use sse::{EventStream, HttpAnswer, SseEvent, SseItem, http_request};

@@ -11,6 +11,7 @@ pub(crate) mod lifecycle;
 mod publisher;
 mod socket;
 mod subscriber;
+mod watch;
 mod write;
 
 use std::pin::Pin;
@@ -30,7 +31,8 @@ pub(crate) use ending::{Ending, SlowReason};
 pub(crate) use publisher::run_publisher;
 use socket::Peer;
 pub(crate) use socket::SubscriberSocket;
-pub(crate) use subscriber::{lost, run_subscriber};
+pub(crate) use subscriber::run_subscriber;
+pub(crate) use watch::{EndWatch, Watched};
 
 /// What every connection task needs besides its socket and its topic.
 #[derive(Debug, Clone)]
@@ -63,6 +65,14 @@ impl Connection {
 pub(crate) async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
     match expiry {
         Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when `signal` is cancelled; never without one.
+async fn lost(signal: Option<&CancellationToken>) {
+    match signal {
+        Some(signal) => signal.cancelled().await,
         None => std::future::pending().await,
     }
 }

@@ -23,7 +23,7 @@ mod shared;
 mod subscriber;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -79,18 +79,20 @@ struct Wanted {
 
 /// Answers an event-stream request: the stream of its topic (the subscriber's task spawned
 /// on the server's clients), or a refusal. `abort` drops the request's connection; `permit`
-/// is its place among handshakes, given back once the subscriber is admitted.
+/// holds its place among handshakes, given back once the subscriber is admitted (a
+/// long-lived subscriber is no handshake).
 pub(crate) async fn subscribe<B>(
     state: &Arc<State>,
     peer: SocketAddr,
     request: &Request<B>,
     abort: CancellationToken,
-    permit: HandshakePermit,
+    permit: &Mutex<HandshakePermit>,
 ) -> Response<Body> {
     let topic = request.uri().path();
     let mut response = match admit(state, peer, request).await {
         Ok((client, encoding)) => {
-            drop(permit);
+            // Nothing panics while holding this lock; a poisoned one still holds the permit.
+            drop(permit.lock().unwrap_or_else(PoisonError::into_inner).take());
             stream(
                 state,
                 client,

@@ -22,7 +22,7 @@ use wspubsub_protocol::{Role, ping_interval};
 
 use super::event::{self, Encoding};
 use super::shared::SharedEvents;
-use crate::connection::{Connection, Ending, SlowReason, expired, lost};
+use crate::connection::{Connection, EndWatch, Ending, SlowReason, Watched};
 use crate::event::EventKind;
 use crate::hub::Membership;
 use crate::limits::Admission;
@@ -139,18 +139,12 @@ async fn run(
     let every = ping_interval(options.pong_deadline);
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut token_expiry = connection.token_expiry();
-    let mut drain_deadline = None;
-    let stream_lost = feed.lost();
+    let mut watch = EndWatch::new(connection, feed);
     let mut frames = FrameQueue::default();
     loop {
         let batch = match feed.next_batch(&mut frames, BATCH_BYTES) {
             Ok(batch) => batch,
-            Err(lagged) => {
-                return Ending::SlowSubscriber(SlowReason::QueueOverflow {
-                    missed: lagged.missed,
-                });
-            }
+            Err(lagged) => return lagged.into(),
         };
         if !frames.is_empty() {
             let events = event::transcode(&mut frames, encoding, shared);
@@ -173,13 +167,10 @@ async fn run(
         let more_pending = batch.more_pending;
         tokio::select! {
             biased;
-            () = connection.shutdown.cancelled(), if drain_deadline.is_none() => {
-                feed.drain();
-                drain_deadline = Some(Box::pin(tokio::time::sleep(options.close_deadline / 2)));
-            }
-            () = expired(&mut drain_deadline) => return Ending::Shutdown,
-            () = lost(stream_lost.as_ref()) => return Ending::StreamLost,
-            () = expired(&mut token_expiry) => return Ending::TokenExpired,
+            watched = watch.next() => match watched {
+                Watched::Drain => feed.drain(),
+                Watched::End(ending) => return ending,
+            },
             () = body.closed() => return Ending::PeerClosed(None),
             _ = heartbeat.tick() => {
                 if let Err(unsent) = send(body, one(Bytes::from_static(event::PING)), stall).await {
