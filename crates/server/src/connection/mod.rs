@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::EventSink;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::topic::{Batch, TopicFeed};
 
 pub(crate) use ending::{Ending, SlowReason};
 pub(crate) use publisher::run_publisher;
@@ -54,6 +55,15 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// A subscriber wrote `batch` out (`bytes` of it): counts it, and once nothing more is
+    /// pending lets go of it at once (a held topic may be waiting for that room).
+    pub(crate) fn wrote(&self, feed: &mut TopicFeed, batch: &Batch, bytes: usize) {
+        self.metrics.delivered(batch.messages, bytes, batch.oldest);
+        if !batch.more_pending {
+            feed.written();
+        }
+    }
+
     /// A timer for the client's token expiry; none (and no timer entry) without auth.
     pub(crate) fn token_expiry(&self) -> Option<Pin<Box<Sleep>>> {
         self.token_expires

@@ -49,12 +49,7 @@ where
                 Ok(false) => {}
                 Err(failure) => return slow_or_lost(failure),
             }
-            connection
-                .metrics
-                .delivered(batch.messages, bytes, batch.oldest);
-            if !batch.more_pending {
-                feed.written();
-            }
+            connection.wrote(feed, &batch, bytes);
         }
         if batch.finished {
             // A topic finishes only once it closes, and with this subscriber still in it that

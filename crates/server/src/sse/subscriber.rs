@@ -154,12 +154,7 @@ async fn run(
             {
                 return unsent.into();
             }
-            connection
-                .metrics
-                .delivered(batch.messages, bytes, batch.oldest);
-            if !batch.more_pending {
-                feed.written();
-            }
+            connection.wrote(feed, &batch, bytes);
         }
         if batch.finished {
             return Ending::Shutdown;
