@@ -307,6 +307,7 @@ async fn a_stalled_reader_is_cut_as_slow_while_a_fast_one_gets_everything() {
     // A stalled browser tab: it reads nothing after the answer's head.
     let request = "GET /s HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
     let mut stalled = stalled_client(server.addr(), request, "HTTP/1.1 200").await;
+    let mut events = server.handle().events();
     let mut fast = EventStream::open(server.addr(), "/s", &[]).await;
     const COUNT: usize = 3000;
     let message = vec![7u8; 4096];
@@ -330,6 +331,9 @@ async fn a_stalled_reader_is_cut_as_slow_while_a_fast_one_gets_everything() {
         previous = Some(event.seq());
     }
     within(TIMEOUT, publishing).await.expect("published");
+    let left = wait_for_event(&mut events, |event| event.kind == EventKind::SubscriberLeft).await;
+    let why = left.detail.unwrap_or_default();
+    assert!(why.contains("took no bytes for the write timeout"), "{why}");
     let closes = "wspubsub_closes_total{reason=\"slow_subscriber\"}";
     assert_eq!(metric(&scrape(server.addr()).await, closes), Some(1.0));
     // The stalled reader's connection is dropped: reading it now ends.
