@@ -25,6 +25,7 @@ use crate::limits::LimitReached;
 use crate::origin::OriginPolicy;
 use crate::retention::HistoryGap;
 use crate::server::State;
+use crate::stats::{ClientKind, ClientRecord, SubscriberKind};
 use crate::upgrade::{self, BadHandshake, BadIdentity, Body, ClientIdentity};
 
 /// Why a request does not become a client: everything needed to answer, count and report it.
@@ -297,26 +298,35 @@ pub(crate) async fn admit<B>(
     }
     let address = state.proxies.client_address(peer.ip(), request.headers());
     let admission = state.limits.admit(address)?;
+    let id: Arc<str> = client_id(&identity.name).into();
+    let kind = match (identity.role, form) {
+        (Role::Publisher, _) => ClientKind::Publisher,
+        (Role::Subscriber, Form::Raw) => ClientKind::Subscriber(SubscriberKind::Subscriber),
+        (Role::Subscriber, Form::Enveloped) => ClientKind::Subscriber(SubscriberKind::Stream),
+    };
+    let record = Arc::new(ClientRecord::new(Arc::clone(&id), kind, peer));
+    let joining = Arc::clone(&record);
     let (membership, attachment) = match identity.role {
         Role::Publisher => {
-            let (membership, publisher) = state.hub.join_publisher(&topic, form)?;
+            let (membership, publisher) = state.hub.join_publisher(&topic, form, joining)?;
             (membership, Attachment::Publisher(publisher))
         }
         Role::Subscriber => {
             let reading = state.hub.read_stream(&topic).await?;
-            let (membership, feed) = state.hub.join_subscriber(&topic, start, form)?;
+            let (membership, feed) = state.hub.join_subscriber(&topic, start, form, joining)?;
             drop(reading);
             (membership, Attachment::Subscriber(feed))
         }
     };
     let connection = Connection {
-        id: client_id(&identity.name).into(),
+        id,
         topic: Arc::clone(membership.topic()),
         options: Arc::clone(&state.options),
         shutdown: state.shutdown.clone(),
         events: state.events.clone(),
         metrics: Arc::clone(&state.metrics),
         token_expires,
+        record,
     };
     Ok(Admitted {
         response,

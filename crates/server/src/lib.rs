@@ -61,6 +61,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod admission;
 mod auth;
 mod client_id;
@@ -81,6 +82,7 @@ mod position;
 mod reloadable;
 mod retention;
 mod server;
+mod stats;
 mod tls;
 mod topic;
 mod upgrade;
@@ -91,7 +93,7 @@ pub use event::{Event, EventKind};
 /// Networks of trusted proxies ([`Options::trusted_proxies`]).
 pub use ipnet::IpNet;
 pub use options::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES,
+    AdminToken, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
     DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption,

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::Admin;
 use crate::auth::{AuthKey, Authenticator, BadKey, ClaimRules};
 use crate::cluster::{ClusterError, ClusterNode};
 use crate::connection::lifecycle;
@@ -94,6 +95,8 @@ pub(crate) struct State {
     pub(crate) tls: Option<Reloadable<rustls::ServerConfig>>,
     /// The WebSocket settings of client sockets.
     pub(crate) websocket: WebSocketConfig,
+    /// What the admin API keeps (rates, the main listener's address).
+    pub(crate) admin: Admin,
 }
 
 /// A handle to a server, for stopping it and looking at it while it runs. Cheap to clone.
@@ -198,6 +201,7 @@ impl Server {
             claim_rules,
             tls,
             websocket,
+            admin: Admin::new(listener.local_addr().ok()),
         };
         Ok(Server {
             listener,

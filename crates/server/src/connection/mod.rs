@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::EventSink;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::stats::ClientRecord;
 
 pub(crate) use ending::Ending;
 pub(crate) use publisher::run_publisher;
@@ -49,6 +50,8 @@ pub(crate) struct Connection {
     pub(crate) metrics: Arc<Metrics>,
     /// When the client's token expires (auth on), closing it with 1008.
     pub(crate) token_expires: Option<tokio::time::Instant>,
+    /// What the admin API shows of it; a subscriber counts what it writes here.
+    pub(crate) record: Arc<ClientRecord>,
 }
 
 impl Connection {
