@@ -535,7 +535,8 @@ async fn run(
             break;
         }
         let mut taken: usize = 0;
-        let payload: usize = batch.iter().map(|arrival| arrival.message.len()).sum();
+        // What this batch adds to the topic: (messages, payload bytes).
+        let mut took = (0, 0);
         // Encode outside the backlog's lock; subscribers only wait for the appends.
         let time = match &mut numbering {
             Numbering::Clock(sequence) => {
@@ -546,6 +547,7 @@ async fn run(
                     if let Some(cell) = &arrival.ack {
                         acks.note(cell, seq);
                     }
+                    took = (took.0 + 1, took.1 + arrival.message.len());
                     records.extend(builder.push(&arrival.message, arrival.at, seq, time));
                     seq += 1;
                 }
@@ -567,6 +569,7 @@ async fn run(
                         // other topics.
                         records.extend(builder.finish());
                     }
+                    took = (took.0 + 1, took.1 + arrival.message.len());
                     *last_time = (*last_time).max(stamp.time);
                     *next_seq = stamp.seq + 1;
                     records.extend(builder.push(
@@ -581,7 +584,7 @@ async fn run(
         };
         records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
-        outbound.counters.took(received, payload);
+        outbound.counters.took(took.0, took.1);
         if outbound.enveloping() {
             records.iter_mut().for_each(Record::envelop);
         }
