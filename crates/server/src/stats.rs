@@ -107,11 +107,12 @@ impl ClientRecord {
         self.pending.store(bytes as u64, Ordering::Relaxed);
     }
 
-    /// The batch being written (`messages`, `bytes`) is out.
+    /// The batch being written (`messages`, `bytes`) is out. Only the client's own task
+    /// calls it.
     pub(crate) fn written(&self, messages: u64, bytes: usize) {
         self.pending.store(0, Ordering::Relaxed);
-        self.messages_out.fetch_add(messages, Ordering::Relaxed);
-        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        add(&self.messages_out, messages);
+        add(&self.bytes_out, bytes as u64);
     }
 
     /// Bytes handed to it and not written yet.
@@ -166,11 +167,10 @@ impl Default for TopicCounters {
 }
 
 impl TopicCounters {
-    /// The actor took a batch of `messages` of `bytes` payload bytes.
+    /// The actor took a batch of `messages` of `bytes` payload bytes. Only the actor calls it.
     pub(crate) fn took(&self, messages: usize, bytes: usize) {
-        self.messages_in
-            .fetch_add(messages as u64, Ordering::Relaxed);
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        add(&self.messages_in, messages as u64);
+        add(&self.bytes_in, bytes as u64);
     }
 
     /// What the topic took so far.
@@ -180,6 +180,13 @@ impl TopicCounters {
             bytes: self.bytes_in.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Adds to a counter that has a single writer: a load and a store, without the locked
+/// read-modify-write a shared counter would need; readers see one value or the next.
+fn add(counter: &AtomicU64, amount: u64) {
+    let sum = counter.load(Ordering::Relaxed).wrapping_add(amount);
+    counter.store(sum, Ordering::Relaxed);
 }
 
 #[cfg(test)]
