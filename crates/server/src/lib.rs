@@ -42,6 +42,9 @@
 //!   to a NATS JetStream stream shared by every node, and a topic with local subscribers
 //!   reads its subject back (one reading per topic per node) into its actor, which then
 //!   numbers messages with the stream's positions instead of its own.
+//! - `admin`: the JSON admin API (`/api/...`) and the dashboard (`/ui`), on the admin
+//!   listener, or on the main one with [`Options::admin_token`]; it reads the per-client
+//!   records and per-topic counters of `stats`, which the hub and topic actors keep.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
 //! - With the cargo feature `fuzzing` (off by default), `fuzzing` exposes the admission
 //!   decision and the token and query parsing to fuzz targets, without I/O.
