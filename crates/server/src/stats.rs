@@ -217,7 +217,7 @@ mod tests {
         // Every idle connection has one: keep it small (issue 12's idle-memory budget).
         assert!(std::mem::size_of::<ClientRecord>() <= 96);
         let names: Vec<_> = SubscriberKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["subscriber", "stream"]);
+        assert_eq!(names, ["subscriber", "stream", "sse"]);
         assert_eq!(ClientKind::Publisher.as_str(), "publisher");
     }
 }
