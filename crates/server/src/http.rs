@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Admitted};
+use crate::assets;
 use crate::connection::lifecycle;
 use crate::endpoints;
 use crate::metrics::Metrics;
@@ -198,6 +199,11 @@ async fn respond(
     {
         return response;
     }
+    if !upgrade::is_websocket_request(&request)
+        && let Some(response) = assets::respond(&request)
+    {
+        return response;
+    }
     match admission::admit(state, peer, &request).await {
         Ok(Admitted { response, client }) => {
             let upgrade = hyper::upgrade::on(&mut request);
@@ -213,12 +219,14 @@ async fn respond(
 
 /// Answers a request on the admin listener: an endpoint, or 404.
 fn respond_admin<B>(state: &State, request: &Request<B>) -> Response<Body> {
-    endpoints::respond(request, &endpoint_status(state)).unwrap_or_else(|| {
-        upgrade::plain_text(
-            StatusCode::NOT_FOUND,
-            "this listener serves /healthz, /readyz and /metrics",
-        )
-    })
+    endpoints::respond(request, &endpoint_status(state))
+        .or_else(|| assets::respond(request))
+        .unwrap_or_else(|| {
+            upgrade::plain_text(
+                StatusCode::NOT_FOUND,
+                "this listener serves /healthz, /readyz, /metrics and /wspubsub.js",
+            )
+        })
 }
 
 /// What the endpoints report on, now.
