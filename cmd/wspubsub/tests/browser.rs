@@ -1,0 +1,362 @@
+//! Browser tests: a real headless Chromium (Debian's `chromium`, driven over the DevTools
+//! protocol) loads a page from an origin of the tests' own and talks to a real
+//! `wspubsub serve` process; the page reports what it saw and the assertions are made here.
+//!
+//! Without chromium these tests skip with a printed reason, unless `CI` is set: then they
+//! fail (`.ci/deps` installs chromium, `.ci/run` sets `CI`).
+
+#[path = "browser/chrome.rs"]
+mod chrome;
+#[path = "browser/origin.rs"]
+mod origin;
+mod support;
+
+use serde_json::{Value, json};
+use wspubsub_netfault::Proxy;
+use wspubsub_pubclient::{ClientOptions, Publisher, PublisherOptions};
+use wspubsub_subclient::Subscriber;
+use wspubsub_testkit::{NatsServer, TIMEOUT, raw_answer, rejections};
+
+use chrome::Browser;
+use origin::Origin;
+use support::Process;
+
+/// A browser with the test page loaded from an origin of its own; `None`: skip the test.
+async fn page() -> Option<(Browser, Origin)> {
+    let mut browser = chrome::launch().await?;
+    let origin = Origin::start().await;
+    browser.open(&origin.url("/harness.html")).await;
+    Some((browser, origin))
+}
+
+/// Starts `wspubsub serve` on a free loopback port with `args`; the process and its address.
+async fn serve(args: &[&str]) -> (Process, String) {
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend(args.iter().map(String::as_str));
+        let process = Process::start(&all, &[]);
+        let addr = process.listen_addr();
+        (process, addr)
+    })
+    .await
+    .expect("start wspubsub serve")
+}
+
+/// Binary payloads that catch any re-encoding: every byte value, empty, lone bytes, bytes
+/// that are not UTF-8, and 64 KiB of noise.
+fn tricky_payloads() -> Vec<Vec<u8>> {
+    let mut state = 0x2545_f491_u32;
+    let noise = (0..65_536)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_be_bytes()[0]
+        })
+        .collect();
+    vec![
+        (0..=255).collect(),
+        Vec::new(),
+        vec![0],
+        vec![0xff],
+        vec![0xc3, 0x28, 0xa0, 0xa1],
+        b"plain text".to_vec(),
+        noise,
+    ]
+}
+
+/// `payloads` as the page takes them: hex strings.
+fn as_hex(payloads: &[Vec<u8>]) -> Value {
+    payloads.iter().map(hex::encode).collect()
+}
+
+/// The `data` (hex) and `seq` of each message a module subscription reported.
+fn data_and_seqs(messages: &Value) -> (Vec<String>, Vec<u64>) {
+    let messages = messages.as_array().expect("an array of messages");
+    let data = messages
+        .iter()
+        .map(|message| message["data"].as_str().expect("data").to_owned())
+        .collect();
+    let seqs = messages
+        .iter()
+        .map(|message| message["seq"].as_u64().expect("a seq"))
+        .collect();
+    (data, seqs)
+}
+
+/// Asserts that `seqs` increase strictly.
+fn assert_increasing(seqs: &[u64], what: &str) {
+    assert!(
+        seqs.windows(2).all(|pair| pair[0] < pair[1]),
+        "{what}: seqs not strictly increasing: {seqs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_websocket_subscriber_and_publisher_carry_every_byte_exactly() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let (_server, addr) = serve(&[]).await;
+    let payloads = tricky_payloads();
+
+    // A Rust publisher to a page's native WebSocket subscriber.
+    let url = format!("ws://{addr}/native/down");
+    assert_eq!(browser.call("nativeSubscribe", &[json!(url)]).await, "open");
+    let publisher = Publisher::connect(&url, ClientOptions::default())
+        .await
+        .expect("a publisher");
+    for payload in &payloads {
+        publisher.publish(payload.clone()).await.expect("publish");
+    }
+    publisher.close().await.expect("close the publisher");
+    let received = browser
+        .call("nativeReceived", &[json!(payloads.len())])
+        .await;
+    assert_eq!(received, as_hex(&payloads), "what the page received");
+
+    // A page's native WebSocket publisher to a Rust subscriber.
+    let url = format!("ws://{addr}/native/up");
+    let mut subscriber = Subscriber::connect(&url, ClientOptions::default())
+        .await
+        .expect("a subscriber");
+    let sent = browser
+        .call("nativePublish", &[json!(url), as_hex(&payloads)])
+        .await;
+    assert_eq!(sent, json!({ "closed": 1000 }), "the page's publisher");
+    for (index, payload) in payloads.iter().enumerate() {
+        let message = tokio::time::timeout(TIMEOUT, futures_util::StreamExt::next(&mut subscriber))
+            .await
+            .expect("a message within the timeout")
+            .expect("the subscription goes on")
+            .expect("a message");
+        assert_eq!(message.as_ref(), payload.as_slice(), "message {index}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_from_an_allowed_origin_connects_and_one_from_another_is_refused() {
+    let Some(mut browser) = chrome::launch().await else {
+        return;
+    };
+    let (allowed, other) = (Origin::start().await, Origin::start().await);
+    let (_server, addr) = serve(&["--allowed-origins", &allowed.origin()]).await;
+    let url = json!(format!("ws://{addr}/origins"));
+
+    browser.open(&allowed.url("/harness.html")).await;
+    assert_eq!(
+        browser.call("nativeSubscribe", &[url.clone()]).await,
+        "open"
+    );
+    let addr = addr.parse().expect("a socket address");
+    assert_eq!(rejections(addr, 403, "origin").await, 0.0);
+
+    browser.open(&other.url("/harness.html")).await;
+    // A browser reports a refused handshake as 1006, without the status: the server's
+    // metrics say why it refused.
+    assert_eq!(
+        browser.call("nativeSubscribe", &[url]).await,
+        json!({ "closed": 1006 })
+    );
+    assert_eq!(rejections(addr, 403, "origin").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_is_served_and_publishes_with_acks_to_a_subscription_in_order() {
+    let (_server, addr) = serve(&[]).await;
+    let served = raw_answer(
+        addr.parse().expect("a socket address"),
+        b"GET /wspubsub.js HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(served.status, 200);
+    assert!(
+        served
+            .head
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-type: text/javascript; charset=utf-8"),
+        "{}",
+        served.head
+    );
+    assert_eq!(served.body, include_str!("../../../clients/js/wspubsub.js"));
+
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let url = json!(format!("ws://{addr}/module"));
+    browser
+        .call(
+            "moduleSubscribe",
+            &[json!(addr), url.clone(), json!("latest")],
+        )
+        .await;
+    let payloads = tricky_payloads();
+    let acks = browser
+        .call("modulePublish", &[json!(addr), url, as_hex(&payloads)])
+        .await;
+
+    // Awaited one by one, each ack names its message exactly; sent together, the last one.
+    let one_by_one: Vec<u64> = acks["oneByOne"]
+        .as_array()
+        .expect("acks")
+        .iter()
+        .map(|ack| {
+            assert_eq!(ack["exact"], true, "{ack}");
+            ack["seq"].as_u64().expect("a seq")
+        })
+        .collect();
+    assert_eq!(one_by_one.len(), payloads.len());
+    assert_increasing(&one_by_one, "acks one by one");
+    let together = acks["together"].as_array().expect("acks");
+    assert_eq!(together.len(), payloads.len());
+    assert_eq!(together.last().expect("an ack")["exact"], true);
+    let together_seqs: Vec<u64> = together
+        .iter()
+        .map(|ack| ack["seq"].as_u64().expect("a seq"))
+        .collect();
+    assert!(together_seqs.windows(2).all(|pair| pair[0] <= pair[1]));
+    assert!(together_seqs[0] > one_by_one[one_by_one.len() - 1]);
+
+    let messages = browser
+        .call("moduleMessages", &[json!(2 * payloads.len())])
+        .await;
+    let (data, seqs) = data_and_seqs(&messages);
+    let both_rounds = [payloads.as_slice(), payloads.as_slice()].concat();
+    assert_eq!(
+        json!(data),
+        as_hex(&both_rounds),
+        "what the subscription received"
+    );
+    assert_increasing(&seqs, "the subscription");
+    assert_eq!(seqs[..payloads.len()], one_by_one, "seqs match the acks");
+    assert_eq!(seqs.last(), together_seqs.last());
+    assert!(
+        messages
+            .as_array()
+            .expect("messages")
+            .iter()
+            .all(|m| m["topic"] == "/module"),
+        "{messages}"
+    );
+    let screenshot = browser.screenshot("module-subscription").await;
+    assert!(screenshot.metadata().is_ok_and(|file| file.len() > 0));
+}
+
+/// Publishes `count` messages numbered from `first` to `url` in stream mode, each confirmed
+/// (stored) before the next; their payloads.
+async fn publish_confirmed(publisher: &Publisher, first: usize, count: usize) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    for number in first..first + count {
+        let payload = format!("message {number}").into_bytes();
+        publisher
+            .publish_confirmed(payload.clone())
+            .await
+            .expect("a confirmed publish");
+        sent.push(payload);
+    }
+    sent
+}
+
+/// Asserts that a module subscription received exactly `sent`, in order, with increasing
+/// seqs, and that its states show `closes` closes it came back from, the first with `code`.
+async fn assert_resumed(browser: &mut Browser, sent: &[Vec<u8>], code: u64) {
+    let opened = browser.call("moduleOpened", &[json!(2)]).await;
+    let closes: Vec<&Value> = opened["states"]
+        .as_array()
+        .expect("states")
+        .iter()
+        .filter(|state| state["state"] == "closed")
+        .collect();
+    assert_eq!(closes[0]["code"], code, "{opened}");
+    assert_eq!(closes[0]["retrying"], true, "{opened}");
+    assert_eq!(opened["gaps"], json!([]), "nothing lost: no gap");
+    let messages = browser.call("moduleMessages", &[json!(sent.len())]).await;
+    let (data, seqs) = data_and_seqs(&messages);
+    assert_eq!(json!(data), as_hex(sent), "every message once, in order");
+    assert_increasing(&seqs, "the resumed subscription");
+    let last = browser.call("moduleClose", &[]).await;
+    assert_eq!(last["state"], "closed", "{last}");
+    assert_eq!(last["retrying"], false, "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_resumes_on_another_node_after_its_node_closes_it_with_1001() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    // Two nodes on one NATS behind a "load balancer" (the proxy) that sends clients to node
+    // A until it drains, then to node B; the publisher is on B throughout.
+    let nats = NatsServer::start().await;
+    let nats_url = nats.url();
+    let (a, a_addr) = serve(&["--nats-url", &nats_url]).await;
+    let (_b, b_addr) = serve(&["--nats-url", &nats_url]).await;
+    let proxy = Proxy::start(a_addr.parse().expect("an address"))
+        .await
+        .expect("a proxy");
+    let topic_url = |addr: &str| format!("ws://{addr}/failover");
+    browser
+        .call(
+            "moduleSubscribe",
+            &[
+                json!(b_addr),
+                json!(topic_url(&proxy.addr().to_string())),
+                json!("latest"),
+            ],
+        )
+        .await;
+    let publisher = Publisher::connect_stream(
+        &topic_url(&b_addr),
+        ClientOptions::default(),
+        PublisherOptions::default(),
+    )
+    .await
+    .expect("a stream-mode publisher");
+    let mut sent = publish_confirmed(&publisher, 0, 20).await;
+    browser.call("moduleMessages", &[json!(sent.len())]).await;
+
+    // Node A drains: its subscribers get what it took, then 1001; B takes the reconnect.
+    proxy.redirect(b_addr.parse().expect("an address"));
+    a.terminate();
+    sent.extend(publish_confirmed(&publisher, 20, 20).await);
+    assert_resumed(&mut browser, &sent, 1001).await;
+    assert!(a.exit_status().await.success(), "node A drained cleanly");
+    publisher.close().await.expect("every message acknowledged");
+    drop(nats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_resumes_from_history_after_its_connection_is_cut() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let (_server, addr) = serve(&[]).await;
+    let proxy = Proxy::start(addr.parse().expect("an address"))
+        .await
+        .expect("a proxy");
+    browser
+        .call(
+            "moduleSubscribe",
+            &[
+                json!(addr),
+                json!(format!("ws://{}/cut", proxy.addr())),
+                json!("latest"),
+            ],
+        )
+        .await;
+    let publisher = Publisher::connect_stream(
+        &format!("ws://{addr}/cut"),
+        ClientOptions::default(),
+        PublisherOptions::default(),
+    )
+    .await
+    .expect("a stream-mode publisher");
+    let mut sent = publish_confirmed(&publisher, 0, 20).await;
+    browser.call("moduleMessages", &[json!(sent.len())]).await;
+
+    // The network breaks (TCP reset both ways); what is published meanwhile is in history.
+    assert_eq!(proxy.reset(), 1, "the page's one connection");
+    sent.extend(publish_confirmed(&publisher, 20, 20).await);
+    assert_resumed(&mut browser, &sent, 1006).await;
+    publisher.close().await.expect("every message acknowledged");
+}
