@@ -360,3 +360,134 @@ async fn the_module_resumes_from_history_after_its_connection_is_cut() {
     assert_resumed(&mut browser, &sent, 1006).await;
     publisher.close().await.expect("every message acknowledged");
 }
+
+/// Where README's page to copy begins and ends.
+const README_PAGE_INTRO: &str = "A page to copy";
+const README_PAGE_START: &str = "```html\n";
+const README_PAGE_END: &str = "```";
+/// The server address README's page names, replaced by the test server's.
+const README_SERVER: &str = "http://127.0.0.1:8080";
+
+/// README's page to copy, from README.md as it stands, pointed at `addr`.
+fn readme_page(addr: &str) -> String {
+    let readme = include_str!("../../../README.md");
+    let intro = readme
+        .find(README_PAGE_INTRO)
+        .expect("README's page to copy");
+    let start = intro
+        + readme[intro..]
+            .find(README_PAGE_START)
+            .expect("its code block")
+        + README_PAGE_START.len();
+    let length = readme[start..]
+        .find(README_PAGE_END)
+        .expect("the end of the code block");
+    let page = &readme[start..start + length];
+    assert!(
+        page.contains(README_SERVER),
+        "the page names {README_SERVER}"
+    );
+    page.replace(README_SERVER, &format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_page_shows_history_and_publishes() {
+    let Some(mut browser) = chrome::launch().await else {
+        return;
+    };
+    let (_server, addr) = serve(&[]).await;
+    let origin = Origin::with_pages(vec![("/readme.html".into(), readme_page(&addr))]).await;
+    let publisher = Publisher::connect_stream(
+        &format!("ws://{addr}/chat"),
+        ClientOptions::default(),
+        PublisherOptions::default(),
+    )
+    .await
+    .expect("a stream-mode publisher");
+    publisher
+        .publish_confirmed(&b"hello from Rust"[..])
+        .await
+        .expect("stored");
+
+    // `from: "earliest"`: the page shows what history holds, then its own message, stored.
+    browser.open(&origin.url("/readme.html")).await;
+    let log = "document.getElementById('log').textContent";
+    let shown = browser
+        .wait_for_dom(&format!("{log}.includes(' hello from Rust') && {log}"))
+        .await;
+    assert!(
+        shown.as_str().is_some_and(|text| text.contains("open {")),
+        "{shown}"
+    );
+    browser
+        .evaluate("document.getElementById('send').click()")
+        .await;
+    let stored = browser
+        .wait_for_dom(&format!("{log}.match(/stored as #(\\d+)/)?.[1]"))
+        .await;
+    let seq = stored.as_str().expect("the stored seq");
+    let shown = browser
+        .wait_for_dom(&format!("{log}.includes('#{seq} hello') && {log}"))
+        .await;
+    assert!(!shown.to_string().contains("lost "), "no gap: {shown}");
+    publisher.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_publisher_resends_across_a_cut_and_every_send_resolves() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let (_server, addr) = serve(&[]).await;
+    let proxy = Proxy::start(addr.parse().expect("an address"))
+        .await
+        .expect("a proxy");
+    let mut subscriber =
+        Subscriber::connect(&format!("ws://{addr}/resend"), ClientOptions::default())
+            .await
+            .expect("a subscriber");
+    let via_proxy = format!("ws://{}/resend", proxy.addr());
+    let opened = browser
+        .call("publisherOpen", &[json!(addr), json!(via_proxy)])
+        .await;
+    assert_eq!(opened, "open");
+    let payloads: Vec<Vec<u8>> = (0..40).map(|n| format!("sent {n}").into_bytes()).collect();
+    let (before, after) = payloads.split_at(20);
+    let acks = browser.call("publisherSend", &[as_hex(before)]).await;
+    assert_eq!(acks.as_array().map(Vec::len), Some(before.len()), "{acks}");
+
+    // The cut: sends made now go to a dead socket or wait for the next connection; either
+    // way they are sent (again) once the publisher is back, and every one resolves.
+    assert_eq!(proxy.reset(), 1, "the page's one connection");
+    let acks = browser.call("publisherSend", &[as_hex(after)]).await;
+    let acks = acks.as_array().expect("acks");
+    assert_eq!(acks.len(), after.len());
+    assert_eq!(acks.last().expect("an ack")["exact"], true);
+    let states = browser.call("publisherOpened", &[json!(2)]).await;
+    assert!(
+        states
+            .as_array()
+            .expect("states")
+            .iter()
+            .any(|state| state["state"] == "closed" && state["retrying"] == true),
+        "{states}"
+    );
+    assert_eq!(browser.call("publisherClose", &[]).await, "closed");
+
+    // At least once, in order: the first time each payload arrives follows the send order.
+    let mut firsts: Vec<Vec<u8>> = Vec::new();
+    while firsts.len() < payloads.len() {
+        let message = tokio::time::timeout(TIMEOUT, futures_util::StreamExt::next(&mut subscriber))
+            .await
+            .expect("a message within the timeout")
+            .expect("the subscription goes on")
+            .expect("a message");
+        if !firsts
+            .iter()
+            .any(|seen| seen.as_slice() == message.as_ref())
+        {
+            firsts.push(message.to_vec());
+        }
+    }
+    assert_eq!(firsts, payloads);
+}

@@ -212,6 +212,24 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// Waits until the JavaScript `expression` is truthy in the page, checking it at once and
+    /// after every change to the DOM (no polling); returns its value.
+    pub(crate) async fn wait_for_dom(&mut self, expression: &str) -> Value {
+        let waiting = format!(
+            "new Promise((resolve) => {{
+               const value = () => ({expression});
+               const observer = new MutationObserver(() => {{
+                 const now = value();
+                 if (now) {{ observer.disconnect(); resolve(now); }}
+               }});
+               const now = value();
+               if (now) resolve(now);
+               else observer.observe(document, {{ subtree: true, childList: true, characterData: true, attributes: true }});
+             }})"
+        );
+        self.evaluate(&waiting).await
+    }
+
     /// Saves a PNG of the page as `name`.png under the test's target directory, prints its
     /// path (the CI log names it as an artifact) and returns it.
     pub(crate) async fn screenshot(&mut self, name: &str) -> PathBuf {

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// The pages an origin serves: path and HTML.
+/// The pages every origin serves: path and HTML.
 const PAGES: &[(&str, &str)] = &[("/harness.html", include_str!("harness.html"))];
 
 /// A running origin; dropping it stops taking connections.
@@ -26,16 +27,26 @@ pub(crate) struct Origin {
 impl Origin {
     /// Serves the pages on a free port of 127.0.0.1.
     pub(crate) async fn start() -> Origin {
+        Origin::with_pages(Vec::new()).await
+    }
+
+    /// Serves the pages and `extra` ones (path, HTML) on a free port of 127.0.0.1.
+    pub(crate) async fn with_pages(extra: Vec<(String, String)>) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the origin's listener");
         let addr = listener.local_addr().expect("the origin's address");
+        let mut pages: Vec<(String, String)> = PAGES
+            .iter()
+            .map(|&(path, html)| (path.to_owned(), html.to_owned()))
+            .collect();
+        pages.extend(extra);
+        let pages = Arc::new(pages);
         let accepting = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(
-                    http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service_fn(answer)),
-                );
+                let pages = Arc::clone(&pages);
+                let service = service_fn(move |request| answer(Arc::clone(&pages), request));
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
             }
         });
         Origin { addr, accepting }
@@ -60,22 +71,24 @@ impl Drop for Origin {
 
 /// A page, or 404.
 async fn answer(
+    pages: Arc<Vec<(String, String)>>,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let page = PAGES.iter().find(|(path, _)| *path == request.uri().path());
-    let mut response = match page {
+    let page = pages.iter().find(|(path, _)| path == request.uri().path());
+    let response = match page {
         Some((_, html)) => {
-            let mut response = Response::new(Full::new(Bytes::from_static(html.as_bytes())));
+            let mut response = Response::new(Full::new(Bytes::from(html.clone())));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("text/html; charset=utf-8"),
             );
             response
         }
-        None => Response::new(Full::new(Bytes::from_static(b"not found\n"))),
+        None => {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
     };
-    if page.is_none() {
-        *response.status_mut() = StatusCode::NOT_FOUND;
-    }
     Ok(response)
 }
