@@ -146,7 +146,9 @@ async fn a_page_from_an_allowed_origin_connects_and_one_from_another_is_refused(
 
     browser.open(&allowed.url("/harness.html")).await;
     assert_eq!(
-        browser.call("nativeSubscribe", &[url.clone()]).await,
+        browser
+            .call("nativeSubscribe", std::slice::from_ref(&url))
+            .await,
         "open"
     );
     let addr = addr.parse().expect("a socket address");
