@@ -43,6 +43,29 @@ async fn serve(args: &[&str]) -> (Process, String) {
     .expect("start wspubsub serve")
 }
 
+/// A stream-mode publisher of `url`.
+async fn stream_publisher(url: &str) -> Publisher {
+    Publisher::connect_stream(url, ClientOptions::default(), PublisherOptions::default())
+        .await
+        .expect("a stream-mode publisher")
+}
+
+/// A proxy to the server at `addr`, to cut or move its connections.
+async fn proxy_to(addr: &str) -> Proxy {
+    Proxy::start(addr.parse().expect("an address"))
+        .await
+        .expect("a proxy")
+}
+
+/// The next message of a raw subscriber, within [`TIMEOUT`].
+async fn next_message(subscriber: &mut Subscriber) -> bytes::Bytes {
+    tokio::time::timeout(TIMEOUT, futures_util::StreamExt::next(subscriber))
+        .await
+        .expect("a message within the timeout")
+        .expect("the subscription goes on")
+        .expect("a message")
+}
+
 /// Binary payloads that catch any re-encoding: every byte value, empty, lone bytes, bytes
 /// that are not UTF-8, and 64 KiB of noise.
 fn tricky_payloads() -> Vec<Vec<u8>> {
@@ -126,11 +149,7 @@ async fn native_websocket_subscriber_and_publisher_carry_every_byte_exactly() {
         .await;
     assert_eq!(sent, json!({ "closed": 1000 }), "the page's publisher");
     for (index, payload) in payloads.iter().enumerate() {
-        let message = tokio::time::timeout(TIMEOUT, futures_util::StreamExt::next(&mut subscriber))
-            .await
-            .expect("a message within the timeout")
-            .expect("the subscription goes on")
-            .expect("a message");
+        let message = next_message(&mut subscriber).await;
         assert_eq!(message.as_ref(), payload.as_slice(), "message {index}");
     }
 }
@@ -293,9 +312,7 @@ async fn the_module_resumes_on_another_node_after_its_node_closes_it_with_1001()
     let nats_url = nats.url();
     let (a, a_addr) = serve(&["--nats-url", &nats_url]).await;
     let (_b, b_addr) = serve(&["--nats-url", &nats_url]).await;
-    let proxy = Proxy::start(a_addr.parse().expect("an address"))
-        .await
-        .expect("a proxy");
+    let proxy = proxy_to(&a_addr).await;
     let topic_url = |addr: &str| format!("ws://{addr}/failover");
     browser
         .call(
@@ -307,13 +324,7 @@ async fn the_module_resumes_on_another_node_after_its_node_closes_it_with_1001()
             ],
         )
         .await;
-    let publisher = Publisher::connect_stream(
-        &topic_url(&b_addr),
-        ClientOptions::default(),
-        PublisherOptions::default(),
-    )
-    .await
-    .expect("a stream-mode publisher");
+    let publisher = stream_publisher(&topic_url(&b_addr)).await;
     let mut sent = publish_confirmed(&publisher, 0, 20).await;
     browser.call("moduleMessages", &[json!(sent.len())]).await;
 
@@ -333,9 +344,7 @@ async fn the_module_resumes_from_history_after_its_connection_is_cut() {
         return;
     };
     let (_server, addr) = serve(&[]).await;
-    let proxy = Proxy::start(addr.parse().expect("an address"))
-        .await
-        .expect("a proxy");
+    let proxy = proxy_to(&addr).await;
     browser
         .call(
             "moduleSubscribe",
@@ -346,13 +355,7 @@ async fn the_module_resumes_from_history_after_its_connection_is_cut() {
             ],
         )
         .await;
-    let publisher = Publisher::connect_stream(
-        &format!("ws://{addr}/cut"),
-        ClientOptions::default(),
-        PublisherOptions::default(),
-    )
-    .await
-    .expect("a stream-mode publisher");
+    let publisher = stream_publisher(&format!("ws://{addr}/cut")).await;
     let mut sent = publish_confirmed(&publisher, 0, 20).await;
     browser.call("moduleMessages", &[json!(sent.len())]).await;
 
@@ -399,13 +402,7 @@ async fn the_readme_page_shows_history_and_publishes() {
     };
     let (_server, addr) = serve(&[]).await;
     let origin = Origin::with_pages(vec![("/readme.html".into(), readme_page(&addr))]).await;
-    let publisher = Publisher::connect_stream(
-        &format!("ws://{addr}/chat"),
-        ClientOptions::default(),
-        PublisherOptions::default(),
-    )
-    .await
-    .expect("a stream-mode publisher");
+    let publisher = stream_publisher(&format!("ws://{addr}/chat")).await;
     publisher
         .publish_confirmed(&b"hello from Rust"[..])
         .await
@@ -441,9 +438,7 @@ async fn the_module_publisher_resends_across_a_cut_and_every_send_resolves() {
         return;
     };
     let (_server, addr) = serve(&[]).await;
-    let proxy = Proxy::start(addr.parse().expect("an address"))
-        .await
-        .expect("a proxy");
+    let proxy = proxy_to(&addr).await;
     let mut subscriber =
         Subscriber::connect(&format!("ws://{addr}/resend"), ClientOptions::default())
             .await
@@ -479,11 +474,7 @@ async fn the_module_publisher_resends_across_a_cut_and_every_send_resolves() {
     // At least once, in order: the first time each payload arrives follows the send order.
     let mut firsts: Vec<Vec<u8>> = Vec::new();
     while firsts.len() < payloads.len() {
-        let message = tokio::time::timeout(TIMEOUT, futures_util::StreamExt::next(&mut subscriber))
-            .await
-            .expect("a message within the timeout")
-            .expect("the subscription goes on")
-            .expect("a message");
+        let message = next_message(&mut subscriber).await;
         if !firsts
             .iter()
             .any(|seen| seen.as_slice() == message.as_ref())
