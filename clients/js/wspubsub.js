@@ -310,6 +310,7 @@ export async function publish(url, { reconnect = true, closeTimeoutMs = 30000, o
   };
 
   async function closeWhenAcknowledged() {
+    if (ended !== null) throw ended; // it broke before: its unacknowledged sends failed
     const outstanding = pending.map(
       (message) => new Promise((resolve, reject) => {
         const { resolve: acked, reject: failed } = message;
@@ -336,6 +337,7 @@ export async function publish(url, { reconnect = true, closeTimeoutMs = 30000, o
       clearTimeout(timer);
       socket = null;
       if (ws !== null) await closeSocket(ws);
+      notify(onState, "closed", { code: 1000, reason: "closed by the client", retrying: false, delayMs: 0 });
     }
   }
 }

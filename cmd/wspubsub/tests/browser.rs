@@ -484,3 +484,39 @@ async fn the_module_publisher_resends_across_a_cut_and_every_send_resolves() {
     }
     assert_eq!(firsts, payloads);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_reports_a_gap_for_what_history_no_longer_holds() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let (_server, addr) = serve(&["--history-messages", "3"]).await;
+    let url = json!(format!("ws://{addr}/gap"));
+    browser
+        .call(
+            "moduleSubscribe",
+            &[json!(addr), url.clone(), json!("latest")],
+        )
+        .await;
+    let publisher = stream_publisher(&format!("ws://{addr}/gap")).await;
+    let sent = publish_confirmed(&publisher, 0, 6).await;
+    let (_, seqs) = data_and_seqs(&browser.call("moduleMessages", &[json!(6)]).await);
+    browser.call("moduleClose", &[]).await;
+
+    // From the first seq again: three of the six are evicted, announced before the rest.
+    browser
+        .call("moduleSubscribe", &[json!(addr), url, json!(seqs[0])])
+        .await;
+    let messages = browser.call("moduleMessages", &[json!(3)]).await;
+    let (data, replayed) = data_and_seqs(&messages);
+    assert_eq!(json!(data), as_hex(&sent[3..]));
+    assert_eq!(replayed, seqs[3..]);
+    let opened = browser.call("moduleOpened", &[json!(1)]).await;
+    assert_eq!(
+        opened["gaps"],
+        json!([{ "from": seqs[0], "to": seqs[3], "reason": "history_evicted", "topic": "/gap" }]),
+        "{opened}"
+    );
+    assert_eq!(opened["position"], seqs[5] + 1);
+    publisher.close().await.expect("closed");
+}
