@@ -186,21 +186,16 @@ async fn a_page_from_an_allowed_origin_connects_and_one_from_another_is_refused(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_module_is_served_and_publishes_with_acks_to_a_subscription_in_order() {
     let (_server, addr) = serve(&[]).await;
-    let served = raw_answer(
-        addr.parse().expect("a socket address"),
-        b"GET /wspubsub.js HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(served.status, 200);
-    assert!(
-        served
-            .head
-            .to_ascii_lowercase()
-            .contains("\r\ncontent-type: text/javascript; charset=utf-8"),
-        "{}",
-        served.head
-    );
-    assert_eq!(served.body, include_str!("../../../clients/js/wspubsub.js"));
+    assert_serves_module(&addr).await;
+    // With an admin listener, both listeners serve it.
+    let (with_admin, main_addr) = serve(&["--admin-addr", "127.0.0.1:0"]).await;
+    let line = with_admin.wait_for_line("endpoints listening");
+    let admin_addr = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("addr="))
+        .expect("addr= in the admin listener's line");
+    assert_serves_module(admin_addr).await;
+    assert_serves_module(&main_addr).await;
 
     let Some((mut browser, _origin)) = page().await else {
         return;
@@ -262,6 +257,24 @@ async fn the_module_is_served_and_publishes_with_acks_to_a_subscription_in_order
     );
     let screenshot = browser.screenshot("module-subscription").await;
     assert!(screenshot.metadata().is_ok_and(|file| file.len() > 0));
+}
+
+/// Asserts that the server at `addr` answers `GET /wspubsub.js` with the module.
+async fn assert_serves_module(addr: &str) {
+    let served = raw_answer(
+        addr.parse().expect("a socket address"),
+        b"GET /wspubsub.js HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(served.status, 200, "{}", served.head);
+    let head = served.head.to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ncontent-type: text/javascript; charset=utf-8")
+            && head.contains("\r\naccess-control-allow-origin: *"),
+        "{}",
+        served.head
+    );
+    assert_eq!(served.body, include_str!("../../../clients/js/wspubsub.js"));
 }
 
 /// Publishes `count` messages numbered from `first` to `url` in stream mode, each confirmed
