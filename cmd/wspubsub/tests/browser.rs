@@ -4,6 +4,12 @@
 //!
 //! Without chromium these tests skip with a printed reason, unless `CI` is set: then they
 //! fail (`.ci/deps` installs chromium, `.ci/run` sets `CI`).
+//!
+//! A new test: `page()` (or `chrome::launch()` and `Browser::open` for a page of your own),
+//! a function on `browser/harness.html` that does the browser's part and resolves with what
+//! it saw, `Browser::call` to run it and get that value back as JSON, or
+//! `Browser::wait_for_dom` to wait for what a page shows; `Browser::screenshot` saves one
+//! and prints its path.
 
 #[path = "browser/chrome.rs"]
 mod chrome;
