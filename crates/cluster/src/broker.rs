@@ -3,14 +3,15 @@
 //!
 //! One stream ([`STREAM`]) holds every topic as the subjects `wspubsub.t.>` (see
 //! [`crate::subject`]). Its sequence is the single order all nodes agree on: a message's
-//! stream sequence is its position everywhere. A [`Subscription`] is an ordered consumer
-//! (ephemeral, in memory, no acks, recreated by `async-nats` from the last sequence it saw
-//! when the connection or the consumer is lost) filtered to one topic's subject.
+//! stream sequence is its position everywhere. A [`Subscription`] reads one topic's subject
+//! through an ephemeral in-memory pull consumer without acks; it ends with an error as soon as
+//! the consumer skips a message or falls silent (the NATS server holding it stopped), and its
+//! owner subscribes again from the message after the last one it read.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::Ordered, pull::OrderedConfig};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::message::PublishMessage as Publish;
 use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
@@ -245,9 +246,17 @@ pub enum BrokerError {
     /// The consumer's message stream could not be started.
     #[error("subscribing: {0}")]
     Messages(#[from] async_nats::jetstream::consumer::StreamError),
-    /// A subscription broke and could not be recreated.
+    /// A subscription broke: its consumer is gone, fell silent, or the connection dropped.
     #[error("reading a subscription: {0}")]
-    Ordered(#[from] async_nats::jetstream::consumer::pull::OrderedError),
+    Reading(#[from] pull::MessagesError),
+    /// A subscription's consumer skipped messages (a consumer recreated behind its back).
+    #[error("a subscription skipped messages: expected delivery {expected}, got {delivered}")]
+    Skipped {
+        /// The consumer sequence expected next.
+        expected: u64,
+        /// The consumer sequence delivered.
+        delivered: u64,
+    },
     /// A delivered message carried no JetStream metadata.
     #[error("a delivered message has no stream metadata: {0}")]
     Metadata(String),
@@ -498,16 +507,48 @@ impl Broker {
         };
         let stream = self.jetstream.get_stream_no_info(STREAM).await?;
         let consumer = stream
-            .create_consumer(OrderedConfig {
+            .create_consumer(pull::Config {
                 filter_subject,
                 deliver_policy,
-                ..OrderedConfig::default()
+                ack_policy: AckPolicy::None,
+                max_deliver: 1,
+                // One reader per topic per node, gone with it: a consumer no pull request has
+                // asked for within this long is removed by the server.
+                inactive_threshold: CONSUMER_INACTIVE,
+                num_replicas: 1,
+                memory_storage: true,
+                ..pull::Config::default()
             })
             .await?;
-        let messages = consumer.messages().await?;
-        Ok(Subscription { messages })
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(READ_BATCH)
+            .expires(READ_EXPIRES)
+            .heartbeat(READ_HEARTBEAT)
+            .messages()
+            .await?;
+        Ok(Subscription {
+            messages,
+            delivered: 0,
+        })
     }
 }
+
+/// Messages one pull request asks for.
+const READ_BATCH: usize = 500;
+
+/// How long one pull request stays open on the server.
+const READ_EXPIRES: Duration = Duration::from_secs(30);
+
+/// While a pull request waits, the server sends a heartbeat this often; two missed ones end
+/// the subscription (`MissingHeartbeat`). This bounds how long a reading whose consumer lived
+/// on a stopped NATS server stays silent before it subscribes again elsewhere: about twice
+/// this. (`async-nats`' ordered consumer waits two 15 s heartbeats and then retries with
+/// pauses of up to 10 s: over a minute.)
+const READ_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// How long the server keeps a consumer that nobody reads (one left behind on a failover).
+const CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
 
 /// A publish sent and not yet acknowledged.
 #[must_use = "the ack says whether the stream stored the message"]
@@ -528,19 +569,26 @@ impl PendingAck {
     }
 }
 
-/// One topic's messages in stream order, from where the subscription started.
+/// One topic's messages in stream order, from where the subscription started. It ends with
+/// an error, never by skipping: the owner subscribes again from where it was.
 pub struct Subscription {
-    messages: Ordered,
+    messages: pull::Stream,
+    /// The consumer sequence of the last message delivered: each next one must follow it.
+    delivered: u64,
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Subscription")
+        f.debug_struct("Subscription")
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
     }
 }
 
 impl Subscription {
-    /// The next message; `None` once the subscription has ended (the connection closed).
+    /// The next message; an error once the subscription broke (consumer gone or silent,
+    /// messages skipped), after which it yields nothing useful and is replaced; `None` once
+    /// the connection closed for good.
     pub async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
         let message = match self.messages.next().await? {
             Ok(message) => message,
@@ -550,6 +598,14 @@ impl Subscription {
             Ok(info) => info,
             Err(error) => return Some(Err(BrokerError::Metadata(error.to_string()))),
         };
+        let expected = self.delivered + 1;
+        if info.consumer_sequence != expected {
+            return Some(Err(BrokerError::Skipped {
+                expected,
+                delivered: info.consumer_sequence,
+            }));
+        }
+        self.delivered = expected;
         Some(Ok(Delivery {
             sequence: info.stream_sequence,
             time: info.published.into(),

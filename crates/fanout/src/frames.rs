@@ -134,6 +134,14 @@ impl FrameQueue {
     pub fn is_empty(&self) -> bool {
         self.remaining == 0
     }
+
+    /// Takes the front buffer out whole (what is left of it): for a reader that turns shared
+    /// buffers into something else and wants to know which buffer it holds.
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        let front = self.parts.pop_front()?;
+        self.remaining -= front.len();
+        Some(front)
+    }
 }
 
 impl Buf for FrameQueue {
@@ -264,5 +272,19 @@ mod tests {
         let rest = queue.copy_to_bytes(3);
         assert_eq!(rest.as_ref(), b"efg");
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn frame_queue_pops_whole_buffers_by_reference() {
+        let shared = Bytes::from_static(b"abc");
+        let mut queue = FrameQueue::default();
+        queue.push(shared.clone());
+        queue.push(Bytes::from_static(b"de"));
+        queue.advance(1);
+        assert_eq!(queue.pop_front().as_deref(), Some(&b"bc"[..]));
+        let whole = queue.pop_front().expect("the second buffer");
+        assert_eq!(whole.as_ref(), b"de");
+        assert_eq!(queue.remaining(), 0);
+        assert_eq!(queue.pop_front(), None);
     }
 }

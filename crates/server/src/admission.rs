@@ -41,7 +41,12 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn upgrade_failed(status: StatusCode, reason: &'static str, why: impl Into<String>) -> Self {
+    /// A refusal of a request that would have become a client (counted as `reason`).
+    pub(crate) fn upgrade_failed(
+        status: StatusCode,
+        reason: &'static str,
+        why: impl Into<String>,
+    ) -> Self {
         Refusal {
             status,
             reason,
@@ -206,17 +211,7 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         return Err(Refusal::not_websocket());
     }
     let response = upgrade::accept(request)?;
-    if gate.draining {
-        return Err(Refusal::draining());
-    }
-    if let Some(origin) = request.headers().get(ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|origin| gate.origins.allows(origin));
-        if !allowed {
-            return Err(Refusal::origin());
-        }
-    }
+    check_open(gate, request)?;
     let identity = upgrade::identify(request)?;
     let form = upgrade::stream_mode(request);
     let start = match identity.role {
@@ -231,15 +226,7 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         Role::Publisher => Start::default(),
     };
     let topic = request.uri().path().to_owned();
-    let token_expires = match gate.auth {
-        None => None,
-        // An `exp` beyond what the clock can represent never fires: no timer.
-        Some(auth) => tokio::time::Instant::now().checked_add(auth.authorize(
-            request,
-            identity.role,
-            &topic,
-        )?),
-    };
+    let token_expires = check_token(gate, request, identity.role, &topic)?;
     Ok(Checked {
         topic,
         identity,
@@ -247,6 +234,40 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         response,
         start,
         form,
+    })
+}
+
+/// The rules every new client passes first, over WebSocket or plain HTTP: the server is not
+/// draining, and a browser's `Origin` is allowed.
+pub(crate) fn check_open<B>(gate: Gate<'_>, request: &Request<B>) -> Result<(), Refusal> {
+    if gate.draining {
+        return Err(Refusal::draining());
+    }
+    if let Some(origin) = request.headers().get(ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| gate.origins.allows(origin));
+        if !allowed {
+            return Err(Refusal::origin());
+        }
+    }
+    Ok(())
+}
+
+/// With token auth on, the request's token must let `role` use `topic`; returns when it
+/// expires (`None` without auth, or for an `exp` beyond what the clock can represent, which
+/// never fires).
+pub(crate) fn check_token<B>(
+    gate: Gate<'_>,
+    request: &Request<B>,
+    role: Role,
+    topic: &str,
+) -> Result<Option<tokio::time::Instant>, Refusal> {
+    Ok(match gate.auth {
+        None => None,
+        Some(auth) => {
+            tokio::time::Instant::now().checked_add(auth.authorize(request, role, topic)?)
+        }
     })
 }
 
@@ -268,22 +289,13 @@ pub(crate) struct Admitted {
     pub(crate) client: Client,
 }
 
-/// Every rule, in order: [`check`], in cluster mode a topic NATS can carry
-/// ([`wspubsub_cluster::MAX_SUBJECT_BYTES`]), then the connection limits, then the topic limits and a
-/// subscriber's start position against the topic's history (the client joins its topic here,
-/// before its 101, so that it misses nothing published after; in cluster mode a subscriber
-/// waits for its topic to read the stream first).
+/// Every rule, in order: [`check`], then those of [`enter`].
 pub(crate) async fn admit<B>(
     state: &State,
     peer: SocketAddr,
     request: &Request<B>,
 ) -> Result<Admitted, Refusal> {
     let auth = state.auth.as_ref().map(|auth| auth.current());
-    let gate = Gate {
-        draining: state.shutdown.is_cancelled(),
-        origins: &state.origins,
-        auth: auth.as_deref(),
-    };
     let Checked {
         topic,
         identity,
@@ -291,11 +303,65 @@ pub(crate) async fn admit<B>(
         response,
         start,
         form,
-    } = check(gate, request)?;
+    } = check(gate(state, auth.as_deref()), request)?;
+    let entry = Entry {
+        topic,
+        identity,
+        token_expires,
+        start,
+        form,
+    };
+    let client = enter(state, peer, request.headers(), entry).await?;
+    Ok(Admitted { response, client })
+}
+
+/// The gate of `state` now, with `auth` its current authenticator.
+pub(crate) fn gate<'a>(state: &'a State, auth: Option<&'a Authenticator>) -> Gate<'a> {
+    Gate {
+        draining: state.shutdown.is_cancelled(),
+        origins: &state.origins,
+        auth,
+    }
+}
+
+/// A client that passed the rules without state, about to join its topic.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The topic: the request's path.
+    pub(crate) topic: String,
+    /// Who the client says it is.
+    pub(crate) identity: ClientIdentity,
+    /// When its token expires (see [`check_token`]).
+    pub(crate) token_expires: Option<tokio::time::Instant>,
+    /// Where a subscriber's delivery begins (always the default for a publisher).
+    pub(crate) start: Start,
+    /// Which encoding of the topic's chunks it takes (a publisher in stream mode is acked).
+    pub(crate) form: Form,
+}
+
+/// The rules that need live state, in order: in cluster mode a topic NATS can carry
+/// ([`wspubsub_cluster::MAX_SUBJECT_BYTES`]), the connection limits (counting the client from
+/// `peer`, or the one its trusted proxies name in `headers`), then the topic limits and a
+/// subscriber's start position against the topic's history. The client joins its topic here,
+/// before its answer, so that it misses nothing published after; in cluster mode a subscriber
+/// waits for its topic to read the stream first.
+pub(crate) async fn enter(
+    state: &State,
+    peer: SocketAddr,
+    headers: &hyper::HeaderMap,
+    entry: Entry,
+) -> Result<Client, Refusal> {
+    let Entry {
+        topic,
+        identity,
+        token_expires,
+        start,
+        form,
+    } = entry;
     if state.options.nats_url.is_some() {
         check_subject(&topic)?;
     }
-    let address = state.proxies.client_address(peer.ip(), request.headers());
+    let address = state.proxies.client_address(peer.ip(), headers);
     let admission = state.limits.admit(address)?;
     let (membership, attachment) = match identity.role {
         Role::Publisher => {
@@ -318,14 +384,11 @@ pub(crate) async fn admit<B>(
         metrics: Arc::clone(&state.metrics),
         token_expires,
     };
-    Ok(Admitted {
-        response,
-        client: Client {
-            connection,
-            admission,
-            membership,
-            attachment,
-        },
+    Ok(Client {
+        connection,
+        admission,
+        membership,
+        attachment,
     })
 }
 

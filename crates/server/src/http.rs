@@ -11,12 +11,13 @@ use std::time::Duration;
 use hyper::body::Incoming as IncomingBody;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use crate::admission::{self, Admitted};
 use crate::assets;
@@ -24,6 +25,7 @@ use crate::connection::lifecycle;
 use crate::endpoints;
 use crate::metrics::Metrics;
 use crate::server::State;
+use crate::sse;
 use crate::upgrade::{self, Body};
 
 /// How long plain HTTP connections get to finish once the drain is over.
@@ -131,15 +133,18 @@ async fn serve_http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let permit = Arc::new(Mutex::new(permit));
+    // Cancelled to drop the connection at once (an EventSource subscriber cut as slow).
+    let abort = CancellationToken::new();
+    let aborted = abort.clone();
     let stopped = state.stopped.clone();
     let metrics = Arc::clone(&state.metrics);
     let handshake_timeout = state.options.handshake_timeout;
     let max_header_size = state.options.max_header_size;
     let service = service_fn(move |request| {
-        let (state, permit) = (Arc::clone(&state), Arc::clone(&permit));
+        let (state, permit, abort) = (Arc::clone(&state), Arc::clone(&permit), abort.clone());
         async move {
             let response = match listener {
-                Listener::Main => respond(&state, peer, request, &permit).await,
+                Listener::Main => respond(&state, peer, request, &permit, abort).await,
                 Listener::Admin => respond_admin(&state, &request),
             };
             Ok::<_, Infallible>(response)
@@ -159,6 +164,7 @@ async fn serve_http<S>(
                 tracing::debug!(%peer, %error, "HTTP connection ended with an error");
             }
         }
+        () = aborted.cancelled() => {}
         () = stopped.cancelled() => {
             connection.as_mut().graceful_shutdown();
             let _unfinished = tokio::time::timeout(HTTP_CLOSE_GRACE, connection).await;
@@ -191,7 +197,19 @@ async fn respond(
     peer: SocketAddr,
     mut request: Request<IncomingBody>,
     permit: &Mutex<HandshakePermit>,
+    abort: CancellationToken,
 ) -> Response<Body> {
+    if !upgrade::is_websocket_request(&request) {
+        if request.method() == Method::OPTIONS {
+            return sse::preflight(&state.origins, request.headers());
+        }
+        if sse::is_event_stream_request(&request) {
+            return sse::subscribe(state, peer, &request, abort, permit).await;
+        }
+        if request.method() == Method::POST {
+            return sse::publish::publish(state, peer, request).await;
+        }
+    }
     let endpoints_here = state.options.admin_addr.is_none();
     if endpoints_here
         && !upgrade::is_websocket_request(&request)

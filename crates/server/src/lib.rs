@@ -43,6 +43,11 @@
 //!   to a NATS JetStream stream shared by every node, and a topic with local subscribers
 //!   reads its subject back (one reading per topic per node) into its actor, which then
 //!   numbers messages with the stream's positions instead of its own.
+//! - `sse`: the same topics over plain HTTP. A `GET` accepting `text/event-stream` is a
+//!   Server-Sent Events subscriber (admitted by the same rules, reading the topic's
+//!   stream-mode chunks, its events made once per chunk and shared; the response `body`
+//!   streams them), a `POST` publishes its body as one message and answers with its seq once
+//!   stored, and `OPTIONS` answers CORS preflights.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
 //! - With the cargo feature `fuzzing` (off by default), `fuzzing` exposes the admission
 //!   decision and the token and query parsing to fuzz targets, without I/O.
@@ -65,6 +70,7 @@
 mod admission;
 mod assets;
 mod auth;
+mod body;
 mod client_id;
 mod cluster;
 mod connection;
@@ -83,6 +89,7 @@ mod position;
 mod reloadable;
 mod retention;
 mod server;
+mod sse;
 mod tls;
 mod topic;
 mod upgrade;

@@ -20,6 +20,9 @@ use crate::retention::HistoryMetrics;
 /// The content type of [`Metrics::encode`]'s output.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The `role` label of Server-Sent Events subscribers.
+const SSE_ROLE: &str = "sse";
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RoleLabel {
     role: &'static str,
@@ -259,20 +262,30 @@ impl Metrics {
 
     /// A client joined.
     pub(crate) fn joined(&self, role: Role) {
-        self.connections
-            .get_or_create(&RoleLabel {
-                role: role.as_str(),
-            })
-            .inc();
+        self.kind_joined(role.as_str());
     }
 
     /// A client left, for `ending`.
     pub(crate) fn left(&self, role: Role, ending: &Ending) {
-        self.connections
-            .get_or_create(&RoleLabel {
-                role: role.as_str(),
-            })
-            .dec();
+        self.kind_left(role.as_str(), ending);
+    }
+
+    /// A Server-Sent Events subscriber joined (`role="sse"`).
+    pub(crate) fn sse_joined(&self) {
+        self.kind_joined(SSE_ROLE);
+    }
+
+    /// A Server-Sent Events subscriber left, for `ending`.
+    pub(crate) fn sse_left(&self, ending: &Ending) {
+        self.kind_left(SSE_ROLE, ending);
+    }
+
+    fn kind_joined(&self, role: &'static str) {
+        self.connections.get_or_create(&RoleLabel { role }).inc();
+    }
+
+    fn kind_left(&self, role: &'static str, ending: &Ending) {
+        self.connections.get_or_create(&RoleLabel { role }).dec();
         self.closes
             .get_or_create(&ReasonLabel {
                 reason: ending.reason(),

@@ -28,9 +28,14 @@ impl OriginPolicy {
         policy
     }
 
+    /// Whether no origins are configured: every origin may connect.
+    pub(crate) fn allows_all(&self) -> bool {
+        self.exact.is_empty() && self.suffixes.is_empty()
+    }
+
     /// Whether a request with this `Origin` header value may connect.
     pub(crate) fn allows(&self, origin: &str) -> bool {
-        if self.exact.is_empty() && self.suffixes.is_empty() {
+        if self.allows_all() {
             return true;
         }
         let origin = origin.trim().to_ascii_lowercase();

@@ -94,6 +94,8 @@ pub(crate) struct State {
     pub(crate) tls: Option<Reloadable<rustls::ServerConfig>>,
     /// The WebSocket settings of client sockets.
     pub(crate) websocket: WebSocketConfig,
+    /// Events EventSource subscribers share.
+    pub(crate) sse_events: Arc<crate::sse::SharedEvents>,
 }
 
 /// A handle to a server, for stopping it and looking at it while it runs. Cheap to clone.
@@ -198,6 +200,7 @@ impl Server {
             claim_rules,
             tls,
             websocket,
+            sse_events: Arc::default(),
         };
         Ok(Server {
             listener,

@@ -4,7 +4,6 @@
 //! the upgrade with a status and a one-line body that says what was expected.
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -15,8 +14,7 @@ use wspubsub_protocol::{
     ROLE_HEADER, ROLE_QUERY, Role, SINCE_QUERY, STREAM_SUBPROTOCOL, Start, offers_stream,
 };
 
-/// The response body type of every answer the server gives.
-pub(crate) type Body = Full<Bytes>;
+pub(crate) use crate::body::Body;
 
 /// Longest client name accepted; names end up in every log line about the client.
 pub(crate) const MAX_CLIENT_NAME_LEN: usize = 128;
@@ -94,7 +92,7 @@ pub(crate) fn query_value(query: &str, key: &str) -> Option<String> {
 
 /// A response with a one-line plain-text body: every refusal, and the health endpoints.
 pub(crate) fn plain_text(status: StatusCode, message: &str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    let mut response = Response::new(Body::new(Bytes::from(format!("{message}\n"))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -201,7 +199,7 @@ pub(crate) fn stream_mode<B>(request: &Request<B>) -> Form {
 }
 
 /// The body of the answer to a plain HTTP request (no upgrade).
-pub(crate) const NOT_A_WEBSOCKET: &str = "expected a WebSocket upgrade: every path is a topic; connect with header `pubsub: publisher` or `pubsub: subscriber`";
+pub(crate) const NOT_A_WEBSOCKET: &str = "expected a WebSocket upgrade: every path is a topic; connect with header `pubsub: publisher` or `pubsub: subscriber`, subscribe with a GET that accepts text/event-stream, or publish with a POST";
 
 #[cfg(test)]
 mod tests {

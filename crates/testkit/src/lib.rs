@@ -1,6 +1,6 @@
 //! Test helpers shared by the workspace's integration tests: a real server on a free
 //! loopback port ([`TestServer`]), raw protocol clients built on tokio-tungstenite (so tests
-//! see exactly what goes over the wire), raw HTTP requests and metric scrapes, waits that are
+//! see exactly what goes over the wire), raw HTTP requests and metric scrapes, EventSource-style subscribers and plain HTTP requests, waits that are
 //! always bounded by [`TIMEOUT`], token [`Signer`]s for auth tests, and real `nats-server`
 //! processes for the cluster tests ([`NatsServer`], [`NatsCluster`]).
 //!
@@ -11,15 +11,17 @@ mod clients;
 mod drain;
 mod nats;
 mod raw;
+mod sse;
 mod token;
 
 pub use clients::{last_err, next_ok, self_signed, wait_for_left};
 pub use drain::Drain;
 pub use nats::{NatsCluster, NatsServer};
 pub use raw::{
-    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape,
+    RawAnswer, idle_connections, metric, raw_answer, raw_http, rejections, scrape, stalled_client,
     unread_subscriber, upgrade_request,
 };
+pub use sse::{EventStream, HttpAnswer, SseEvent, SseItem, http_request};
 pub use token::{Signer, now, p256};
 
 use std::future::Future;

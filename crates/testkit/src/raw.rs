@@ -141,6 +141,14 @@ pub async fn rejections(addr: SocketAddr, status: u16, reason: &str) -> f64 {
 /// turns the kernel's autotuning off), so that what it does not read stays on the server, the
 /// way a stalled client's would.
 pub async fn unread_subscriber(addr: SocketAddr, path: &str) -> TcpStream {
+    let role = format!("{ROLE_HEADER}: {}\r\n", Role::Subscriber.as_str());
+    stalled_client(addr, &upgrade_request(path, &role), "HTTP/1.1 101").await
+}
+
+/// A client that sends `request`, reads the answer's head (which must start with `status`,
+/// such as `HTTP/1.1 200`) and then nothing more, with a tiny receive buffer: a stalled
+/// subscriber, over a WebSocket or an event stream.
+pub async fn stalled_client(addr: SocketAddr, request: &str, status: &str) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
     socket
         .set_recv_buffer_size(4096)
@@ -148,15 +156,13 @@ pub async fn unread_subscriber(addr: SocketAddr, path: &str) -> TcpStream {
     let mut stream = within(TIMEOUT, socket.connect(addr))
         .await
         .expect("connect");
-    let role = format!("{ROLE_HEADER}: {}\r\n", Role::Subscriber.as_str());
-    let request = upgrade_request(path, &role);
     stream.write_all(request.as_bytes()).await.expect("request");
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         head.push(within(TIMEOUT, stream.read_u8()).await.expect("the answer"));
     }
     assert!(
-        head.starts_with(b"HTTP/1.1 101"),
+        head.starts_with(status.as_bytes()),
         "{}",
         String::from_utf8_lossy(&head)
     );

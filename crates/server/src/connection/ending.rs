@@ -3,6 +3,7 @@
 use std::fmt;
 
 use tokio_tungstenite::tungstenite::{self, error::CapacityError, protocol::CloseFrame};
+use wspubsub_fanout::Lagged;
 use wspubsub_protocol::CloseCode;
 
 /// Why a connection task stopped.
@@ -42,6 +43,15 @@ pub(crate) enum SlowReason {
     },
     /// Its socket took no bytes for the write timeout.
     WriteTimeout,
+}
+
+impl From<Lagged> for Ending {
+    /// A subscriber that fell out of its topic's backlog is slow.
+    fn from(lagged: Lagged) -> Self {
+        Ending::SlowSubscriber(SlowReason::QueueOverflow {
+            missed: lagged.missed,
+        })
+    }
 }
 
 impl Ending {

@@ -11,6 +11,7 @@ pub(crate) mod lifecycle;
 mod publisher;
 mod socket;
 mod subscriber;
+mod watch;
 mod write;
 
 use std::pin::Pin;
@@ -25,12 +26,14 @@ use tokio_util::sync::CancellationToken;
 use crate::event::EventSink;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::topic::{Batch, TopicFeed};
 
-pub(crate) use ending::Ending;
+pub(crate) use ending::{Ending, SlowReason};
 pub(crate) use publisher::run_publisher;
 use socket::Peer;
 pub(crate) use socket::SubscriberSocket;
 pub(crate) use subscriber::run_subscriber;
+pub(crate) use watch::{EndWatch, Watched};
 
 /// What every connection task needs besides its socket and its topic.
 #[derive(Debug, Clone)]
@@ -52,6 +55,15 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// A subscriber wrote `batch` out (`bytes` of it): counts it, and once nothing more is
+    /// pending lets go of it at once (a held topic may be waiting for that room).
+    pub(crate) fn wrote(&self, feed: &mut TopicFeed, batch: &Batch, bytes: usize) {
+        self.metrics.delivered(batch.messages, bytes, batch.oldest);
+        if !batch.more_pending {
+            feed.written();
+        }
+    }
+
     /// A timer for the client's token expiry; none (and no timer entry) without auth.
     pub(crate) fn token_expiry(&self) -> Option<Pin<Box<Sleep>>> {
         self.token_expires
@@ -63,6 +75,14 @@ impl Connection {
 pub(crate) async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
     match expiry {
         Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when `signal` is cancelled; never without one.
+async fn lost(signal: Option<&CancellationToken>) {
+    match signal {
+        Some(signal) => signal.cancelled().await,
         None => std::future::pending().await,
     }
 }

@@ -6,13 +6,13 @@
 //! that the close handshake keeps the other half.
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::sync::CancellationToken;
 use wspubsub_liveness::{Liveness, Tick};
 
 use super::ending::SlowReason;
 use super::incoming::PeerFrame;
+use super::watch::{EndWatch, Watched};
 use super::write::WriteFailure;
-use super::{Connection, Ending, SubscriberSocket, expired};
+use super::{Connection, Ending, SubscriberSocket};
 use crate::topic::TopicFeed;
 
 /// About how many bytes of frames one batch carries: enough that one `writev` moves many
@@ -34,18 +34,11 @@ where
 {
     let options = &connection.options;
     let mut liveness = Liveness::new(options.pong_deadline);
-    let mut token_expiry = connection.token_expiry();
-    // Set when the server starts shutting down: the end of this subscriber's drain.
-    let mut drain_deadline = None;
-    let stream_lost = feed.lost();
+    let mut watch = EndWatch::new(connection, feed);
     loop {
         let batch = match feed.next_batch(socket.pending(), BATCH_BYTES) {
             Ok(batch) => batch,
-            Err(lagged) => {
-                return Ending::SlowSubscriber(SlowReason::QueueOverflow {
-                    missed: lagged.missed,
-                });
-            }
+            Err(lagged) => return lagged.into(),
         };
         if socket.has_pending() {
             let bytes = socket.pending_bytes();
@@ -56,12 +49,7 @@ where
                 Ok(false) => {}
                 Err(failure) => return slow_or_lost(failure),
             }
-            connection
-                .metrics
-                .delivered(batch.messages, bytes, batch.oldest);
-            if !batch.more_pending {
-                feed.written();
-            }
+            connection.wrote(feed, &batch, bytes);
         }
         if batch.finished {
             // A topic finishes only once it closes, and with this subscriber still in it that
@@ -73,13 +61,10 @@ where
         // cannot starve pongs, pings or shutdown.
         tokio::select! {
             biased;
-            () = connection.shutdown.cancelled(), if drain_deadline.is_none() => {
-                feed.drain();
-                drain_deadline = Some(Box::pin(tokio::time::sleep(options.close_deadline / 2)));
-            }
-            () = expired(&mut drain_deadline) => return Ending::Shutdown,
-            () = lost(stream_lost.as_ref()) => return Ending::StreamLost,
-            () = expired(&mut token_expiry) => return Ending::TokenExpired,
+            watched = watch.next() => match watched {
+                Watched::Drain => feed.drain(),
+                Watched::End(ending) => return ending,
+            },
             frame = socket.next() => match PeerFrame::from(frame) {
                 PeerFrame::End(ending) => return ending,
                 PeerFrame::Control => {
@@ -103,14 +88,6 @@ where
             () = std::future::ready(()), if more_pending => {}
             () = feed.changed(), if !more_pending => {}
         }
-    }
-}
-
-/// Completes when `signal` is cancelled; never without one.
-async fn lost(signal: Option<&CancellationToken>) {
-    match signal {
-        Some(signal) => signal.cancelled().await,
-        None => std::future::pending().await,
     }
 }
 
