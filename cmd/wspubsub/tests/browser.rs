@@ -539,3 +539,112 @@ async fn the_module_reports_a_gap_for_what_history_no_longer_holds() {
     assert_eq!(opened["position"], seqs[5] + 1);
     publisher.close().await.expect("closed");
 }
+
+/// The `data` (hex) and `id` (as a number) of each event an EventSource reported.
+fn data_and_ids(events: &Value) -> (Vec<String>, Vec<u64>) {
+    let events = events.as_array().expect("an array of events");
+    let data = events
+        .iter()
+        .map(|event| event["data"].as_str().expect("data").to_owned())
+        .collect();
+    let ids = events
+        .iter()
+        .map(|event| {
+            let id = event["id"].as_str().expect("an id");
+            id.parse()
+                .unwrap_or_else(|_| panic!("id {id:?} is not a decimal seq"))
+        })
+        .collect();
+    (data, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_receives_binary_payloads_as_base64_byte_for_byte() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let (_server, addr) = serve(&[]).await;
+    // The page's origin is not the server's: a cross-origin EventSource, allowed by `*`.
+    let opened = browser
+        .call("sseSubscribe", &[json!(format!("http://{addr}/sse"))])
+        .await;
+    assert_eq!(opened, "open");
+    let payloads = tricky_payloads();
+    let publisher = stream_publisher(&format!("ws://{addr}/sse")).await;
+    for payload in &payloads {
+        publisher
+            .publish_confirmed(payload.clone())
+            .await
+            .expect("stored");
+    }
+    let events = browser.call("sseMessages", &[json!(payloads.len())]).await;
+    let (data, ids) = data_and_ids(&events);
+    assert_eq!(
+        json!(data),
+        as_hex(&payloads),
+        "what the EventSource received"
+    );
+    assert_increasing(&ids, "event ids");
+    publisher.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_resumes_with_last_event_id_after_its_connection_is_cut() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let (_server, addr) = serve(&[]).await;
+    let proxy = proxy_to(&addr).await;
+    let opened = browser
+        .call(
+            "sseSubscribe",
+            &[json!(format!("http://{}/sse-cut", proxy.addr()))],
+        )
+        .await;
+    assert_eq!(opened, "open");
+    let publisher = stream_publisher(&format!("ws://{addr}/sse-cut")).await;
+    let mut sent = publish_confirmed(&publisher, 0, 20).await;
+    browser.call("sseMessages", &[json!(sent.len())]).await;
+
+    // Cut: what is published before EventSource is back (it waits its `retry:`) is in
+    // history, and only `Last-Event-ID` brings it.
+    assert_eq!(proxy.reset(), 1, "the page's one connection");
+    sent.extend(publish_confirmed(&publisher, 20, 20).await);
+    let gaps = browser.call("sseOpened", &[json!(2)]).await;
+    assert_eq!(gaps, json!([]), "nothing lost: no gap");
+    let events = browser.call("sseMessages", &[json!(sent.len())]).await;
+    let (data, ids) = data_and_ids(&events);
+    let sent_hex: Vec<String> = sent.iter().map(hex::encode).collect();
+    assert_eq!(data, sent_hex, "every message once, in order");
+    assert_increasing(&ids, "event ids across the cut");
+    browser.call("sseClose", &[]).await;
+    publisher.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_from_an_allowed_origin_streams_and_from_another_is_refused() {
+    let Some(mut browser) = chrome::launch().await else {
+        return;
+    };
+    let (allowed, other) = (Origin::start().await, Origin::start().await);
+    let (_server, addr) = serve(&["--allowed-origins", &allowed.origin()]).await;
+    let url = json!(format!("http://{addr}/sse-origins"));
+
+    browser.open(&allowed.url("/harness.html")).await;
+    assert_eq!(
+        browser
+            .call("sseSubscribe", std::slice::from_ref(&url))
+            .await,
+        "open"
+    );
+    browser.call("sseClose", &[]).await;
+    let addr = addr.parse().expect("a socket address");
+    assert_eq!(rejections(addr, 403, "origin").await, 0.0);
+
+    browser.open(&other.url("/harness.html")).await;
+    assert_eq!(
+        browser.call("sseSubscribe", &[url]).await,
+        json!({ "closed": true })
+    );
+    assert_eq!(rejections(addr, 403, "origin").await, 1.0);
+}
