@@ -49,6 +49,32 @@ async fn serve(args: &[&str]) -> (Process, String) {
     .expect("start wspubsub serve")
 }
 
+/// A page, and a server behind a proxy that can cut the page's connections.
+struct Cuttable {
+    browser: Browser,
+    /// Kept to serve the page.
+    _origin: Origin,
+    /// Kept running.
+    _server: Process,
+    /// The server's own address (for clients the cut must not touch).
+    addr: String,
+    proxy: Proxy,
+}
+
+/// A [`Cuttable`] setup; `None`: skip the test.
+async fn cuttable() -> Option<Cuttable> {
+    let (browser, origin) = page().await?;
+    let (server, addr) = serve(&[]).await;
+    let proxy = proxy_to(&addr).await;
+    Some(Cuttable {
+        browser,
+        _origin: origin,
+        _server: server,
+        addr,
+        proxy,
+    })
+}
+
 /// A stream-mode publisher of `url`.
 async fn stream_publisher(url: &str) -> Publisher {
     Publisher::connect_stream(url, ClientOptions::default(), PublisherOptions::default())
@@ -162,30 +188,32 @@ async fn native_websocket_subscriber_and_publisher_carry_every_byte_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_from_an_allowed_origin_connects_and_one_from_another_is_refused() {
+    // A browser reports a refused handshake as 1006, without the status: the server's
+    // metrics say why it refused.
+    assert_origin_rule("nativeSubscribe", "ws", json!({ "closed": 1006 })).await;
+}
+
+/// Pages from two origins subscribe with the harness's `function` to a server that allows
+/// only the first: the first's subscription opens, the second's ends as `refused`, and the
+/// server counts one refusal by its origin rule.
+async fn assert_origin_rule(function: &str, scheme: &str, refused: Value) {
     let Some(mut browser) = chrome::launch().await else {
         return;
     };
     let (allowed, other) = (Origin::start().await, Origin::start().await);
     let (_server, addr) = serve(&["--allowed-origins", &allowed.origin()]).await;
-    let url = json!(format!("ws://{addr}/origins"));
+    let url = json!(format!("{scheme}://{addr}/origins"));
 
     browser.open(&allowed.url("/harness.html")).await;
     assert_eq!(
-        browser
-            .call("nativeSubscribe", std::slice::from_ref(&url))
-            .await,
+        browser.call(function, std::slice::from_ref(&url)).await,
         "open"
     );
     let addr = addr.parse().expect("a socket address");
     assert_eq!(rejections(addr, 403, "origin").await, 0.0);
 
     browser.open(&other.url("/harness.html")).await;
-    // A browser reports a refused handshake as 1006, without the status: the server's
-    // metrics say why it refused.
-    assert_eq!(
-        browser.call("nativeSubscribe", &[url]).await,
-        json!({ "closed": 1006 })
-    );
+    assert_eq!(browser.call(function, &[url]).await, refused);
     assert_eq!(rejections(addr, 403, "origin").await, 1.0);
 }
 
@@ -359,11 +387,10 @@ async fn the_module_resumes_on_another_node_after_its_node_closes_it_with_1001()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_module_resumes_from_history_after_its_connection_is_cut() {
-    let Some((mut browser, _origin)) = page().await else {
+    let Some(mut cut) = cuttable().await else {
         return;
     };
-    let (_server, addr) = serve(&[]).await;
-    let proxy = proxy_to(&addr).await;
+    let (browser, proxy, addr) = (&mut cut.browser, &cut.proxy, cut.addr.clone());
     browser
         .call(
             "moduleSubscribe",
@@ -381,7 +408,7 @@ async fn the_module_resumes_from_history_after_its_connection_is_cut() {
     // The network breaks (TCP reset both ways); what is published meanwhile is in history.
     assert_eq!(proxy.reset(), 1, "the page's one connection");
     sent.extend(publish_confirmed(&publisher, 20, 20).await);
-    assert_resumed(&mut browser, &sent, 1006).await;
+    assert_resumed(browser, &sent, 1006).await;
     publisher.close().await.expect("every message acknowledged");
 }
 
@@ -453,11 +480,10 @@ async fn the_readme_page_shows_history_and_publishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_module_publisher_resends_across_a_cut_and_every_send_resolves() {
-    let Some((mut browser, _origin)) = page().await else {
+    let Some(mut cut) = cuttable().await else {
         return;
     };
-    let (_server, addr) = serve(&[]).await;
-    let proxy = proxy_to(&addr).await;
+    let (browser, proxy, addr) = (&mut cut.browser, &cut.proxy, cut.addr.clone());
     let mut subscriber =
         Subscriber::connect(&format!("ws://{addr}/resend"), ClientOptions::default())
             .await
@@ -590,11 +616,10 @@ async fn event_source_receives_binary_payloads_as_base64_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_source_resumes_with_last_event_id_after_its_connection_is_cut() {
-    let Some((mut browser, _origin)) = page().await else {
+    let Some(mut cut) = cuttable().await else {
         return;
     };
-    let (_server, addr) = serve(&[]).await;
-    let proxy = proxy_to(&addr).await;
+    let (browser, proxy, addr) = (&mut cut.browser, &cut.proxy, cut.addr.clone());
     let opened = browser
         .call(
             "sseSubscribe",
@@ -623,28 +648,6 @@ async fn event_source_resumes_with_last_event_id_after_its_connection_is_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_source_from_an_allowed_origin_streams_and_from_another_is_refused() {
-    let Some(mut browser) = chrome::launch().await else {
-        return;
-    };
-    let (allowed, other) = (Origin::start().await, Origin::start().await);
-    let (_server, addr) = serve(&["--allowed-origins", &allowed.origin()]).await;
-    let url = json!(format!("http://{addr}/sse-origins"));
-
-    browser.open(&allowed.url("/harness.html")).await;
-    assert_eq!(
-        browser
-            .call("sseSubscribe", std::slice::from_ref(&url))
-            .await,
-        "open"
-    );
-    browser.call("sseClose", &[]).await;
-    let addr = addr.parse().expect("a socket address");
-    assert_eq!(rejections(addr, 403, "origin").await, 0.0);
-
-    browser.open(&other.url("/harness.html")).await;
-    assert_eq!(
-        browser.call("sseSubscribe", &[url]).await,
-        json!({ "closed": true })
-    );
-    assert_eq!(rejections(addr, 403, "origin").await, 1.0);
+    // A refused EventSource fails for good, without the status.
+    assert_origin_rule("sseSubscribe", "http", json!({ "closed": true })).await;
 }
