@@ -164,6 +164,7 @@ const EVERY_KEY: &[(&str, &str)] = &[
     ("tls-cert", r#""/nonexistent/cert.pem""#),
     ("tls-key", r#""/nonexistent/key.pem""#),
     ("admin-addr", r#""127.0.0.1:9090""#),
+    ("admin-token", r#""<redacted>""#),
     ("log-format", r#""json""#),
     ("nats-url", r#""nats://127.0.0.1:4222""#),
     ("nats-creds", r#""/nonexistent/node.creds""#),

@@ -25,6 +25,7 @@ use crate::limits::LimitReached;
 use crate::origin::OriginPolicy;
 use crate::retention::HistoryGap;
 use crate::server::State;
+use crate::stats::{ClientKind, ClientRecord, SubscriberKind};
 use crate::upgrade::{self, BadHandshake, BadIdentity, Body, ClientIdentity};
 
 /// Why a request does not become a client: everything needed to answer, count and report it.
@@ -310,6 +311,7 @@ pub(crate) async fn admit<B>(
         token_expires,
         start,
         form,
+        over_http: false,
     };
     let client = enter(state, peer, request.headers(), entry).await?;
     Ok(Admitted { response, client })
@@ -337,6 +339,9 @@ pub(crate) struct Entry {
     pub(crate) start: Start,
     /// Which encoding of the topic's chunks it takes (a publisher in stream mode is acked).
     pub(crate) form: Form,
+    /// Whether it came over plain HTTP (an EventSource subscriber or a `POST`), not a
+    /// WebSocket: what the admin API names its kind by.
+    pub(crate) over_http: bool,
 }
 
 /// The rules that need live state, in order: in cluster mode a topic NATS can carry
@@ -357,32 +362,45 @@ pub(crate) async fn enter(
         token_expires,
         start,
         form,
+        over_http,
     } = entry;
     if state.options.nats_url.is_some() {
         check_subject(&topic)?;
     }
     let address = state.proxies.client_address(peer.ip(), headers);
     let admission = state.limits.admit(address)?;
+    let id: Arc<str> = client_id(&identity.name).into();
+    let kind = match (identity.role, form, over_http) {
+        (Role::Publisher, _, _) => ClientKind::Publisher,
+        (Role::Subscriber, _, true) => ClientKind::Subscriber(SubscriberKind::Sse),
+        (Role::Subscriber, Form::Raw, false) => ClientKind::Subscriber(SubscriberKind::Subscriber),
+        (Role::Subscriber, Form::Enveloped, false) => {
+            ClientKind::Subscriber(SubscriberKind::Stream)
+        }
+    };
+    let record = Arc::new(ClientRecord::new(Arc::clone(&id), kind, peer));
+    let joining = Arc::clone(&record);
     let (membership, attachment) = match identity.role {
         Role::Publisher => {
-            let (membership, publisher) = state.hub.join_publisher(&topic, form)?;
+            let (membership, publisher) = state.hub.join_publisher(&topic, form, joining)?;
             (membership, Attachment::Publisher(publisher))
         }
         Role::Subscriber => {
             let reading = state.hub.read_stream(&topic).await?;
-            let (membership, feed) = state.hub.join_subscriber(&topic, start, form)?;
+            let (membership, feed) = state.hub.join_subscriber(&topic, start, form, joining)?;
             drop(reading);
             (membership, Attachment::Subscriber(feed))
         }
     };
     let connection = Connection {
-        id: client_id(&identity.name).into(),
+        id,
         topic: Arc::clone(membership.topic()),
         options: Arc::clone(&state.options),
         shutdown: state.shutdown.clone(),
         events: state.events.clone(),
         metrics: Arc::clone(&state.metrics),
         token_expires,
+        record,
     };
     Ok(Client {
         connection,

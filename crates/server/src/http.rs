@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin;
 use crate::admission::{self, Admitted};
 use crate::assets;
 use crate::connection::lifecycle;
@@ -143,9 +144,12 @@ async fn serve_http<S>(
     let service = service_fn(move |request| {
         let (state, permit, abort) = (Arc::clone(&state), Arc::clone(&permit), abort.clone());
         async move {
-            let response = match listener {
-                Listener::Main => respond(&state, peer, request, &permit, abort).await,
-                Listener::Admin => respond_admin(&state, &request),
+            let response = match admin::respond(&state, listener, &request) {
+                Some(response) => response,
+                None => match listener {
+                    Listener::Main => respond(&state, peer, request, &permit, abort).await,
+                    Listener::Admin => respond_admin(&state, &request),
+                },
             };
             Ok::<_, Infallible>(response)
         }
@@ -235,16 +239,12 @@ async fn respond(
     }
 }
 
-/// Answers a request on the admin listener: an endpoint, or 404.
+/// Answers a request on the admin listener (after the admin API and dashboard): an
+/// endpoint, the browser client module, or 404.
 fn respond_admin<B>(state: &State, request: &Request<B>) -> Response<Body> {
     endpoints::respond(request, &endpoint_status(state))
         .or_else(|| assets::respond(request))
-        .unwrap_or_else(|| {
-            upgrade::plain_text(
-                StatusCode::NOT_FOUND,
-                "this listener serves /healthz, /readyz, /metrics and /wspubsub.js",
-            )
-        })
+        .unwrap_or_else(admin::elsewhere)
 }
 
 /// What the endpoints report on, now.

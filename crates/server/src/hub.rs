@@ -21,7 +21,8 @@ use crate::limits::LimitReached;
 use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::position::now_micros;
-use crate::retention::{HistoryGap, HistoryPool};
+use crate::retention::{HistoryGap, HistoryPool, TopicHistory};
+use crate::stats::{ClientRecord, TopicCounters, Traffic};
 use crate::topic::{Storing, Topic, TopicFeed, TopicPublisher};
 
 /// Why a subscriber cannot join its topic.
@@ -72,6 +73,30 @@ struct Entry {
     /// Whether a task waits for this topic's history to expire (one at most, however often
     /// its clients come and go).
     lingering: bool,
+    /// Its clients' records, by address of the record.
+    clients: HashMap<usize, Arc<ClientRecord>>,
+    /// What was written to subscribers that have left.
+    retired: Traffic,
+}
+
+/// A topic as the admin API sees it: handles taken under the hub's lock, read after.
+#[derive(Debug)]
+pub(crate) struct TopicView {
+    /// The topic's name.
+    pub(crate) name: Arc<str>,
+    /// What it took.
+    pub(crate) counters: Arc<TopicCounters>,
+    /// Its history.
+    pub(crate) history: Arc<TopicHistory>,
+    /// Its clients now.
+    pub(crate) clients: Vec<Arc<ClientRecord>>,
+    /// What was written to its subscribers that have left.
+    pub(crate) retired: Traffic,
+}
+
+/// The key of a client's record in its topic's entry.
+fn record_key(record: &Arc<ClientRecord>) -> usize {
+    Arc::as_ptr(record) as usize
 }
 
 impl Hub {
@@ -109,25 +134,43 @@ impl Hub {
         self.topics().len()
     }
 
-    /// Joins `name` as a publisher, creating the topic if needed and allowed.
+    /// The live topics (only `only`, if given, when it is live), for the admin API.
+    pub(crate) fn views(&self, only: Option<&str>) -> Vec<TopicView> {
+        let topics = self.topics();
+        let view = |entry: &Entry| TopicView {
+            name: Arc::clone(&entry.name),
+            counters: Arc::clone(entry.topic.counters()),
+            history: Arc::clone(entry.topic.history()),
+            clients: entry.clients.values().cloned().collect(),
+            retired: entry.retired,
+        };
+        match only {
+            Some(name) => topics.get(name).map(view).into_iter().collect(),
+            None => topics.values().map(view).collect(),
+        }
+    }
+
+    /// Joins `name` as the publisher `client`, creating the topic if needed and allowed.
     pub(crate) fn join_publisher(
         &self,
         name: &str,
         form: Form,
+        client: Arc<ClientRecord>,
     ) -> Result<(Membership, TopicPublisher), LimitReached> {
-        self.join(name, false, |topic| Ok(topic.publisher(form)))
+        self.join(name, Some(client), |topic| Ok(topic.publisher(form)))
     }
 
-    /// Joins `name` as a subscriber starting at `start`, creating the topic if needed and
-    /// allowed. The subscriber gets what history has from `start` on, then every message the
-    /// topic appends from this moment on.
+    /// Joins `name` as the subscriber `client` starting at `start`, creating the topic if
+    /// needed and allowed. The subscriber gets what history has from `start` on, then every
+    /// message the topic appends from this moment on.
     pub(crate) fn join_subscriber(
         &self,
         name: &str,
         start: Start,
         form: Form,
+        client: Arc<ClientRecord>,
     ) -> Result<(Membership, TopicFeed), JoinRefused> {
-        self.join(name, true, |topic| {
+        self.join(name, Some(client), |topic| {
             topic.subscriber(start, form).map_err(JoinRefused::from)
         })
     }
@@ -141,7 +184,7 @@ impl Hub {
             return Ok(None);
         }
         let (membership, reading) =
-            self.join(name, false, |topic| Ok::<_, JoinRefused>(topic.reading()))?;
+            self.join(name, None, |topic| Ok::<_, JoinRefused>(topic.reading()))?;
         if let Some(reading) = reading {
             reading
                 .ready()
@@ -154,9 +197,10 @@ impl Hub {
     fn join<T, E: From<LimitReached>>(
         &self,
         name: &str,
-        subscriber: bool,
+        client: Option<Arc<ClientRecord>>,
         attach: impl FnOnce(&Topic) -> Result<T, E>,
     ) -> Result<(Membership, T), E> {
+        let subscriber = client.as_ref().is_some_and(|client| client.is_subscriber());
         let options = &self.inner.options;
         let mut topics = self.topics();
         let topic_count = topics.len();
@@ -182,6 +226,8 @@ impl Hub {
                     members: 0,
                     subscribers: 0,
                     lingering: false,
+                    clients: HashMap::new(),
+                    retired: Traffic::default(),
                 })
             }
         };
@@ -203,12 +249,15 @@ impl Hub {
         };
         entry.members += 1;
         entry.subscribers += usize::from(subscriber);
+        if let Some(client) = &client {
+            entry.clients.insert(record_key(client), Arc::clone(client));
+        }
         let topic = Arc::clone(&entry.name);
         Ok((
             Membership {
                 hub: self.clone(),
                 topic,
-                subscriber,
+                client,
             },
             attached,
         ))
@@ -225,11 +274,17 @@ impl Hub {
         )
     }
 
-    fn leave(&self, name: &str, subscriber: bool) {
+    fn leave(&self, name: &str, client: Option<&Arc<ClientRecord>>) {
         let mut topics = self.topics();
         if let Some(entry) = topics.get_mut(name) {
             entry.members -= 1;
-            entry.subscribers -= usize::from(subscriber);
+            if let Some(client) = client {
+                entry.clients.remove(&record_key(client));
+                if client.is_subscriber() {
+                    entry.subscribers -= 1;
+                    entry.retired += client.delivered();
+                }
+            }
             if entry.members == 0 {
                 // Messages still on their way into history keep the topic too: its last
                 // publisher may have left a moment after sending them.
@@ -331,7 +386,8 @@ async fn linger(hub: Weak<HubInner>, name: Arc<str>) {
 pub(crate) struct Membership {
     hub: Hub,
     topic: Arc<str>,
-    subscriber: bool,
+    /// The client's record; `None` for a topic kept for a moment by the server itself.
+    client: Option<Arc<ClientRecord>>,
 }
 
 impl Membership {
@@ -343,13 +399,14 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub.leave(&self.topic, self.subscriber);
+        self.hub.leave(&self.topic, self.client.as_ref());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::{ClientKind, SubscriberKind};
 
     fn hub_with(options: Options) -> Hub {
         let pool = HistoryPool::new(&options, crate::retention::HistoryMetrics::default());
@@ -367,6 +424,21 @@ mod tests {
         hub_with(Options::default())
     }
 
+    fn record(kind: ClientKind) -> Arc<ClientRecord> {
+        let peer = "127.0.0.1:1".parse().expect("address");
+        Arc::new(ClientRecord::new("test".into(), kind, peer))
+    }
+
+    /// A raw subscriber's record.
+    fn reader() -> Arc<ClientRecord> {
+        record(ClientKind::Subscriber(SubscriberKind::Subscriber))
+    }
+
+    /// A publisher's record.
+    fn writer() -> Arc<ClientRecord> {
+        record(ClientKind::Publisher)
+    }
+
     #[tokio::test]
     async fn topic_and_subscriber_limits_refuse_and_free_up() {
         let options = Options {
@@ -376,27 +448,29 @@ mod tests {
         };
         let hub = hub_with(options);
         let (subscriber, _) = hub
-            .join_subscriber("/a", Start::default(), Form::Raw)
+            .join_subscriber("/a", Start::default(), Form::Raw, reader())
             .expect("first topic");
         assert_eq!(
-            hub.join_subscriber("/b", Start::default(), Form::Raw).err(),
+            hub.join_subscriber("/b", Start::default(), Form::Raw, reader())
+                .err(),
             Some(LimitReached::Topics(1).into())
         );
         assert_eq!(
-            hub.join_subscriber("/a", Start::default(), Form::Raw).err(),
+            hub.join_subscriber("/a", Start::default(), Form::Raw, reader())
+                .err(),
             Some(LimitReached::SubscribersPerTopic(1).into())
         );
         let (publisher, _) = hub
-            .join_publisher("/a", Form::Raw)
+            .join_publisher("/a", Form::Raw, writer())
             .expect("publishers are not subscribers");
         drop(subscriber);
         let (again, _) = hub
-            .join_subscriber("/a", Start::default(), Form::Raw)
+            .join_subscriber("/a", Start::default(), Form::Raw, reader())
             .expect("the place is free again");
         drop((publisher, again));
         assert_eq!(hub.topic_count(), 0);
         assert!(
-            hub.join_publisher("/b", Form::Raw).is_ok(),
+            hub.join_publisher("/b", Form::Raw, writer()).is_ok(),
             "the topic place is free again"
         );
     }
@@ -404,12 +478,14 @@ mod tests {
     #[tokio::test]
     async fn topic_lives_as_long_as_its_members() {
         let hub = hub();
-        let (publisher, _) = hub.join_publisher("/a", Form::Raw).expect("no limits");
+        let (publisher, _) = hub
+            .join_publisher("/a", Form::Raw, writer())
+            .expect("no limits");
         let (subscriber, _) = hub
-            .join_subscriber("/a", Start::default(), Form::Raw)
+            .join_subscriber("/a", Start::default(), Form::Raw, reader())
             .expect("no limits");
         let (other, _) = hub
-            .join_subscriber("/b", Start::default(), Form::Raw)
+            .join_subscriber("/b", Start::default(), Form::Raw, reader())
             .expect("no limits");
         assert_eq!(hub.topic_count(), 2);
         drop(publisher);
@@ -423,9 +499,11 @@ mod tests {
     #[tokio::test]
     async fn a_topic_with_history_is_kept_by_one_task_however_often_clients_come_and_go() {
         let hub = hub();
-        let (publisher, topic) = hub.join_publisher("/kept", Form::Raw).expect("no limits");
+        let (publisher, topic) = hub
+            .join_publisher("/kept", Form::Raw, writer())
+            .expect("no limits");
         let (subscriber, mut feed) = hub
-            .join_subscriber("/kept", Start::default(), Form::Raw)
+            .join_subscriber("/kept", Start::default(), Form::Raw, reader())
             .expect("no limits");
         topic
             .publish(bytes::Bytes::from_static(b"m"), std::time::Instant::now())
@@ -443,7 +521,7 @@ mod tests {
             .num_alive_tasks();
         for _ in 0..20 {
             let (again, _) = hub
-                .join_subscriber("/kept", Start::default(), Form::Raw)
+                .join_subscriber("/kept", Start::default(), Form::Raw, reader())
                 .expect("no limits");
             drop(again);
         }
@@ -461,11 +539,11 @@ mod tests {
     async fn a_topic_reborn_after_its_end_is_a_new_topic() {
         let hub = hub();
         let (first, _) = hub
-            .join_subscriber("/a", Start::default(), Form::Raw)
+            .join_subscriber("/a", Start::default(), Form::Raw, reader())
             .expect("no limits");
         drop(first);
         let (second, _) = hub
-            .join_subscriber("/a", Start::default(), Form::Raw)
+            .join_subscriber("/a", Start::default(), Form::Raw, reader())
             .expect("no limits");
         assert_eq!(second.topic().as_ref(), "/a");
         assert_eq!(hub.topic_count(), 1);
@@ -476,7 +554,9 @@ mod tests {
         use futures_util::FutureExt;
 
         let hub = hub();
-        let (membership, publisher) = hub.join_publisher("/left", Form::Raw).expect("no limits");
+        let (membership, publisher) = hub
+            .join_publisher("/left", Form::Raw, writer())
+            .expect("no limits");
         // Queued without yielding: the actor has not stored it when the publisher leaves.
         let queued = publisher.publish(
             bytes::Bytes::from_static(b"last words"),
@@ -495,7 +575,7 @@ mod tests {
             gap_ok: false,
         };
         let (_subscriber, mut feed) = hub
-            .join_subscriber("/left", earliest, Form::Raw)
+            .join_subscriber("/left", earliest, Form::Raw, reader())
             .expect("no limits");
         let mut out = wspubsub_fanout::FrameQueue::default();
         loop {

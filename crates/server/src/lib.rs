@@ -48,6 +48,9 @@
 //!   stream-mode chunks, its events made once per chunk and shared; the response `body`
 //!   streams them), a `POST` publishes its body as one message and answers with its seq once
 //!   stored, and `OPTIONS` answers CORS preflights.
+//! - `admin`: the JSON admin API (`/api/...`) and the dashboard (`/ui`), on the admin
+//!   listener, or on the main one with [`Options::admin_token`]; it reads the per-client
+//!   records and per-topic counters of `stats`, which the hub and topic actors keep.
 //! - [`Event`]s (joins, departures, refusals) stream to whoever asks [`ServerHandle::events`].
 //! - With the cargo feature `fuzzing` (off by default), `fuzzing` exposes the admission
 //!   decision and the token and query parsing to fuzz targets, without I/O.
@@ -67,6 +70,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod admission;
 mod assets;
 mod auth;
@@ -90,6 +94,7 @@ mod reloadable;
 mod retention;
 mod server;
 mod sse;
+mod stats;
 mod tls;
 mod topic;
 mod upgrade;
@@ -100,7 +105,7 @@ pub use event::{Event, EventKind};
 /// Networks of trusted proxies ([`Options::trusted_proxies`]).
 pub use ipnet::IpNet;
 pub use options::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES,
+    AdminToken, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES,
     DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, DEFAULT_WRITE_TIMEOUT, InvalidOption,

@@ -135,6 +135,10 @@ pub struct Options {
     /// A separate listen address for `/healthz`, `/readyz` and `/metrics`; when set, the main
     /// listener no longer answers them (so they need not be exposed with the topics).
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// Serves the admin API and dashboard (`/api/...`, `/ui`) on the main listener too, to
+    /// requests with `Authorization: Bearer <token>`; `None` (the default) keeps them on the
+    /// admin listener alone, and with a token the admin listener asks for it as well.
+    pub admin_token: Option<AdminToken>,
     /// Token auth: the key JWTs are verified with; `None` (the default) turns auth off.
     pub auth: Option<AuthKey>,
     /// Browser origins allowed to connect: exact origins or `*.domain` wildcards; empty allows
@@ -207,6 +211,7 @@ impl Default for Options {
             tls: None,
             trusted_proxies: Vec::new(),
             admin_addr: None,
+            admin_token: None,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             jwt_audience: Vec::new(),
             jwt_issuer: Vec::new(),
@@ -221,6 +226,28 @@ impl Default for Options {
             nats_storage: Storage::Memory,
             nats_replicas: 1,
         }
+    }
+}
+
+/// The secret that opens the admin API ([`Options::admin_token`]); never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// A token; an empty one is refused by [`Options::validate`].
+    pub fn new(token: impl Into<String>) -> Self {
+        AdminToken(token.into())
+    }
+
+    /// The token's bytes, for comparing in constant time.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("AdminToken(<redacted>)")
     }
 }
 
@@ -286,6 +313,16 @@ impl Options {
             return Err(InvalidOption {
                 name: "subscriber-queue-bytes",
                 problem: "must be at least max-message-size, or no message could ever be queued",
+            });
+        }
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|token| token.as_bytes().is_empty())
+        {
+            return Err(InvalidOption {
+                name: "admin-token",
+                problem: "must not be empty",
             });
         }
         self.validate_cluster()

@@ -219,6 +219,19 @@ impl Replay {
     }
 }
 
+/// What a topic's history holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HistorySummary {
+    /// Messages held.
+    pub(crate) messages: usize,
+    /// Frame bytes held.
+    pub(crate) bytes: usize,
+    /// The oldest message's seq, if any is held.
+    pub(crate) oldest_seq: Option<u64>,
+    /// The newest message's seq, if any is held.
+    pub(crate) newest_seq: Option<u64>,
+}
+
 /// A start position history does not cover, for a subscriber that did not accept gaps: the
 /// refusal (416) names the earliest position available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -290,6 +303,18 @@ impl TopicHistory {
     /// Evicts across topics what the process-wide budget no longer holds.
     pub(crate) fn enforce_total(&self) {
         self.pool.enforce_total();
+    }
+
+    /// What history holds now, for the admin API.
+    pub(crate) fn summary(&self) -> HistorySummary {
+        let history = self.lock();
+        let held = history.messages() > 0;
+        HistorySummary {
+            messages: history.messages(),
+            bytes: history.bytes(),
+            oldest_seq: held.then(|| history.earliest()),
+            newest_seq: held.then(|| history.head() - 1),
+        }
     }
 
     /// When the newest message held was taken (unix µs), if history holds any.

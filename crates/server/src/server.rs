@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::Admin;
 use crate::auth::{AuthKey, Authenticator, BadKey, ClaimRules};
 use crate::cluster::{ClusterError, ClusterNode};
 use crate::connection::lifecycle;
@@ -96,6 +97,8 @@ pub(crate) struct State {
     pub(crate) websocket: WebSocketConfig,
     /// Events EventSource subscribers share.
     pub(crate) sse_events: Arc<crate::sse::SharedEvents>,
+    /// What the admin API keeps (rates, the main listener's address).
+    pub(crate) admin: Admin,
 }
 
 /// A handle to a server, for stopping it and looking at it while it runs. Cheap to clone.
@@ -201,6 +204,7 @@ impl Server {
             tls,
             websocket,
             sse_events: Arc::default(),
+            admin: Admin::new(listener.local_addr().ok()),
         };
         Ok(Server {
             listener,

@@ -39,6 +39,7 @@ use crate::metrics::{HeldReason, Metrics};
 use crate::options::{Options, SlowSubscriber};
 use crate::position::{SEQ_CLOCK, Sequence, now_micros};
 use crate::retention::{HistoryGap, HistoryPool, JoinPosition, Replay, TopicHistory};
+use crate::stats::TopicCounters;
 pub(crate) use ack::Acked;
 use ack::{AckCell, Pending};
 pub(crate) use broker::Consumption;
@@ -81,6 +82,8 @@ pub(crate) struct Topic {
     stream_readers: Arc<AtomicUsize>,
     /// In cluster mode, the topic's reading of the stream (its publishers write to it).
     cluster: Option<Arc<Consumption>>,
+    /// What the actor took, for the admin API.
+    counters: Arc<TopicCounters>,
 }
 
 /// A message on its way through the topic's inbound queue.
@@ -238,6 +241,7 @@ impl Topic {
             name: Arc::clone(&name),
             stream_readers: Arc::default(),
             cluster,
+            counters: Arc::default(),
         };
         tracker.spawn(run(
             name,
@@ -254,6 +258,7 @@ impl Topic {
                 metrics: Arc::clone(metrics),
                 history: Arc::clone(&topic.history),
                 stream_readers: Arc::clone(&topic.stream_readers),
+                counters: Arc::clone(&topic.counters),
             },
             numbering,
         ));
@@ -340,6 +345,11 @@ impl Topic {
         &self.history
     }
 
+    /// What the topic took so far.
+    pub(crate) fn counters(&self) -> &Arc<TopicCounters> {
+        &self.counters
+    }
+
     /// Whether messages publishers queued are still on their way into the backlog and
     /// history (a publisher that just left may have sent its last ones a moment ago).
     pub(crate) fn storing(&self) -> bool {
@@ -414,6 +424,8 @@ struct Outbound {
     history: Arc<TopicHistory>,
     /// Stream-mode subscribers: while there are any, every chunk is enveloped too.
     stream_readers: Arc<AtomicUsize>,
+    /// Where the actor counts what it takes.
+    counters: Arc<TopicCounters>,
 }
 
 impl Outbound {
@@ -523,6 +535,8 @@ async fn run(
             break;
         }
         let mut taken: usize = 0;
+        // What this batch adds to the topic: (messages, payload bytes).
+        let mut took = (0, 0);
         // Encode outside the backlog's lock; subscribers only wait for the appends.
         let time = match &mut numbering {
             Numbering::Clock(sequence) => {
@@ -533,6 +547,7 @@ async fn run(
                     if let Some(cell) = &arrival.ack {
                         acks.note(cell, seq);
                     }
+                    took = (took.0 + 1, took.1 + arrival.message.len());
                     records.extend(builder.push(&arrival.message, arrival.at, seq, time));
                     seq += 1;
                 }
@@ -554,6 +569,7 @@ async fn run(
                         // other topics.
                         records.extend(builder.finish());
                     }
+                    took = (took.0 + 1, took.1 + arrival.message.len());
                     *last_time = (*last_time).max(stamp.time);
                     *next_seq = stamp.seq + 1;
                     records.extend(builder.push(
@@ -568,6 +584,7 @@ async fn run(
         };
         records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
+        outbound.counters.took(took.0, took.1);
         if outbound.enveloping() {
             records.iter_mut().for_each(Record::envelop);
         }

@@ -15,10 +15,10 @@ use bytesize::ByteSize;
 use clap::Args;
 use wspubsub_server::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 use wspubsub_server::{
-    AuthKey, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES,
-    DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE, DEFAULT_SUBSCRIBER_QUEUE_BYTES,
-    DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE, DEFAULT_TOPIC_QUEUE_BYTES, IpNet,
-    Options, SlowSubscriber, TlsIdentity,
+    AdminToken, AuthKey, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_MESSAGES,
+    DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_SUBSCRIBER_QUEUE_BYTES, DEFAULT_SUBSCRIBER_QUEUE_MESSAGES, DEFAULT_TOPIC_QUEUE,
+    DEFAULT_TOPIC_QUEUE_BYTES, IpNet, Options, SlowSubscriber, TlsIdentity,
 };
 
 /// Signature algorithms for a public key.
@@ -182,6 +182,11 @@ pub(crate) struct ServeArgs {
     /// HTTP, also when the main listener has TLS).
     #[arg(long, env = "PUBSUB_ADMIN_ADDR")]
     admin_addr: Option<std::net::SocketAddr>,
+    /// Serve the admin API and dashboard (/api/, /ui) on the main listener too, to requests
+    /// with `Authorization: Bearer <token>` (also required on --admin-addr then). Prefer the
+    /// environment variable: command lines are visible to other users.
+    #[arg(long, env = "PUBSUB_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Read settings from this TOML file (keys are flag names: `max-topics = 100`); flags
     /// and the environment override it.
     #[arg(long, env = "PUBSUB_CONFIG")]
@@ -218,6 +223,7 @@ impl ServeArgs {
             jwt_audience: self.jwt_audience.clone(),
             jwt_issuer: self.jwt_issuer.clone(),
             admin_addr: self.admin_addr,
+            admin_token: self.admin_token.clone().map(AdminToken::new),
             tls: self.tls_identity()?,
             trusted_proxies: self.trusted_proxies.clone(),
             history_messages: self.history_messages,
@@ -439,6 +445,20 @@ mod tests {
             Some(SlowSubscriber::Hold)
         );
         assert!(policy(&["--slow-subscriber", "drop"]).is_err());
+    }
+
+    #[test]
+    fn the_admin_token_reaches_the_options_and_must_not_be_empty() {
+        let options = parse(&["--admin-token", "s3cret"])
+            .expect("parse")
+            .options()
+            .expect("valid");
+        assert_eq!(options.admin_token, Some(AdminToken::new("s3cret")));
+        let error = parse(&["--admin-token", ""])
+            .expect("parse")
+            .options()
+            .expect_err("an empty token");
+        assert!(error.to_string().contains("admin-token"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::EventSink;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::stats::ClientRecord;
 use crate::topic::{Batch, TopicFeed};
 
 pub(crate) use ending::{Ending, SlowReason};
@@ -52,6 +53,8 @@ pub(crate) struct Connection {
     pub(crate) metrics: Arc<Metrics>,
     /// When the client's token expires (auth on), closing it with 1008.
     pub(crate) token_expires: Option<tokio::time::Instant>,
+    /// What the admin API shows of it; a subscriber counts what it writes here.
+    pub(crate) record: Arc<ClientRecord>,
 }
 
 impl Connection {
@@ -59,6 +62,7 @@ impl Connection {
     /// pending lets go of it at once (a held topic may be waiting for that room).
     pub(crate) fn wrote(&self, feed: &mut TopicFeed, batch: &Batch, bytes: usize) {
         self.metrics.delivered(batch.messages, bytes, batch.oldest);
+        self.record.written(batch.messages, bytes);
         if !batch.more_pending {
             feed.written();
         }

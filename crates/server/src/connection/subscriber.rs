@@ -42,6 +42,7 @@ where
         };
         if socket.has_pending() {
             let bytes = socket.pending_bytes();
+            connection.record.writing(bytes);
             match socket.flush_progressing(options.write_timeout).await {
                 // The socket was full and took bytes again: the peer reads, and our pings
                 // wait behind the data, so its pongs cannot come sooner.

@@ -154,6 +154,7 @@ fn read<B>(request: &Request<B>) -> Result<Wanted, Refusal> {
             ..start
         },
         form: Form::Enveloped,
+        over_http: true,
     };
     Ok(Wanted { entry, encoding })
 }

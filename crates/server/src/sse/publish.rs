@@ -80,6 +80,7 @@ async fn stored(
         token_expires,
         start: Default::default(),
         form: Form::Enveloped,
+        over_http: true,
     };
     let client = admission::enter(state, peer, &headers, entry).await?;
     let Attachment::Publisher(publisher) = client.attachment else {

@@ -149,6 +149,7 @@ async fn run(
         if !frames.is_empty() {
             let events = event::transcode(&mut frames, encoding, shared);
             let bytes = events.remaining();
+            connection.record.writing(bytes);
             if !events.is_empty()
                 && let Err(unsent) = send(body, events, stall).await
             {

@@ -23,6 +23,7 @@ use crate::event::EventSink;
 use crate::metrics::Metrics;
 use crate::options::{Options, SlowSubscriber};
 use crate::retention::HistoryPool;
+use crate::stats::{ClientKind, ClientRecord};
 use crate::topic::{Topic, TopicFeed};
 
 /// Bounds every wait of these tests: in paused time it only passes once all tasks are stuck.
@@ -64,6 +65,11 @@ async fn stream_publisher(options: Options, buffer: usize) -> StreamPublisher {
         events: EventSink::new(),
         metrics,
         token_expires: None,
+        record: Arc::new(ClientRecord::new(
+            "test-publisher".into(),
+            ClientKind::Publisher,
+            ([127, 0, 0, 1], 1).into(),
+        )),
     };
     let (server_io, client_io) = tokio::io::duplex(buffer);
     let serving = tokio::spawn(async move {
