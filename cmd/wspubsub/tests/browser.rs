@@ -75,6 +75,15 @@ async fn cuttable() -> Option<Cuttable> {
     })
 }
 
+/// The admin listener's address of a server started with `--admin-addr`.
+fn admin_addr(server: &Process) -> String {
+    let line = server.wait_for_line("endpoints listening");
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("addr="))
+        .expect("addr= in the admin listener's line")
+        .to_owned()
+}
+
 /// A stream-mode publisher of `url`.
 async fn stream_publisher(url: &str) -> Publisher {
     Publisher::connect_stream(url, ClientOptions::default(), PublisherOptions::default())
@@ -223,12 +232,7 @@ async fn the_module_is_served_and_publishes_with_acks_to_a_subscription_in_order
     assert_serves_module(&addr).await;
     // With an admin listener, both listeners serve it.
     let (with_admin, main_addr) = serve(&["--admin-addr", "127.0.0.1:0"]).await;
-    let line = with_admin.wait_for_line("endpoints listening");
-    let admin_addr = line
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("addr="))
-        .expect("addr= in the admin listener's line");
-    assert_serves_module(admin_addr).await;
+    assert_serves_module(&admin_addr(&with_admin)).await;
     assert_serves_module(&main_addr).await;
 
     let Some((mut browser, _origin)) = page().await else {
@@ -650,4 +654,112 @@ async fn event_source_resumes_with_last_event_id_after_its_connection_is_cut() {
 async fn event_source_from_an_allowed_origin_streams_and_from_another_is_refused() {
     // A refused EventSource fails for good, without the status.
     assert_origin_rule("sseSubscribe", "http", json!({ "closed": true })).await;
+}
+
+/// The subscriber count the dashboard shows for `topic`, once it is `count`.
+async fn dashboard_shows_subscribers(browser: &mut Browser, topic: &str, count: usize) {
+    let cell = format!(
+        "document.querySelector('tr[data-topic=\"{topic}\"] td[data-subscribers]')?.textContent.trim()"
+    );
+    let shown = browser
+        .wait_for_dom(&format!("({cell}) === '{count}' && ({cell})"))
+        .await;
+    assert_eq!(shown, json!(count.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_topics_live_subscriber_count() {
+    let Some(mut browser) = chrome::launch().await else {
+        return;
+    };
+    let (server, addr) = serve(&["--admin-addr", "127.0.0.1:0"]).await;
+    let admin_addr = admin_addr(&server);
+    let url = format!("ws://{addr}/dashboard");
+    let first = Subscriber::connect(&url, ClientOptions::default())
+        .await
+        .expect("a subscriber");
+    let second = Subscriber::connect(&url, ClientOptions::default())
+        .await
+        .expect("a subscriber");
+    browser.open(&format!("http://{admin_addr}/ui")).await;
+    dashboard_shows_subscribers(&mut browser, "/dashboard", 2).await;
+
+    // Live: one more, then one fewer.
+    let third = Subscriber::connect(&url, ClientOptions::default())
+        .await
+        .expect("a subscriber");
+    dashboard_shows_subscribers(&mut browser, "/dashboard", 3).await;
+    let screenshot = browser.screenshot("dashboard").await;
+    assert!(screenshot.metadata().is_ok_and(|file| file.len() > 0));
+    first.close().await.expect("closed");
+    dashboard_shows_subscribers(&mut browser, "/dashboard", 2).await;
+    drop((second, third));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_on_the_main_listener_takes_its_token_from_the_fragment() {
+    let Some(mut browser) = chrome::launch().await else {
+        return;
+    };
+    let (_server, addr) = serve(&["--admin-token", "s3cret-t0ken"]).await;
+    let _subscriber =
+        Subscriber::connect(&format!("ws://{addr}/tokened"), ClientOptions::default())
+            .await
+            .expect("a subscriber");
+    browser
+        .open(&format!("http://{addr}/ui#token=s3cret-t0ken"))
+        .await;
+    dashboard_shows_subscribers(&mut browser, "/tokened", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_tails_a_topic_and_publishes_to_it_with_the_module() {
+    let Some(mut browser) = chrome::launch().await else {
+        return;
+    };
+    let (server, addr) = serve(&["--admin-addr", "127.0.0.1:0"]).await;
+    let mut subscriber = Subscriber::connect(&format!("ws://{addr}/ops"), ClientOptions::default())
+        .await
+        .expect("a subscriber");
+    // Served by the admin listener, the page tails and publishes on the main one.
+    browser
+        .open(&format!("http://{}/ui", admin_addr(&server)))
+        .await;
+    browser
+        .evaluate(
+            "document.getElementById('tail-topic').value = '/ops';
+             document.getElementById('tail-start').click()",
+        )
+        .await;
+    let tail_state = "document.getElementById('tail-state').dataset.state";
+    browser
+        .wait_for_dom(&format!("{tail_state} === 'open'"))
+        .await;
+    browser
+        .evaluate(
+            "document.getElementById('publish-topic').value = '/ops';
+             document.getElementById('publish-text').value = 'hello from the dashboard';
+             document.getElementById('publish-send').click()",
+        )
+        .await;
+    let seq = browser
+        .wait_for_dom("document.getElementById('publish-result').dataset.seq")
+        .await;
+    let tailed = browser
+        .wait_for_dom(&format!(
+            "document.querySelector('#tail-messages [data-seq=\"{}\"]')?.textContent",
+            seq.as_str().expect("the stored seq")
+        ))
+        .await;
+    assert!(
+        tailed
+            .as_str()
+            .is_some_and(|line| line.ends_with("hello from the dashboard")),
+        "{tailed}"
+    );
+    assert_eq!(
+        next_message(&mut subscriber).await,
+        "hello from the dashboard"
+    );
+    assert_eq!(browser.uncaught(), Vec::<&str>::new(), "the page threw");
 }

@@ -35,6 +35,9 @@ const BINARIES: &[&str] = &[
 /// What chromium prints on stderr, before the browser endpoint's URL, once it listens.
 const DEVTOOLS_LINE: &str = "DevTools listening on ";
 
+/// How [`Browser::uncaught`] finds uncaught exceptions among the console lines.
+const UNCAUGHT: &str = "uncaught: ";
+
 /// Bytes of the browser's stderr kept for failure messages (the latest).
 const STDERR_KEPT: usize = 64 * 1024;
 
@@ -337,7 +340,7 @@ impl Browser {
                 Some("Runtime.exceptionThrown") => {
                     let details = &message["params"]["exceptionDetails"];
                     self.console.push(format!(
-                        "uncaught: {}",
+                        "{UNCAUGHT}{}",
                         details["exception"]["description"]
                             .as_str()
                             .unwrap_or_else(|| details["text"].as_str().unwrap_or("?"))
@@ -346,6 +349,15 @@ impl Browser {
                 _ => return message,
             }
         }
+    }
+
+    /// Exceptions the page threw and did not catch, so far.
+    pub(crate) fn uncaught(&self) -> Vec<&str> {
+        self.console
+            .iter()
+            .filter(|line| line.starts_with(UNCAUGHT))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The page's console and the browser's stderr, for a failure message.
