@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::admission::{self, Admitted};
+use crate::assets;
 use crate::connection::lifecycle;
 use crate::endpoints;
 use crate::metrics::Metrics;
@@ -220,6 +221,11 @@ async fn respond(
     {
         return response;
     }
+    if !upgrade::is_websocket_request(&request)
+        && let Some(response) = assets::respond(&request)
+    {
+        return response;
+    }
     match admission::admit(state, peer, &request).await {
         Ok(Admitted { response, client }) => {
             let upgrade = hyper::upgrade::on(&mut request);
@@ -233,9 +239,12 @@ async fn respond(
     }
 }
 
-/// Answers a request on the admin listener: an endpoint, or 404.
+/// Answers a request on the admin listener (after the admin API and dashboard): an
+/// endpoint, the browser client module, or 404.
 fn respond_admin<B>(state: &State, request: &Request<B>) -> Response<Body> {
-    endpoints::respond(request, &endpoint_status(state)).unwrap_or_else(admin::elsewhere)
+    endpoints::respond(request, &endpoint_status(state))
+        .or_else(|| assets::respond(request))
+        .unwrap_or_else(admin::elsewhere)
 }
 
 /// What the endpoints report on, now.

@@ -30,7 +30,8 @@
 //!   deadline and close a silent peer.
 //! - `endpoints`: plain `GET /healthz`, `/readyz` and `/metrics` (Prometheus, from
 //!   `metrics`) on the main listener, or on their own with `admin_addr` (topics are WebSocket
-//!   requests, so they never collide);
+//!   requests, so they never collide); `assets`: the browser client module at
+//!   `GET /wspubsub.js`, on both listeners;
 //!   `limits` refuse clients past the connection and topic limits, `origin` browsers from
 //!   other sites, and `auth` requests without a valid token for their topic, all before the
 //!   upgrade.
@@ -71,6 +72,7 @@
 
 mod admin;
 mod admission;
+mod assets;
 mod auth;
 mod body;
 mod client_id;

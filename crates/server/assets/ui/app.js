@@ -154,6 +154,7 @@ function tailLine(className, seqText, text) {
   list.append(item);
   while (list.children.length > TAIL_LINES) list.firstElementChild.remove();
   list.scrollTop = list.scrollHeight;
+  return item;
 }
 
 let tailing = null;

@@ -146,7 +146,7 @@ fn not_found(what: &str) -> Response<Body> {
 pub(crate) fn elsewhere() -> Response<Body> {
     upgrade::plain_text(
         StatusCode::NOT_FOUND,
-        "this listener serves /healthz, /readyz, /metrics, /api/ and /ui",
+        "this listener serves /healthz, /readyz, /metrics, /api/, /ui and /wspubsub.js",
     )
 }
 
