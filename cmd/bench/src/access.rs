@@ -99,6 +99,11 @@ impl Access {
         }
     }
 
+    /// Whether clients get in with nothing: no TLS, no token.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.tls.is_none() && self.authorization.is_none()
+    }
+
     /// Adds the bearer token to `request`, when the server wants one.
     pub(crate) fn authorize(&self, request: &mut Request) {
         if let Some(authorization) = &self.authorization {

@@ -4,7 +4,8 @@
 //! Each message carries its sequence number and its send time; every subscriber must see
 //! 0, 1, 2, ... of its topic's publisher with no gap, then an end marker, so a run that lost,
 //! duplicated or reordered anything ends in an error instead of a figure. Subscribers speak
-//! raw or stream mode ([`Mode`]); in stream mode the envelopes are checked too.
+//! raw or stream mode ([`Mode`]), or are Server-Sent Events subscribers over HTTP; in stream
+//! mode the envelopes are checked too, over SSE the events' ids and base64.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::access::Access;
 use crate::mode::{Frames, Mode};
+use crate::sse::EventStream;
 use crate::target::Target;
 
 /// Sequence number of the end marker.
@@ -61,7 +63,7 @@ pub(crate) struct LoadSpec {
     pub(crate) duration: Duration,
     /// Fixed rate per publisher (messages/s), or as fast as the window allows.
     pub(crate) rate: Option<f64>,
-    /// What the subscribers speak (publishers are raw).
+    /// What the subscribers speak (publishers are raw WebSocket clients).
     pub(crate) mode: Mode,
 }
 
@@ -127,14 +129,18 @@ pub(crate) async fn run(server: &impl Target, spec: &LoadSpec) -> anyhow::Result
         for index in 0..spec.subscribers_per_topic {
             let path = format!("/bench/{topic}");
             let addr = server.subscriber_addr(index);
-            let ws = connect_as(spec.mode, addr, access, &path, "subscriber", None).await?;
+            let connection = connect_subscriber(spec.mode, addr, access, &path).await?;
             let (run, topic_progress) = (Arc::clone(&run), Arc::clone(&topic_progress));
             let reader = Reader {
                 frames: Frames::new(spec.mode),
                 size: spec.payload.max(HEADER),
             };
-            subscribers
-                .spawn(async move { (topic, subscribe(ws, reader, &run, &topic_progress).await) });
+            subscribers.spawn(async move {
+                (
+                    topic,
+                    subscribe(connection, reader, &run, &topic_progress).await,
+                )
+            });
         }
         progress.push(topic_progress);
     }
@@ -283,6 +289,33 @@ pub(crate) async fn connect_as(
     Ok(ws)
 }
 
+/// A subscriber's connection: a WebSocket (raw or stream mode) or an event stream.
+enum Connection {
+    /// Raw or stream mode (boxed: a WebSocket is much larger than an event stream).
+    WebSocket(Box<Socket>),
+    /// Server-Sent Events.
+    Events(EventStream),
+}
+
+/// Connects a subscriber of `path` speaking `mode`; an SSE subscriber needs a server without
+/// TLS and auth.
+async fn connect_subscriber(
+    mode: Mode,
+    addr: SocketAddr,
+    access: &Access,
+    path: &str,
+) -> anyhow::Result<Connection> {
+    if mode == Mode::Sse {
+        anyhow::ensure!(
+            access.is_plain(),
+            "the bench's SSE subscribers speak plain HTTP without a token"
+        );
+        return Ok(Connection::Events(EventStream::open(addr, path).await?));
+    }
+    let ws = connect_as(mode, addr, access, path, "subscriber", None).await?;
+    Ok(Connection::WebSocket(Box::new(ws)))
+}
+
 /// Publishes numbered, timestamped messages until told to stop, then the end marker;
 /// returns how many it sent.
 async fn publish(
@@ -372,6 +405,15 @@ impl Reader {
         }
     }
 
+    /// The header of the next message on `connection`, as [`Reader::next`] reads it from a
+    /// WebSocket; an event stream's events are checked as they are parsed.
+    async fn next_on(&mut self, connection: &mut Connection) -> Option<anyhow::Result<Stamp>> {
+        match connection {
+            Connection::WebSocket(ws) => self.next(ws).await,
+            Connection::Events(events) => Some(events.next().await?.and_then(|p| self.stamp(p))),
+        }
+    }
+
     /// The header of `payload`, which must be `size` bytes long.
     fn stamp(&self, payload: &[u8]) -> anyhow::Result<Stamp> {
         anyhow::ensure!(
@@ -398,7 +440,7 @@ pub(crate) struct Stamp {
 
 /// Reads until the end marker, checking order; returns the count and the latencies.
 async fn subscribe(
-    mut ws: Socket,
+    mut connection: Connection,
     mut reader: Reader,
     run: &Run,
     progress: &Progress,
@@ -406,7 +448,7 @@ async fn subscribe(
     let mut expected = 0u64;
     let mut latency = histogram();
     loop {
-        match reader.next(&mut ws).await {
+        match reader.next_on(&mut connection).await {
             Some(Ok(Stamp { sequence, sent_at })) => {
                 if sequence == END {
                     return Ok((expected, latency));

@@ -11,6 +11,8 @@
 //! - `idle`: many idle subscribers: server memory per connection, time to reach all of them.
 //! - `stream` (only when asked for): the fan-out load with subscribers in stream mode (`wspubsub.v2`, enveloped,
 //!   seqs checked) side by side with raw subscribers: what the envelope costs.
+//! - `sse` (only when asked for): the fan-out load with Server-Sent Events subscribers (plain
+//!   HTTP, base64 events, ids checked) side by side with raw WebSocket subscribers.
 //! - `replay`: subscribers joining with `from=earliest` on a full history, against live
 //!   delivery of as many messages: time to catch up and server CPU per replayed message.
 //! - `cluster` (only when asked for): the fan-out load over three wspubsub nodes in cluster
@@ -34,9 +36,10 @@ mod replay;
 mod report;
 mod scenarios;
 mod secure;
-mod stream;
+mod sse;
 mod target;
 mod tls;
+mod versus;
 
 use std::process::ExitCode;
 

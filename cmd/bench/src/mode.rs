@@ -1,5 +1,7 @@
-//! How a bench client speaks to the server: raw (protocol v1, the default) or stream mode
-//! (`wspubsub.v2`), and how a subscriber's frames become the payloads its publisher sent.
+//! How a bench client speaks to the server: raw (protocol v1, the default), stream mode
+//! (`wspubsub.v2`) or, for subscribers only, Server-Sent Events over plain HTTP ([`Mode::Sse`],
+//! read by [`crate::sse`]), and how a WebSocket subscriber's frames become the payloads its
+//! publisher sent.
 //!
 //! In stream mode every message frame is an envelope whose seq must follow the one before it
 //! (the first one being the `from` of the `subscribed` frame that comes first), so that a
@@ -21,6 +23,8 @@ pub(crate) enum Mode {
     Raw,
     /// `wspubsub.v2`: enveloped messages and JSON control frames.
     Stream,
+    /// An EventSource-style HTTP subscriber: one base64 event per message (subscribers only).
+    Sse,
 }
 
 impl Mode {
@@ -29,6 +33,7 @@ impl Mode {
         match self {
             Mode::Raw => "raw",
             Mode::Stream => "stream",
+            Mode::Sse => "sse",
         }
     }
 
@@ -92,6 +97,7 @@ impl Frames {
             }
             (Mode::Stream, Message::Binary(data)) => self.envelope(data).map(Some),
             (Mode::Stream, _) => Ok(None),
+            (Mode::Sse, _) => bail!("an SSE subscriber got a WebSocket frame"),
         }
     }
 
@@ -227,6 +233,13 @@ mod tests {
     }
 
     #[test]
+    fn sse_mode_has_no_websocket_frames() {
+        let mut frames = Frames::new(Mode::Sse);
+        let data = Message::Binary(Bytes::from_static(b"payload"));
+        assert!(frames.payload(&data).is_err());
+    }
+
+    #[test]
     fn only_stream_mode_offers_the_subprotocol() -> anyhow::Result<()> {
         let offered = |mode: Mode| -> anyhow::Result<Option<HeaderValue>> {
             let mut request = "ws://127.0.0.1:1/t".into_client_request()?;
@@ -238,6 +251,7 @@ mod tests {
             Some(HeaderValue::from_static("wspubsub.v2"))
         );
         assert_eq!(offered(Mode::Raw)?, None);
+        assert_eq!(offered(Mode::Sse)?, None);
         Ok(())
     }
 }

@@ -83,6 +83,8 @@ impl Block {
             Block::Live => "live",
             Block::Replay(Mode::Raw) => "replay raw",
             Block::Replay(Mode::Stream) => "replay stream",
+            // Not one of ALL: this scenario's subscribers are WebSocket clients.
+            Block::Replay(Mode::Sse) => "replay sse",
         }
     }
 }

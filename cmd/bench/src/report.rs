@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::access::Variant;
 use crate::cluster::Layout;
 use crate::load::Measurement;
+use crate::mode::Mode;
 use crate::replay::Block;
 
 /// Latency percentiles, in microseconds.
@@ -143,9 +144,12 @@ pub(crate) struct SecureRow {
     pub(crate) errors: Vec<String>,
 }
 
-/// One fan-out configuration with raw and with stream-mode subscribers, side by side.
+/// One fan-out configuration with raw subscribers and with subscribers of another mode
+/// (stream mode, or SSE), side by side.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct StreamRow {
+pub(crate) struct VersusRow {
+    /// The mode compared with raw.
+    pub(crate) mode: Mode,
     /// Subscribers of the one topic.
     pub(crate) subscribers: usize,
     /// Bytes per message.
@@ -154,11 +158,11 @@ pub(crate) struct StreamRow {
     pub(crate) runs: usize,
     /// Raw subscribers' figures (medians).
     pub(crate) raw: Figures,
-    /// Stream-mode subscribers' figures (medians).
-    pub(crate) stream: Figures,
-    /// Stream mode's delivered rate over raw's.
+    /// The compared mode's figures (medians).
+    pub(crate) compared: Figures,
+    /// The compared mode's delivered rate over raw's.
     pub(crate) rate_ratio: f64,
-    /// Stream mode's CPU per million deliveries over raw's.
+    /// The compared mode's CPU per million deliveries over raw's.
     pub(crate) cpu_ratio: f64,
     /// Correctness failures, with the mode they happened in.
     pub(crate) errors: Vec<String>,
@@ -243,7 +247,9 @@ pub(crate) struct Report {
     /// The `secure` scenario's configurations.
     pub(crate) secure: Vec<SecureRow>,
     /// The `stream` scenario's configurations.
-    pub(crate) stream: Vec<StreamRow>,
+    pub(crate) stream: Vec<VersusRow>,
+    /// The `sse` scenario's configurations.
+    pub(crate) sse: Vec<VersusRow>,
     /// The `replay` scenario's configurations.
     pub(crate) replay: Vec<ReplayRow>,
     /// The `cluster` scenario's configurations.
@@ -267,10 +273,11 @@ impl Report {
                 .iter()
                 .map(move |e| format!("secure N={} {} B: {e}", row.subscribers, row.payload))
         });
-        let stream = self.stream.iter().flat_map(|row| {
-            row.errors
-                .iter()
-                .map(move |e| format!("stream N={} {} B: {e}", row.subscribers, row.payload))
+        let versus = self.stream.iter().chain(&self.sse).flat_map(|row| {
+            row.errors.iter().map(move |e| {
+                let mode = row.mode.name();
+                format!("{mode} N={} {} B: {e}", row.subscribers, row.payload)
+            })
         });
         let replay = self.replay.iter().flat_map(|row| {
             row.errors
@@ -299,7 +306,7 @@ impl Report {
         });
         fanout
             .chain(secure)
-            .chain(stream)
+            .chain(versus)
             .chain(replay)
             .chain(cluster)
             .chain(many)
@@ -390,13 +397,14 @@ pub(crate) fn secure_lines(row: &SecureRow) -> String {
     lines.join("\n")
 }
 
-/// A stream row as a table line.
-pub(crate) fn stream_lines(row: &StreamRow) -> String {
-    let (r, s) = (&row.raw, &row.stream);
+/// A stream or SSE row as a table line.
+pub(crate) fn versus_lines(row: &VersusRow) -> String {
+    let (r, s) = (&row.raw, &row.compared);
+    let mode = row.mode.name();
     format!(
-        "stream N={:<5} {:>5} B | raw {:>10.0} deliveries/s {:>6.3} CPU-s/M | \
-         stream {:>10.0} deliveries/s {:>6.3} CPU-s/M | stream rate {:>4.0}% of raw, CPU {:.2}x | \
-         latency p50/p99 raw {:.0}/{:.0} us, stream {:.0}/{:.0} us",
+        "{mode:<6} N={:<5} {:>5} B | raw {:>10.0} deliveries/s {:>6.3} CPU-s/M | \
+         {mode} {:>10.0} deliveries/s {:>6.3} CPU-s/M | {mode} rate {:>4.0}% of raw, CPU {:.2}x | \
+         latency p50/p99 raw {:.0}/{:.0} us, {mode} {:.0}/{:.0} us",
         row.subscribers,
         row.payload,
         r.delivered_per_s,

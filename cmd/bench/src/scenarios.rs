@@ -16,8 +16,8 @@ use crate::load::{self, LoadSpec};
 use crate::mode::Mode;
 use crate::process::ServerProcess;
 use crate::replay::{self, ReplaySpec};
-use crate::report::{self, FanoutRow, Figures, ManyRow, Report};
-use crate::{churn, cluster, idle, secure, stream};
+use crate::report::{self, FanoutRow, Figures, ManyRow, Report, VersusRow};
+use crate::{churn, cluster, idle, secure, versus};
 
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,6 +34,9 @@ pub(crate) enum Scenario {
     /// The fan-out load with stream-mode (`wspubsub.v2`) subscribers, side by side with raw
     /// (not run unless asked for: about a minute).
     Stream,
+    /// The fan-out load with Server-Sent Events subscribers (HTTP, base64 events), side by
+    /// side with raw WebSocket subscribers (not run unless asked for).
+    Sse,
     /// Subscribers joining with `from=earliest` on a full history, against live delivery.
     Replay,
     /// The fan-out load on three cluster-mode nodes on one nats-server, on one cluster-mode
@@ -56,11 +59,11 @@ pub(crate) struct RunArgs {
         default_values = ["fanout", "replay", "many", "idle"]
     )]
     scenarios: Vec<Scenario>,
-    /// Subscriber counts for `fanout`.
+    /// Subscriber counts for `fanout`, `secure` and `sse`.
     #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
     subscribers: Vec<usize>,
-    /// Payload sizes (bytes) for `fanout`, `secure`, `stream` and `replay`; `many` uses the
-    /// first.
+    /// Payload sizes (bytes) for `fanout`, `secure`, `stream`, `sse` and `replay`; `many` uses
+    /// the first.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 1024])]
     payloads: Vec<usize>,
     /// Subscriber counts for `stream`.
@@ -193,15 +196,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.scenarios.contains(&Scenario::Stream) {
-        for &subscribers in &args.stream_subscribers {
-            for &payload in &args.payloads {
-                let spec = spec(&args, 1, subscribers, payload);
-                let server = || args.server(ServerKind::Wspubsub);
-                let row = stream::configuration(server, &spec, args.runs).await?;
-                println!("{}", report::stream_lines(&row));
-                report.stream.push(row);
-            }
-        }
+        report.stream = versus_rows(&args, &args.stream_subscribers, Mode::Stream).await?;
+    }
+    if args.scenarios.contains(&Scenario::Sse) {
+        report.sse = versus_rows(&args, &args.subscribers, Mode::Sse).await?;
     }
     if args.scenarios.contains(&Scenario::Replay) {
         anyhow::ensure!(args.history >= 1, "--history must be at least 1");
@@ -280,6 +278,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let checks = report.fanout.len()
         + report.secure.len()
         + report.stream.len()
+        + report.sse.len()
         + report.replay.len()
         + report.cluster.len()
         + report.many.len()
@@ -313,6 +312,7 @@ fn count_failed(report: &Report) -> usize {
         + report
             .stream
             .iter()
+            .chain(&report.sse)
             .filter(|r| !r.errors.is_empty())
             .count()
         + report
@@ -400,6 +400,26 @@ fn spec(args: &RunArgs, topics: usize, subscribers_per_topic: usize, payload: us
         rate: None,
         mode: Mode::Raw,
     }
+}
+
+/// The `stream` or `sse` scenario: each of `subscribers` with each payload, raw and `mode`
+/// subscribers alternately ([`versus::configuration`]), each row printed as it is measured.
+async fn versus_rows(
+    args: &RunArgs,
+    subscribers: &[usize],
+    mode: Mode,
+) -> anyhow::Result<Vec<VersusRow>> {
+    let mut rows = Vec::new();
+    for &subscribers in subscribers {
+        for &payload in &args.payloads {
+            let spec = spec(args, 1, subscribers, payload);
+            let server = || args.server(ServerKind::Wspubsub);
+            let row = versus::configuration(server, &spec, args.runs, mode).await?;
+            println!("{}", report::versus_lines(&row));
+            rows.push(row);
+        }
+    }
+    Ok(rows)
 }
 
 /// One fan-out configuration: baseline and wspubsub alternately, `runs` times each.
