@@ -105,15 +105,26 @@ function renderTopics(topics) {
   $("no-topics").hidden = topics.length > 0;
 }
 
+/** Where topics live (the main listener's ws:// or wss:// URL), asked of the admin API once:
+ *  a promise, so that a tail or publish started before the first answer waits for it. */
 let wsBase = null;
+function topicsBase() {
+  wsBase ??= api("/api/server").then(
+    (server) => {
+      $("server").textContent = `v${server.version} · topics at ${server.ws_base}`;
+      return server.ws_base;
+    },
+    (error) => {
+      wsBase = null; // asked again next time
+      throw error;
+    },
+  );
+  return wsBase;
+}
 
 async function poll() {
   try {
-    if (wsBase === null) {
-      const server = await api("/api/server");
-      wsBase = server.ws_base;
-      $("server").textContent = `v${server.version} · topics at ${wsBase}`;
-    }
+    await topicsBase();
     const { topics } = await api("/api/topics");
     renderTopics(topics);
     setStatus("ok", `updated ${new Date().toLocaleTimeString()}`);
@@ -123,10 +134,10 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
-/** The topic's WebSocket URL: on the main listener, wherever this page is served. */
-function topicUrl(topic) {
+/** The topic's WebSocket URL, on the main listener (wherever this page is served). */
+async function topicUrl(topic) {
   const path = topic.startsWith("/") ? topic : `/${topic}`;
-  return `${wsBase ?? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`}${path}`;
+  return `${await topicsBase()}${path}`;
 }
 
 /** The browser client module, loaded on first use (the topic list works without it). */
@@ -173,7 +184,7 @@ $("tail-form").addEventListener("submit", async (event) => {
   const encoding = $("tail-encoding").value;
   try {
     const { subscribe } = await wspubsub();
-    tailing = subscribe(topicUrl(topic), {
+    tailing = subscribe(await topicUrl(topic), {
       from: "latest",
       onMessage: ({ seq, data }) => {
         const line = tailLine("message", String(seq), decode(data, encoding));
@@ -200,7 +211,9 @@ $("publish-form").addEventListener("submit", async (event) => {
   let publisher = null;
   try {
     const { publish } = await wspubsub();
-    publisher = await publish(topicUrl($("publish-topic").value.trim()), { reconnect: false });
+    publisher = await publish(await topicUrl($("publish-topic").value.trim()), {
+      reconnect: false,
+    });
     const { seq } = await publisher.send($("publish-text").value);
     result.textContent = `stored as seq ${seq}`;
     result.dataset.seq = String(seq);
