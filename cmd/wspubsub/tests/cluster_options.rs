@@ -12,8 +12,8 @@ use support::{
 use wspubsub_cluster::{Broker, ConnectConfig, MAX_SUBJECT_BYTES, PREFIX, Storage, StreamSpec};
 use wspubsub_server::protocol::Role;
 use wspubsub_testkit::{
-    NatsCluster, NatsServer, TIMEOUT, connect, next_binary, refusal, rejections, send, try_connect,
-    within,
+    NatsCluster, NatsServer, OperatorMode, TIMEOUT, connect, next_binary, refusal, rejections,
+    send, try_connect, within,
 };
 
 /// The arguments of `wspubsub serve` on a free loopback port in cluster mode on `nats_url`,
@@ -124,6 +124,23 @@ async fn a_node_gets_in_with_the_nats_user_and_password_and_not_without() {
     assert!(!stderr.contains("wrong-password"), "{stderr}");
     let none = refused_start(&url, &[], &[]).await;
     assert_one_line_failure(&none, "NATS");
+}
+
+#[tokio::test]
+async fn a_node_gets_in_with_its_nats_creds_file_and_not_with_a_strangers() {
+    let auth = OperatorMode::new();
+    let config = auth.config().to_str().expect("a UTF-8 path");
+    let nats = NatsServer::start_with(&["-c", config]).await;
+    let url = nats.url();
+    let creds = auth.user_creds("node");
+    let creds = creds.to_str().expect("a UTF-8 path");
+    let (_node, addr) = node(&url, &["--nats-creds", creds], &[]).await;
+    carries(&addr, &addr, "/with-creds").await;
+
+    let stranger = auth.stranger_creds("stranger");
+    let stranger = stranger.to_str().expect("a UTF-8 path");
+    let refused = refused_start(&url, &["--nats-creds", stranger], &[]).await;
+    assert_one_line_failure(&refused, "NATS");
 }
 
 #[tokio::test]

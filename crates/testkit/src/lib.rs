@@ -8,6 +8,7 @@
 #![allow(clippy::panic, clippy::expect_used)]
 
 mod clients;
+mod creds;
 mod drain;
 mod nats;
 mod raw;
@@ -15,6 +16,7 @@ mod sse;
 mod token;
 
 pub use clients::{last_err, next_ok, self_signed, wait_for_left};
+pub use creds::OperatorMode;
 pub use drain::Drain;
 pub use nats::{NatsCluster, NatsServer};
 pub use raw::{
