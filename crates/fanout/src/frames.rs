@@ -121,6 +121,15 @@ pub struct FrameQueue {
     remaining: usize,
 }
 
+impl From<Bytes> for FrameQueue {
+    /// A queue of just `bytes`.
+    fn from(bytes: Bytes) -> Self {
+        let mut queue = FrameQueue::default();
+        queue.push(bytes);
+        queue
+    }
+}
+
 impl FrameQueue {
     /// Queues `bytes` (whole frames) behind what is already queued.
     pub fn push(&mut self, bytes: Bytes) {

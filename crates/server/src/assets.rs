@@ -9,9 +9,9 @@ use bytes::Bytes;
 use hyper::header::{
     ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS,
 };
-use hyper::{Method, Request, Response};
+use hyper::{Request, Response};
 
-use crate::upgrade::Body;
+use crate::upgrade::{self, Body};
 
 /// Where the browser client module is served.
 pub(crate) const CLIENT_MODULE_PATH: &str = "/wspubsub.js";
@@ -21,8 +21,7 @@ const CLIENT_MODULE: &str = include_str!("../../../clients/js/wspubsub.js");
 
 /// The answer to a plain HTTP request if it is for a static file.
 pub(crate) fn respond<B>(request: &Request<B>) -> Option<Response<Body>> {
-    let readable = request.method() == Method::GET || request.method() == Method::HEAD;
-    if !readable || request.uri().path() != CLIENT_MODULE_PATH {
+    if !upgrade::is_read(request) || request.uri().path() != CLIENT_MODULE_PATH {
         return None;
     }
     let mut response = Response::new(Body::new(Bytes::from_static(CLIENT_MODULE.as_bytes())));
@@ -41,6 +40,8 @@ pub(crate) fn respond<B>(request: &Request<B>) -> Option<Response<Body>> {
 
 #[cfg(test)]
 mod tests {
+    use hyper::Method;
+
     use super::*;
 
     fn request(method: Method, path: &str) -> Request<()> {

@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 use wspubsub_fanout::FrameQueue;
@@ -17,8 +16,8 @@ use wspubsub_fanout::FrameQueue;
 /// A response body: whole, or streamed from a channel.
 #[derive(Debug)]
 pub(crate) enum Body {
-    /// All of it at once.
-    Full(Full<Bytes>),
+    /// All of it at once (`None` once taken, or when empty).
+    Full(Option<Bytes>),
     /// Buffers as a task sends them; the body ends when the task drops its sender.
     Stream(mpsc::Receiver<FrameQueue>),
 }
@@ -26,7 +25,7 @@ pub(crate) enum Body {
 impl Body {
     /// A body of these bytes.
     pub(crate) fn new(bytes: Bytes) -> Self {
-        Body::Full(Full::new(bytes))
+        Body::Full((!bytes.is_empty()).then_some(bytes))
     }
 
     /// A streamed body and the sender that feeds it, holding at most `buffered` buffers that
@@ -52,17 +51,9 @@ impl hyper::body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<FrameQueue>, Infallible>>> {
         match self.get_mut() {
-            Body::Full(full) => Pin::new(full).poll_frame(cx).map(|frame| {
-                frame.map(|frame| {
-                    frame.map(|frame| {
-                        frame.map_data(|bytes| {
-                            let mut queue = FrameQueue::default();
-                            queue.push(bytes);
-                            queue
-                        })
-                    })
-                })
-            }),
+            Body::Full(bytes) => {
+                Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes.into()))))
+            }
             Body::Stream(receiver) => receiver
                 .poll_recv(cx)
                 .map(|bytes| bytes.map(|bytes| Ok(Frame::data(bytes)))),
@@ -71,14 +62,16 @@ impl hyper::body::Body for Body {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Body::Full(full) => full.is_end_stream(),
+            Body::Full(bytes) => bytes.is_none(),
             Body::Stream(_) => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Body::Full(full) => full.size_hint(),
+            Body::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |bytes| bytes.len() as u64))
+            }
             Body::Stream(_) => SizeHint::default(),
         }
     }
@@ -90,19 +83,16 @@ mod tests {
 
     use super::*;
 
-    fn queue(bytes: &'static [u8]) -> FrameQueue {
-        let mut queue = FrameQueue::default();
-        queue.push(Bytes::from_static(bytes));
-        queue
-    }
-
     #[tokio::test]
     async fn a_streamed_body_yields_what_is_sent_and_ends_with_the_sender() {
         let (sender, body) = Body::channel(2);
         let mut two = FrameQueue::default();
         two.push(Bytes::from_static(b"b"));
         two.push(Bytes::from_static(b"c"));
-        sender.send(queue(b"a")).await.expect("open");
+        sender
+            .send(Bytes::from_static(b"a").into())
+            .await
+            .expect("open");
         sender.send(two).await.expect("open");
         drop(sender);
         let collected = body.collect().await.expect("infallible").to_bytes();

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 
 use crate::metrics::{self, Metrics};
 use crate::upgrade::{self, Body};
@@ -45,7 +45,7 @@ pub(crate) struct BrokerHealth {
 
 /// The answer to a plain HTTP request if it is for one of the endpoints.
 pub(crate) fn respond<B>(request: &Request<B>, status: &Status<'_>) -> Option<Response<Body>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    if !upgrade::is_read(request) {
         return None;
     }
     let trouble = status

@@ -213,18 +213,14 @@ async fn respond(
         if request.method() == Method::POST {
             return sse::publish::publish(state, peer, request).await;
         }
-    }
-    let endpoints_here = state.options.admin_addr.is_none();
-    if endpoints_here
-        && !upgrade::is_websocket_request(&request)
-        && let Some(response) = endpoints::respond(&request, &endpoint_status(state))
-    {
-        return response;
-    }
-    if !upgrade::is_websocket_request(&request)
-        && let Some(response) = assets::respond(&request)
-    {
-        return response;
+        let endpoints_here = state.options.admin_addr.is_none();
+        let answered = endpoints_here
+            .then(|| endpoints::respond(&request, &endpoint_status(state)))
+            .flatten()
+            .or_else(|| assets::respond(&request));
+        if let Some(response) = answered {
+            return response;
+        }
     }
     match admission::admit(state, peer, &request).await {
         Ok(Admitted { response, client }) => {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
-use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use wspubsub_fanout::Form;
@@ -99,6 +99,12 @@ pub(crate) fn plain_text(status: StatusCode, message: &str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// Whether a request only reads (`GET` or `HEAD`): all the endpoints, static files and event
+/// streams answer.
+pub(crate) fn is_read<B>(request: &Request<B>) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD)
 }
 
 /// Whether a request asks to become a WebSocket: its `Upgrade` names `websocket`. Whether it

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use hyper::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 
 use crate::http::Listener;
 use crate::options::AdminToken;
@@ -59,9 +59,8 @@ pub(crate) fn respond<B>(
     listener: Listener,
     request: &Request<B>,
 ) -> Option<Response<Body>> {
-    let plain_get = request.method() == Method::GET || request.method() == Method::HEAD;
     // WebSocket and EventSource clients of `/api/x` are topic clients like any other.
-    if !plain_get
+    if !upgrade::is_read(request)
         || upgrade::is_websocket_request(request)
         || crate::sse::is_event_stream_request(request)
     {

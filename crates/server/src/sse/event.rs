@@ -7,6 +7,7 @@
 //! envelope), so this module only reads frames: binary frames are messages, text frames are
 //! control messages, of which the gap becomes an event and the rest are left out.
 
+use std::fmt::Write as _;
 use std::io::Cursor;
 
 use base64::Engine;
@@ -69,7 +70,8 @@ pub(crate) fn put_message(out: &mut BytesMut, seq: u64, payload: &[u8], encoding
     if text.is_none() && encoding == Encoding::Text {
         out.put_slice(b"event: binary\n");
     }
-    out.put_slice(format!("id: {seq}\n").as_bytes());
+    // Writing into a BytesMut cannot fail.
+    let _ = writeln!(out, "id: {seq}");
     match text {
         Some(text) => {
             // EventSource joins `data:` lines with `\n`: each line of the payload is one.
@@ -144,7 +146,8 @@ pub(crate) fn transcode(
 
 /// The events of the whole stream-mode frames of `part`.
 pub(crate) fn events_of(part: &[u8], encoding: Encoding) -> Bytes {
-    let mut out = BytesMut::new();
+    // Base64 grows payloads by a third; ids and field names come on top.
+    let mut out = BytesMut::with_capacity(part.len() / 3 * 4 + 64);
     transcode_part(part, encoding, &mut out);
     out.freeze()
 }

@@ -58,7 +58,7 @@ const DEFAULT_NAME: &str = "sse";
 /// Whether a request asks for an event stream: a `GET` or `HEAD` whose `Accept` names
 /// `text/event-stream`.
 pub(crate) fn is_event_stream_request<B>(request: &Request<B>) -> bool {
-    matches!(*request.method(), Method::GET | Method::HEAD)
+    upgrade::is_read(request)
         && request
             .headers()
             .get_all(ACCEPT)

@@ -103,13 +103,6 @@ impl From<Unsent> for Ending {
     }
 }
 
-/// A queue of just `bytes`.
-fn one(bytes: Bytes) -> FrameQueue {
-    let mut queue = FrameQueue::default();
-    queue.push(bytes);
-    queue
-}
-
 /// Sends `bytes` into the body, waiting at most `stall` for room.
 async fn send(
     body: &mpsc::Sender<FrameQueue>,
@@ -133,7 +126,7 @@ async fn run(
 ) -> Ending {
     let options = &connection.options;
     let stall = options.write_timeout;
-    if let Err(unsent) = send(body, one(event::preamble()), stall).await {
+    if let Err(unsent) = send(body, event::preamble().into(), stall).await {
         return unsent.into();
     }
     let every = ping_interval(options.pong_deadline);
@@ -169,7 +162,7 @@ async fn run(
             },
             () = body.closed() => return Ending::PeerClosed(None),
             _ = heartbeat.tick() => {
-                if let Err(unsent) = send(body, one(Bytes::from_static(event::PING)), stall).await {
+                if let Err(unsent) = send(body, Bytes::from_static(event::PING).into(), stall).await {
                     return unsent.into();
                 }
             }
