@@ -239,17 +239,7 @@ impl Backlog {
             if taken >= batch_bytes {
                 break;
             }
-            let frames = match cursor.form {
-                Form::Raw => &entry.chunk.frames,
-                Form::Enveloped => {
-                    debug_assert!(entry.chunk.enveloped.is_some(), "enveloped for its readers");
-                    entry
-                        .chunk
-                        .enveloped
-                        .as_ref()
-                        .unwrap_or(&entry.chunk.frames)
-                }
-            };
+            let frames = entry.chunk.frames_in(cursor.form);
             taken += frames.len();
             oldest.get_or_insert(entry.chunk.since);
             out.push(frames.clone());
@@ -321,6 +311,7 @@ mod tests {
             messages,
             since: Instant::now(),
             enveloped: None,
+            named: None,
         }
     }
 

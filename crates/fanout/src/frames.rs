@@ -26,6 +26,23 @@ pub struct Chunk {
     /// The same messages as stream-mode (`wspubsub.v2`) frames, when the topic has
     /// stream-mode subscribers: built once per chunk, shared by all of them.
     pub enveloped: Option<Bytes>,
+    /// The same messages as stream-mode frames that also name their topic, when the topic
+    /// has pattern subscribers: built once per chunk, shared by all of them.
+    pub named: Option<Bytes>,
+}
+
+impl Chunk {
+    /// The chunk's frames in `form`. A reader joins in a form before the chunks it reads are
+    /// appended, and the writer builds that form for every chunk while it has such readers.
+    pub fn frames_in(&self, form: Form) -> &Bytes {
+        let built = match form {
+            Form::Raw => return &self.frames,
+            Form::Enveloped => self.enveloped.as_ref(),
+            Form::Named => self.named.as_ref(),
+        };
+        debug_assert!(built.is_some(), "{form:?} built for its readers");
+        built.unwrap_or(&self.frames)
+    }
 }
 
 /// Which encoding of a chunk a reader takes.
@@ -36,6 +53,9 @@ pub enum Form {
     Raw,
     /// The messages in stream-mode envelopes ([`Chunk::enveloped`]).
     Enveloped,
+    /// The messages in stream-mode envelopes that name their topic ([`Chunk::named`]): what
+    /// a pattern subscriber, which follows many topics, needs.
+    Named,
 }
 
 /// Appends one unmasked, final frame of `opcode` whose payload is `parts` back to back.
@@ -109,6 +129,7 @@ impl ChunkBuilder {
             frames: self.buffer.split().freeze(),
             messages,
             enveloped: None,
+            named: None,
         })
     }
 }

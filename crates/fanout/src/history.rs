@@ -48,17 +48,21 @@ impl Record {
     }
 
     /// The stream-mode frames of messages `from..` (indices in the record): each message's
-    /// payload behind its envelope header (seq, time, no topic name).
-    pub fn envelope(&self, from: usize) -> Bytes {
+    /// payload behind its envelope header (seq, time, and `topic`, empty unless the reader
+    /// follows a pattern).
+    pub fn envelope(&self, from: usize, topic: &[u8]) -> Bytes {
+        // A topic is a URL path, far below 64 KiB (hyper refuses longer request lines).
+        let topic_len = u16::try_from(topic.len()).unwrap_or(u16::MAX);
+        let topic = &topic[..usize::from(topic_len)];
         let mut buffer = BytesMut::new();
         for (index, mark) in self.marks.iter().enumerate().skip(from) {
             let frame = &self.chunk.frames[mark.offset..mark.offset + self.frame_len(index)];
             let seq = self.first_seq + index as u64;
-            let header = Envelope::header(seq, mark.time, 0);
+            let header = Envelope::header(seq, mark.time, topic_len);
             put_frame(
                 &mut buffer,
                 OpCode::Data(Data::Binary),
-                &[&header, payload_of(frame)],
+                &[&header, topic, payload_of(frame)],
             );
         }
         buffer.freeze()
@@ -67,15 +71,23 @@ impl Record {
     /// Builds [`Chunk::enveloped`] if it is not built yet.
     pub fn envelop(&mut self) {
         if self.chunk.enveloped.is_none() {
-            self.chunk.enveloped = Some(self.envelope(0));
+            self.chunk.enveloped = Some(self.envelope(0, &[]));
         }
     }
 
-    /// The frames of messages `from..` (indices in the record) in `form`.
-    fn frames_from(&self, from: usize, form: Form) -> Bytes {
+    /// Builds [`Chunk::named`], the envelopes naming `topic`, if it is not built yet.
+    pub fn name(&mut self, topic: &str) {
+        if self.chunk.named.is_none() {
+            self.chunk.named = Some(self.envelope(0, topic.as_bytes()));
+        }
+    }
+
+    /// The frames of messages `from..` (indices in the record) of topic `topic` in `form`.
+    fn frames_from(&self, from: usize, form: Form, topic: &str) -> Bytes {
         match form {
             Form::Raw => self.chunk.frames.slice(self.marks[from].offset..),
-            Form::Enveloped => self.envelope(from),
+            Form::Enveloped => self.envelope(from, &[]),
+            Form::Named => self.envelope(from, topic.as_bytes()),
         }
     }
 
@@ -342,6 +354,7 @@ impl History {
     pub fn push(&mut self, mut record: Record) -> Evictions {
         debug_assert!(record.first_seq >= self.head, "records go forward");
         record.chunk.enveloped = None;
+        record.chunk.named = None;
         self.head = record.end_seq();
         if self.limits.messages == 0 {
             if let Some(last) = record.marks.last() {
@@ -446,11 +459,11 @@ impl History {
         })
     }
 
-    /// Queues the frames (in `form`) of every message from `from` on into `out`, each part
-    /// with the number of messages it holds; returns how many messages in all. Raw frames
-    /// are queued by reference; a stream-mode replay envelops the messages it replays (one
-    /// buffer per record), so that history holds each message once.
-    pub fn replay(&self, from: u64, form: Form, out: &mut Vec<(Bytes, u64)>) -> u64 {
+    /// Queues the frames (in `form`, naming `topic` if [`Form::Named`]) of every message from
+    /// `from` on into `out`, each part with the number of messages it holds; returns how many
+    /// messages in all. Raw frames are queued by reference; a stream-mode replay envelops the
+    /// messages it replays (one buffer per record), so that history holds each message once.
+    pub fn replay(&self, from: u64, form: Form, topic: &str, out: &mut Vec<(Bytes, u64)>) -> u64 {
         let from = from.max(self.earliest());
         let first = self
             .records
@@ -459,7 +472,7 @@ impl History {
         for record in self.records.range(first..) {
             let index = usize::try_from(from.saturating_sub(record.first_seq)).unwrap_or(0);
             let count = (record.marks.len() - index) as u64;
-            out.push((record.frames_from(index, form), count));
+            out.push((record.frames_from(index, form, topic), count));
             messages += count;
         }
         messages
@@ -497,7 +510,7 @@ mod tests {
     /// The payloads (seq low bytes) replayed from `from`.
     fn replayed(history: &History, from: u64) -> Vec<u8> {
         let mut parts = Vec::new();
-        let count = history.replay(from, Form::Raw, &mut parts);
+        let count = history.replay(from, Form::Raw, "/t", &mut parts);
         let mut queue = FrameQueue::default();
         parts.into_iter().for_each(|(part, _)| queue.push(part));
         let bytes = queue.copy_to_bytes(queue.remaining());
@@ -528,7 +541,7 @@ mod tests {
         );
         history.push(record(13, 2));
         let mut parts = Vec::new();
-        assert_eq!(history.replay(11, Form::Enveloped, &mut parts), 4);
+        assert_eq!(history.replay(11, Form::Enveloped, "/t", &mut parts), 4);
         let mut bytes: Vec<u8> = parts.iter().flat_map(|(part, _)| part.to_vec()).collect();
         let mut seen = Vec::new();
         while !bytes.is_empty() {
@@ -541,6 +554,33 @@ mod tests {
             seen.push(envelope.seq);
         }
         assert_eq!(seen, [11, 12, 13, 14]);
+    }
+
+    #[test]
+    fn named_envelopes_carry_the_topic_before_the_payload() {
+        let mut record = record(7, 2);
+        record.name("/chat/a");
+        let named = record.chunk.named.clone().expect("named");
+        assert_eq!(record.chunk.frames_in(Form::Named), &named);
+        let mut parts = Vec::new();
+        let mut history = History::new(LIMITS, 7);
+        history.push(record);
+        assert!(
+            history.records[0].chunk.named.is_none(),
+            "history keeps raw frames only"
+        );
+        history.replay(8, Form::Named, "/chat/a", &mut parts);
+        for (bytes, first) in [(named.to_vec(), 7), (parts[0].0.to_vec(), 8)] {
+            // Frames of 19 + 7 + 1 bytes behind a 2-byte header.
+            let frames: Vec<&[u8]> = bytes.chunks(29).collect();
+            assert_eq!(frames.len() as u64, 9 - first);
+            for (index, frame) in frames.into_iter().enumerate() {
+                let envelope = Envelope::decode(&frame[2..]).expect("an envelope");
+                assert_eq!(envelope.seq, first + index as u64);
+                assert_eq!(envelope.topic, b"/chat/a");
+                assert_eq!(envelope.payload, [envelope.seq as u8]);
+            }
+        }
     }
 
     #[test]

@@ -13,16 +13,18 @@ use hyper::header::{HeaderValue, ORIGIN, SEC_WEBSOCKET_VERSION};
 use hyper::{Request, Response, StatusCode};
 use wspubsub_cluster::{SubjectError, subject_for};
 use wspubsub_fanout::Form;
-use wspubsub_protocol::{BadStart, Role, Start};
+use wspubsub_protocol::{BadStart, Role, Start, StartPosition};
 
 use crate::auth::{Authenticator, Denied};
 use crate::client_id::client_id;
 use crate::connection::Connection;
 use crate::connection::lifecycle::{Attachment, Client};
 use crate::event::EventKind;
+use crate::feed::Feed;
 use crate::hub::JoinRefused;
 use crate::limits::LimitReached;
 use crate::origin::OriginPolicy;
+use crate::pattern;
 use crate::retention::HistoryGap;
 use crate::server::State;
 use crate::stats::{ClientKind, ClientRecord, SubscriberKind};
@@ -227,6 +229,7 @@ pub(crate) fn check<B>(gate: Gate<'_>, request: &Request<B>) -> Result<Checked, 
         Role::Publisher => Start::default(),
     };
     let topic = request.uri().path().to_owned();
+    let form = check_pattern(&topic, identity.role, &start, form)?;
     let token_expires = check_token(gate, request, identity.role, &topic)?;
     Ok(Checked {
         topic,
@@ -253,6 +256,36 @@ pub(crate) fn check_open<B>(gate: Gate<'_>, request: &Request<B>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The rules of a pattern path ([`crate::pattern`]): only a subscriber may follow one, from
+/// the latest message on; returns the form the subscriber reads its topics in (a stream-mode
+/// subscriber's envelopes name their topic). Any other path passes as it is.
+pub(crate) fn check_pattern(
+    topic: &str,
+    role: Role,
+    start: &Start,
+    form: Form,
+) -> Result<Form, Refusal> {
+    if !pattern::is_pattern(topic) {
+        return Ok(form);
+    }
+    let bad = |why: String| Refusal::upgrade_failed(StatusCode::BAD_REQUEST, "bad_pattern", why);
+    pattern::check(topic).map_err(|bad_pattern| bad(bad_pattern.to_string()))?;
+    if role == Role::Publisher {
+        return Err(bad(format!(
+            "{topic} is a pattern (a segment is * or **): publish to a topic, subscribe to a pattern"
+        )));
+    }
+    if start.position != StartPosition::Latest {
+        return Err(bad(
+            "a pattern subscription is live only: from=latest (the default), no since".into(),
+        ));
+    }
+    Ok(match form {
+        Form::Raw => Form::Raw,
+        Form::Enveloped | Form::Named => Form::Named,
+    })
 }
 
 /// With token auth on, the request's token must let `role` use `topic`; returns when it
@@ -366,6 +399,13 @@ pub(crate) async fn enter(
     } = entry;
     if state.options.nats_url.is_some() {
         check_subject(&topic)?;
+        if pattern::is_pattern(&topic) {
+            return Err(Refusal::upgrade_failed(
+                StatusCode::NOT_IMPLEMENTED,
+                "pattern_in_cluster",
+                "pattern subscriptions are not available in cluster mode yet",
+            ));
+        }
     }
     let address = state.proxies.client_address(peer.ip(), headers);
     let admission = state.limits.admit(address)?;
@@ -374,7 +414,7 @@ pub(crate) async fn enter(
         (Role::Publisher, _, _) => ClientKind::Publisher,
         (Role::Subscriber, _, true) => ClientKind::Subscriber(SubscriberKind::Sse),
         (Role::Subscriber, Form::Raw, false) => ClientKind::Subscriber(SubscriberKind::Subscriber),
-        (Role::Subscriber, Form::Enveloped, false) => {
+        (Role::Subscriber, Form::Enveloped | Form::Named, false) => {
             ClientKind::Subscriber(SubscriberKind::Stream)
         }
     };
@@ -385,11 +425,15 @@ pub(crate) async fn enter(
             let (membership, publisher) = state.hub.join_publisher(&topic, form, joining)?;
             (membership, Attachment::Publisher(publisher))
         }
+        Role::Subscriber if pattern::is_pattern(&topic) => {
+            let (membership, feed) = state.hub.follow(&topic, form, joining);
+            (membership, Attachment::Subscriber(Feed::Pattern(feed)))
+        }
         Role::Subscriber => {
             let reading = state.hub.read_stream(&topic).await?;
             let (membership, feed) = state.hub.join_subscriber(&topic, start, form, joining)?;
             drop(reading);
-            (membership, Attachment::Subscriber(feed))
+            (membership, Attachment::Subscriber(Feed::Topic(feed)))
         }
     };
     let connection = Connection {

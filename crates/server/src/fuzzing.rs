@@ -92,7 +92,7 @@ pub fn query_value(query: &str, key: &str) -> Option<String> {
 
 /// Whether a token's topic `pattern` (`*` one segment, `**` the rest) covers `topic`.
 pub fn topic_matches(pattern: &str, topic: &str) -> bool {
-    auth::matches(pattern, topic)
+    crate::pattern::covers(pattern, topic)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use crate::endpoints::BrokerHealth;
 use crate::limits::LimitReached;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::pattern::feed::PatternFeed;
+use crate::pattern::registry::{FollowerId, Followers};
 use crate::position::now_micros;
 use crate::retention::{HistoryGap, HistoryPool, TopicHistory};
 use crate::stats::{ClientRecord, TopicCounters, Traffic};
@@ -49,6 +51,9 @@ pub(crate) struct Hub {
 struct HubInner {
     /// Live topics by name, each with the number of clients it has.
     topics: Mutex<HashMap<Arc<str>, Entry>>,
+    /// Pattern subscribers, matched against each topic as it is created. Locked only under
+    /// `topics` when both are (a topic is created and its followers attached at once).
+    followers: Mutex<Followers>,
     /// Bounds every new topic is created with.
     options: Arc<Options>,
     /// Topic actors are tracked so that shutdown can wait for them.
@@ -111,6 +116,7 @@ impl Hub {
         Hub {
             inner: Arc::new(HubInner {
                 topics: Mutex::default(),
+                followers: Mutex::default(),
                 options,
                 tracker,
                 metrics,
@@ -173,6 +179,40 @@ impl Hub {
         self.join(name, Some(client), |topic| {
             topic.subscriber(start, form).map_err(JoinRefused::from)
         })
+    }
+
+    /// Subscribes the `client` to every topic `pattern` matches, live from now on: those
+    /// there are, and each one created while it stays (see [`crate::pattern`]). Its feeds are
+    /// in `form`.
+    pub(crate) fn follow(
+        &self,
+        pattern: &str,
+        form: Form,
+        client: Arc<ClientRecord>,
+    ) -> (Membership, PatternFeed) {
+        let topics = self.topics();
+        let pattern: Arc<str> = Arc::from(pattern);
+        let (id, arrivals) = lock(&self.inner.followers).add(Arc::clone(&pattern), form);
+        let existing = topics
+            .iter()
+            .filter(|(name, entry)| {
+                crate::pattern::covers(&pattern, name) && !entry.topic.is_lost()
+            })
+            .filter_map(|(_, entry)| entry.topic.subscriber(Start::default(), form).ok())
+            .collect();
+        drop(topics);
+        let membership = Membership {
+            hub: self.clone(),
+            topic: pattern,
+            client: Some(client),
+            follower: Some(id),
+        };
+        (membership, PatternFeed::new(existing, arrivals))
+    }
+
+    /// Number of pattern subscribers.
+    pub(crate) fn follower_count(&self) -> usize {
+        lock(&self.inner.followers).len()
     }
 
     /// In cluster mode, makes sure topic `name` reads the stream before a subscriber joins
@@ -258,20 +298,26 @@ impl Hub {
                 hub: self.clone(),
                 topic,
                 client,
+                follower: None,
             },
             attached,
         ))
     }
 
+    /// Starts topic `name`'s actor, with every pattern subscriber that matches it as a
+    /// reader from its first message on. Called under the topics' lock.
     fn spawn_topic(&self, name: &Arc<str>) -> Topic {
-        Topic::spawn(
+        let topic = Topic::spawn(
             Arc::clone(name),
             &self.inner.options,
             &self.inner.tracker,
             &self.inner.metrics,
             &self.inner.pool,
             self.inner.cluster.as_ref(),
-        )
+        );
+        lock(&self.inner.followers)
+            .attach(name, |form| topic.subscriber(Start::default(), form).ok());
+        topic
     }
 
     fn leave(&self, name: &str, client: Option<&Arc<ClientRecord>>) {
@@ -331,12 +377,14 @@ impl Hub {
     }
 
     fn topics(&self) -> MutexGuard<'_, HashMap<Arc<str>, Entry>> {
-        // No code panics while holding this lock; if one ever did, the map is still consistent.
-        self.inner
-            .topics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner.topics)
     }
+}
+
+/// Locks one of the hub's maps. No code panics while holding one; if one ever did, the map
+/// is still consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a topic kept without clients waits for before the hub looks at it again.
@@ -381,17 +429,20 @@ async fn linger(hub: Weak<HubInner>, name: Arc<str>) {
     }
 }
 
-/// A client's place in a topic; dropping it leaves the topic.
+/// A client's place in a topic, or among the followers of a pattern; dropping it leaves.
 #[derive(Debug)]
 pub(crate) struct Membership {
     hub: Hub,
+    /// The topic's name, or the pattern.
     topic: Arc<str>,
     /// The client's record; `None` for a topic kept for a moment by the server itself.
     client: Option<Arc<ClientRecord>>,
+    /// A pattern subscriber's place among the followers.
+    follower: Option<FollowerId>,
 }
 
 impl Membership {
-    /// The topic's name.
+    /// The topic's name (a pattern subscriber's pattern).
     pub(crate) fn topic(&self) -> &Arc<str> {
         &self.topic
     }
@@ -399,7 +450,10 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub.leave(&self.topic, self.client.as_ref());
+        match self.follower {
+            Some(id) => lock(&self.hub.inner.followers).remove(id),
+            None => self.hub.leave(&self.topic, self.client.as_ref()),
+        }
     }
 }
 

@@ -80,6 +80,7 @@ mod cluster;
 mod connection;
 mod endpoints;
 mod event;
+mod feed;
 mod forwarded;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -89,6 +90,7 @@ mod limits;
 mod metrics;
 mod options;
 mod origin;
+mod pattern;
 mod position;
 mod reloadable;
 mod retention;

@@ -322,10 +322,10 @@ impl TopicHistory {
         self.lock().newest_time()
     }
 
-    /// Where a subscriber starting at `start` begins, and what it replays (in `form`) up to
-    /// the head; called under the topic's backlog lock, so the replay ends where the live
-    /// stream begins.
-    pub(crate) fn join(&self, start: Start, form: Form) -> Result<Joined, HistoryGap> {
+    /// Where a subscriber starting at `start` begins, and what it replays (in `form`, of topic
+    /// `topic`) up to the head; called under the topic's backlog lock, so the replay ends
+    /// where the live stream begins.
+    pub(crate) fn join(&self, start: Start, form: Form, topic: &str) -> Result<Joined, HistoryGap> {
         let wanted = match start.position {
             StartPosition::Latest => None,
             StartPosition::Earliest => Some(None),
@@ -357,7 +357,7 @@ impl TopicHistory {
             };
             let mut parts = Vec::new();
             if wanted.is_some() && (located.is_ok() || start.gap_ok) {
-                history.replay(from, form, &mut parts);
+                history.replay(from, form, topic, &mut parts);
             }
             let joined = Joined {
                 replay: Replay {
@@ -524,9 +524,12 @@ mod tests {
         let messages = |joined: Result<Joined, HistoryGap>| {
             joined.map(|mut joined| joined.replay.take(&mut FrameQueue::default(), usize::MAX))
         };
-        assert_eq!(messages(history.join(seq(101), Form::Raw)), Ok(Some(2)));
         assert_eq!(
-            history.join(seq(100), Form::Raw).err(),
+            messages(history.join(seq(101), Form::Raw, "/t")),
+            Ok(Some(2))
+        );
+        assert_eq!(
+            history.join(seq(100), Form::Raw, "/t").err(),
             Some(HistoryGap {
                 reason: GapReason::HistoryEvicted,
                 earliest: 101
@@ -536,7 +539,7 @@ mod tests {
             gap_ok: true,
             ..seq(100)
         };
-        let joined = history.join(accepted, Form::Raw).expect("accepted");
+        let joined = history.join(accepted, Form::Raw, "/t").expect("accepted");
         let position = joined.position;
         assert_eq!(
             (position.from, position.head, position.earliest),

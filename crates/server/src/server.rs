@@ -316,6 +316,11 @@ impl ServerHandle {
         self.state.hub.topic_count()
     }
 
+    /// Number of pattern subscribers (subscribers of a path with a `*` or `**` segment).
+    pub fn pattern_subscriber_count(&self) -> usize {
+        self.state.hub.follower_count()
+    }
+
     /// Number of connected clients (publishers and subscribers).
     pub fn connection_count(&self) -> usize {
         self.state.limits.connections()

@@ -21,6 +21,7 @@
 
 mod ack;
 mod broker;
+mod forms;
 mod hold;
 
 use std::collections::VecDeque;
@@ -44,6 +45,7 @@ pub(crate) use ack::Acked;
 use ack::{AckCell, Pending};
 pub(crate) use broker::Consumption;
 use broker::Outlet;
+use forms::FormReaders;
 use hold::Hold;
 use wspubsub_fanout::{
     Backlog, Cursor, Form, FrameQueue, Lagged, Record, RecordBuilder, text_frame,
@@ -78,8 +80,8 @@ pub(crate) struct Topic {
     history: Arc<TopicHistory>,
     /// The topic's name, for stream-mode control messages.
     name: Arc<str>,
-    /// Stream-mode subscribers: while there are any, the actor envelops every chunk.
-    stream_readers: Arc<AtomicUsize>,
+    /// Its readers by form: the actor builds every form some reader takes.
+    readers: Arc<FormReaders>,
     /// In cluster mode, the topic's reading of the stream (its publishers write to it).
     cluster: Option<Arc<Consumption>>,
     /// What the actor took, for the admin API.
@@ -239,7 +241,7 @@ impl Topic {
             metrics: Arc::clone(metrics),
             history,
             name: Arc::clone(&name),
-            stream_readers: Arc::default(),
+            readers: Arc::default(),
             cluster,
             counters: Arc::default(),
         };
@@ -257,7 +259,8 @@ impl Topic {
                 hold: Arc::clone(&topic.hold),
                 metrics: Arc::clone(metrics),
                 history: Arc::clone(&topic.history),
-                stream_readers: Arc::clone(&topic.stream_readers),
+                readers: Arc::clone(&topic.readers),
+                name: Arc::clone(&topic.name),
                 counters: Arc::clone(&topic.counters),
             },
             numbering,
@@ -300,19 +303,17 @@ impl Topic {
         let mut joined = None;
         // Joining changes no message: nobody needs waking.
         self.backlog.send_if_modified(|backlog| {
-            joined = Some(self.history.join(start, form).map(|joined| {
-                if form == Form::Enveloped {
-                    // Under the backlog's lock: every chunk appended after this join is
-                    // enveloped.
-                    self.stream_readers.fetch_add(1, Ordering::Relaxed);
-                }
+            joined = Some(self.history.join(start, form, &self.name).map(|joined| {
+                // Under the backlog's lock: every chunk appended after this join is built in
+                // this form.
+                self.readers.joined(form);
                 (joined, backlog.join_as(form))
             }));
             false
         });
         let (joined, cursor) = joined.expect("send_if_modified always runs its closure")?;
         let mut replay = joined.replay;
-        if form == Form::Enveloped {
+        if form != Form::Raw {
             announce(&mut replay, &self.name, &joined.position);
         }
         Ok(TopicFeed {
@@ -322,7 +323,8 @@ impl Topic {
             closing: self.closing.clone(),
             hold: Arc::clone(&self.hold),
             replay,
-            stream_readers: (form == Form::Enveloped).then(|| Arc::clone(&self.stream_readers)),
+            readers: Arc::clone(&self.readers),
+            form,
             lost: self.cluster.as_ref().map(|cluster| cluster.lost.clone()),
         })
     }
@@ -422,18 +424,15 @@ struct Outbound {
     metrics: Arc<Metrics>,
     /// The messages kept after delivery; appended to under the backlog's lock.
     history: Arc<TopicHistory>,
-    /// Stream-mode subscribers: while there are any, every chunk is enveloped too.
-    stream_readers: Arc<AtomicUsize>,
+    /// Its readers by form: every form some reader takes is built for each chunk.
+    readers: Arc<FormReaders>,
+    /// The topic's name, which named envelopes carry.
+    name: Arc<str>,
     /// Where the actor counts what it takes.
     counters: Arc<TopicCounters>,
 }
 
 impl Outbound {
-    /// Whether the topic has stream-mode subscribers, whose chunks need envelopes.
-    fn enveloping(&self) -> bool {
-        self.stream_readers.load(Ordering::Relaxed) > 0
-    }
-
     /// Appends `records` (all of them, in order), taken at `time` (unix µs), to the backlog
     /// and the history, as the policy says, and acks what it appended as it goes (`acks`).
     async fn append(&self, records: &mut VecDeque<Record>, time: u64, acks: &mut Pending) {
@@ -465,15 +464,11 @@ impl Outbound {
     ) -> bool {
         self.backlog.send_if_modified(|backlog| {
             let mut appended = false;
-            // Read under the lock stream-mode subscribers join under: any that will read
-            // these chunks is counted.
-            let enveloping = self.enveloping();
             let fitting = std::iter::from_fn(|| {
                 let mut record = records.pop_front()?;
-                if enveloping {
-                    // Usually done already, outside the lock.
-                    record.envelop();
-                }
+                // Under the lock readers join under: any that will read this chunk is
+                // counted. Usually built already, outside the lock.
+                self.readers.build(&mut record, &self.name);
                 let chunk = record.chunk.clone();
                 let pushed = match room {
                     Room::Make => {
@@ -585,8 +580,8 @@ async fn run(
         records.extend(builder.finish());
         inbound.room.bytes.add_permits(taken);
         outbound.counters.took(took.0, took.1);
-        if outbound.enveloping() {
-            records.iter_mut().for_each(Record::envelop);
+        for record in &mut records {
+            outbound.readers.build(record, &name);
         }
         outbound.append(&mut records, time, &mut acks).await;
         inbound.room.settled(received);
@@ -707,8 +702,10 @@ pub(crate) struct TopicFeed {
     hold: Arc<Hold>,
     /// What history had for this subscriber when it joined, written before the backlog.
     replay: Replay,
-    /// The topic's count of stream-mode subscribers, for one of them.
-    stream_readers: Option<Arc<AtomicUsize>>,
+    /// The topic's readers by form, counting this one.
+    readers: Arc<FormReaders>,
+    /// The form this subscriber reads.
+    form: Form,
     /// Cluster mode: cancelled when the topic's reading found messages lost.
     lost: Option<CancellationToken>,
 }
@@ -718,6 +715,12 @@ impl TopicFeed {
     /// (the subscriber must be closed with 4002); `None` in plain mode.
     pub(crate) fn lost(&self) -> Option<CancellationToken> {
         self.lost.clone()
+    }
+
+    /// A signal of the topic's appends, for a reader that waits on many feeds at once: it
+    /// changes whenever [`Self::changed`] would complete.
+    pub(crate) fn updates(&self) -> watch::Receiver<Backlog> {
+        self.backlog.subscribe()
     }
 
     /// Lets go of the previous batch (written by now), then queues (by reference) the next
@@ -776,9 +779,7 @@ impl Drop for TopicFeed {
             backlog.leave(cursor);
             false
         });
-        if let Some(readers) = &self.stream_readers {
-            readers.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.readers.left(self.form);
         self.hold.room_made();
     }
 }

@@ -213,6 +213,7 @@ proptest! {
                         messages,
                         since: Instant::now(),
                         enveloped: None,
+                        named: None,
                     });
                     model.push(messages, len);
                     only_try_push = false;
@@ -239,6 +240,7 @@ proptest! {
                         messages,
                         since: Instant::now(),
                         enveloped: None,
+                        named: None,
                     };
                     let kept_before = model.first;
                     let taken = model.try_push(messages, len);

@@ -74,7 +74,7 @@ impl Model {
 /// The seqs (first four payload bytes) of the frames replayed from `from`.
 fn replayed(history: &History, from: u64) -> Vec<u64> {
     let mut parts = Vec::new();
-    let count = history.replay(from, crate::Form::Raw, &mut parts);
+    let count = history.replay(from, crate::Form::Raw, "/t", &mut parts);
     let mut queue = FrameQueue::default();
     parts.into_iter().for_each(|(part, _)| queue.push(part));
     let mut bytes: Bytes = queue.copy_to_bytes(queue.remaining());

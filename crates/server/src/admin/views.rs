@@ -82,6 +82,8 @@ struct Server {
     ws_base: String,
     /// Live topics.
     topics: usize,
+    /// Pattern subscribers (each also counted among the connections).
+    patterns: usize,
     /// Connected clients.
     connections: usize,
     /// Whether the server is draining.
@@ -93,6 +95,7 @@ fn server<B>(state: &State, listener: Listener, request: &Request<B>) -> Server 
         version: env!("CARGO_PKG_VERSION"),
         ws_base: ws_base(state, listener, request),
         topics: state.hub.topic_count(),
+        patterns: state.hub.follower_count(),
         connections: state.limits.connections(),
         draining: state.shutdown.is_cancelled(),
     }

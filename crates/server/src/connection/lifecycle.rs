@@ -10,11 +10,12 @@ use wspubsub_protocol::Role;
 
 use crate::connection::{self, Connection, SubscriberSocket, run_publisher, run_subscriber};
 use crate::event::EventKind;
+use crate::feed::Feed;
 use crate::http::HandshakePermit;
 use crate::hub::Membership;
 use crate::limits::Admission;
 use crate::options::Options;
-use crate::topic::{TopicFeed, TopicPublisher};
+use crate::topic::TopicPublisher;
 
 /// Bytes of a publisher's eagerly allocated read buffer; tungstenite grows its message buffer
 /// when a larger frame arrives.
@@ -46,7 +47,7 @@ pub(crate) enum Attachment {
     /// Queues messages into the topic.
     Publisher(TopicPublisher),
     /// Reads the topic's backlog.
-    Subscriber(TopicFeed),
+    Subscriber(Feed),
 }
 
 impl Attachment {

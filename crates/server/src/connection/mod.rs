@@ -24,10 +24,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCl
 use tokio_util::sync::CancellationToken;
 
 use crate::event::EventSink;
+use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::stats::ClientRecord;
-use crate::topic::{Batch, TopicFeed};
+use crate::topic::Batch;
 
 pub(crate) use ending::{Ending, SlowReason};
 pub(crate) use publisher::run_publisher;
@@ -60,7 +61,7 @@ pub(crate) struct Connection {
 impl Connection {
     /// A subscriber wrote `batch` out (`bytes` of it): counts it, and once nothing more is
     /// pending lets go of it at once (a held topic may be waiting for that room).
-    pub(crate) fn wrote(&self, feed: &mut TopicFeed, batch: &Batch, bytes: usize) {
+    pub(crate) fn wrote(&self, feed: &mut Feed, batch: &Batch, bytes: usize) {
         self.metrics.delivered(batch.messages, bytes, batch.oldest);
         self.record.written(batch.messages, bytes);
         if !batch.more_pending {

@@ -1,7 +1,7 @@
 //! A subscriber's connection task: write the topic's frames out, batch by batch.
 //!
 //! On shutdown a subscriber does not stop at once: it tells its topic to drain
-//! ([`TopicFeed::drain`]) and keeps writing until it has everything the topic took (the
+//! ([`Feed::drain`]) and keeps writing until it has everything the topic took (the
 //! backlog is finished), then closes with 1001. Half the close deadline bounds that drain, so
 //! that the close handshake keeps the other half.
 
@@ -13,7 +13,7 @@ use super::incoming::PeerFrame;
 use super::watch::{EndWatch, Watched};
 use super::write::WriteFailure;
 use super::{Connection, Ending, SubscriberSocket};
-use crate::topic::TopicFeed;
+use crate::feed::Feed;
 
 /// About how many bytes of frames one batch carries: enough that one `writev` moves many
 /// small messages, small enough that the backlog is let go of in modest steps.
@@ -27,7 +27,7 @@ const BATCH_BYTES: usize = 256 << 10;
 pub(crate) async fn run_subscriber<S>(
     socket: &mut SubscriberSocket<S>,
     connection: &Connection,
-    feed: &mut TopicFeed,
+    feed: &mut Feed,
 ) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin,

@@ -8,7 +8,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::{Connection, Ending, expired, lost};
-use crate::topic::TopicFeed;
+use crate::feed::Feed;
 
 /// A subscriber's signals to end, watched between its batches.
 pub(crate) struct EndWatch {
@@ -26,7 +26,7 @@ pub(crate) struct EndWatch {
 
 impl EndWatch {
     /// The signals of `connection`, reading `feed`.
-    pub(crate) fn new(connection: &Connection, feed: &TopicFeed) -> Self {
+    pub(crate) fn new(connection: &Connection, feed: &Feed) -> Self {
         EndWatch {
             shutdown: connection.shutdown.clone(),
             drain_time: connection.options.close_deadline / 2,
@@ -55,7 +55,7 @@ impl EndWatch {
 /// What [`EndWatch::next`] saw.
 pub(crate) enum Watched {
     /// The server started shutting down: the subscriber tells its topic to drain
-    /// ([`TopicFeed::drain`]) and ends once it has everything, or at the drain's deadline.
+    /// ([`Feed::drain`]) and ends once it has everything, or at the drain's deadline.
     Drain,
     /// The subscriber ends.
     End(Ending),

@@ -1,6 +1,6 @@
 //! The text of a Server-Sent Events stream: each message as one event (`id: <seq>`, then its
-//! payload as `data:` lines), a gap as `event: gap` with the stream-mode gap JSON, the
-//! `retry:` hint and the heartbeat comment.
+//! payload as `data:` lines, or as one JSON line naming its topic), a gap as `event: gap` with
+//! the stream-mode gap JSON, the `retry:` hint and the heartbeat comment.
 //!
 //! A subscriber's events are made from the stream-mode frames its topic already builds once
 //! per chunk for every stream-mode reader (each message's seq and payload behind an
@@ -22,6 +22,10 @@ use super::shared::SharedEvents;
 
 /// The query parameter that picks the encoding of the payloads (`encoding=text`).
 pub(crate) const ENCODING_QUERY: &str = "encoding";
+
+/// The query parameter that asks for each message's data as a JSON object naming its topic
+/// (`envelope=json`).
+pub(crate) const ENVELOPE_QUERY: &str = "envelope";
 
 /// How long a client waits before it reconnects, in milliseconds: the stream's first line.
 pub(crate) const RETRY_MILLIS: u64 = 1000;
@@ -56,22 +60,109 @@ impl Encoding {
     }
 }
 
+/// An `envelope=` value other than `json` (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid envelope={0:?}: expected json")]
+pub(crate) struct BadEnvelopeQuery(String);
+
+/// How a subscriber's events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Format {
+    /// How payloads are written.
+    pub(crate) encoding: Encoding,
+    /// Each message's data is one JSON object, `{"topic","seq","time","data"}`: asked with
+    /// `envelope=json`, and always so for a pattern subscription, whose messages come from
+    /// many topics.
+    pub(crate) json: bool,
+    /// Each message's event has an `id:` (its seq), which EventSource resumes from; not for
+    /// a pattern subscription, whose seqs are each topic's own (and which is live only).
+    pub(crate) ids: bool,
+}
+
+impl From<Encoding> for Format {
+    /// Plain events of one topic in `encoding`.
+    fn from(encoding: Encoding) -> Self {
+        Format {
+            encoding,
+            json: false,
+            ids: true,
+        }
+    }
+}
+
+impl Format {
+    /// The format of a subscription: `encoding=` and `envelope=` (`None`: absent) read, for a
+    /// pattern or not.
+    pub(crate) fn parse(
+        encoding: Option<&str>,
+        envelope: Option<&str>,
+        pattern: bool,
+    ) -> Result<Self, String> {
+        let encoding = Encoding::parse(encoding).map_err(|bad| bad.to_string())?;
+        let json = match envelope {
+            None => false,
+            Some("json") => true,
+            Some(other) => return Err(BadEnvelopeQuery(other.to_owned()).to_string()),
+        };
+        Ok(Format {
+            encoding,
+            json: json || pattern,
+            ids: !pattern,
+        })
+    }
+}
+
+/// A message's event data as JSON.
+#[derive(serde::Serialize)]
+struct JsonData<'a> {
+    topic: &'a str,
+    seq: u64,
+    time: u64,
+    data: &'a str,
+}
+
 /// The first bytes of every stream: the reconnection delay.
 pub(crate) fn preamble() -> Bytes {
     Bytes::from(format!("retry: {RETRY_MILLIS}\n\n"))
 }
 
-/// Appends the event of message `seq` with `payload`.
-pub(crate) fn put_message(out: &mut BytesMut, seq: u64, payload: &[u8], encoding: Encoding) {
-    let text = match encoding {
+/// Appends the event of one message (`topic` is empty unless its envelope names it; a JSON
+/// event of one topic takes `topic` from the subscription).
+pub(crate) fn put_message(out: &mut BytesMut, message: &Envelope<'_>, topic: &str, format: Format) {
+    let payload = message.payload;
+    let text = match format.encoding {
         Encoding::Text => std::str::from_utf8(payload).ok(),
         Encoding::Base64 => None,
     };
-    if text.is_none() && encoding == Encoding::Text {
+    if text.is_none() && format.encoding == Encoding::Text {
         out.put_slice(b"event: binary\n");
     }
-    // Writing into a BytesMut cannot fail.
-    let _ = writeln!(out, "id: {seq}");
+    if format.ids {
+        // Writing into a BytesMut cannot fail.
+        let _ = writeln!(out, "id: {}", message.seq);
+    }
+    if format.json {
+        let base64;
+        let data = match text {
+            Some(text) => text,
+            None => {
+                base64 = STANDARD.encode(payload);
+                &base64
+            }
+        };
+        let named = String::from_utf8_lossy(message.topic);
+        let json = JsonData {
+            topic: if named.is_empty() { topic } else { &named },
+            seq: message.seq,
+            time: message.time,
+            data,
+        };
+        out.put_slice(b"data: ");
+        // JSON escapes line breaks: the object is one `data:` line. Writing it cannot fail.
+        let _ = serde_json::to_writer((&mut *out).writer(), &json);
+        out.put_slice(b"\n\n");
+        return;
+    }
     match text {
         Some(text) => {
             // EventSource joins `data:` lines with `\n`: each line of the payload is one.
@@ -129,31 +220,33 @@ pub(crate) fn put_gap(out: &mut BytesMut, json: &str) {
     out.put_slice(b"\n\n");
 }
 
-/// Turns every stream-mode frame queued in `frames` into events (taking them all out), each
-/// buffer's events shared with every other subscriber that reads the same buffer.
+/// Turns every stream-mode frame queued in `frames`, of `topic` (or of the topics their
+/// envelopes name), into events in `format` (taking them all out), each buffer's events
+/// shared with every other subscriber that reads the same buffer.
 pub(crate) fn transcode(
     frames: &mut FrameQueue,
-    encoding: Encoding,
+    topic: &str,
+    format: Format,
     shared: &SharedEvents,
 ) -> FrameQueue {
     let mut out = FrameQueue::default();
     // Each buffer queued is whole frames: a shared chunk, a replayed record or a notice.
     while let Some(part) = frames.pop_front() {
-        out.push(shared.events(&part, encoding));
+        out.push(shared.events(&part, topic, format));
     }
     out
 }
 
-/// The events of the whole stream-mode frames of `part`.
-pub(crate) fn events_of(part: &[u8], encoding: Encoding) -> Bytes {
+/// The events of the whole stream-mode frames of `part`, of `topic` unless they name theirs.
+pub(crate) fn events_of(part: &[u8], topic: &str, format: Format) -> Bytes {
     // Base64 grows payloads by a third; ids and field names come on top.
     let mut out = BytesMut::with_capacity(part.len() / 3 * 4 + 64);
-    transcode_part(part, encoding, &mut out);
+    transcode_part(part, topic, format, &mut out);
     out.freeze()
 }
 
 /// Turns the whole frames of `part` into events appended to `out`.
-fn transcode_part(mut part: &[u8], encoding: Encoding, out: &mut BytesMut) {
+fn transcode_part(mut part: &[u8], topic: &str, format: Format, out: &mut BytesMut) {
     while !part.is_empty() {
         let mut cursor = Cursor::new(part);
         // Frames here are the server's own encoding, always whole and valid.
@@ -168,7 +261,7 @@ fn transcode_part(mut part: &[u8], encoding: Encoding, out: &mut BytesMut) {
         match header.opcode {
             OpCode::Data(Data::Binary) => {
                 if let Ok(envelope) = Envelope::decode(payload) {
-                    put_message(out, envelope.seq, envelope.payload, encoding);
+                    put_message(out, &envelope, topic, format);
                 }
             }
             OpCode::Data(Data::Text) => {
@@ -193,8 +286,18 @@ mod tests {
     use super::*;
 
     fn event(seq: u64, payload: &[u8], encoding: Encoding) -> String {
+        event_in(seq, payload, Format::from(encoding))
+    }
+
+    fn event_in(seq: u64, payload: &[u8], format: Format) -> String {
+        let message = Envelope {
+            seq,
+            time: 99,
+            topic: b"",
+            payload,
+        };
         let mut out = BytesMut::new();
-        put_message(&mut out, seq, payload, encoding);
+        put_message(&mut out, &message, "/t", format);
         String::from_utf8(out.to_vec()).expect("events are text")
     }
 
@@ -223,6 +326,30 @@ mod tests {
             event(4, &[0xff, 0xfe], Encoding::Text),
             "event: binary\nid: 4\ndata: //4=\n\n"
         );
+    }
+
+    #[test]
+    fn json_events_name_their_topic_on_one_line_and_patterns_have_no_ids() {
+        let json = Format::parse(None, Some("json"), false).expect("valid");
+        assert_eq!(
+            event_in(7, &[0, 255, 1], json),
+            "id: 7\ndata: {\"topic\":\"/t\",\"seq\":7,\"time\":99,\"data\":\"AP8B\"}\n\n"
+        );
+        let pattern = Format::parse(Some("text"), None, true).expect("valid");
+        let named = Envelope {
+            seq: 3,
+            time: 5,
+            topic: b"/chat/a",
+            payload: b"hi\nthere",
+        };
+        let mut out = BytesMut::new();
+        put_message(&mut out, &named, "/chat/*", pattern);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "data: {\"topic\":\"/chat/a\",\"seq\":3,\"time\":5,\"data\":\"hi\\nthere\"}\n\n"
+        );
+        assert!(event_in(1, &[0xff], pattern).starts_with("event: binary\ndata: {"));
+        assert!(Format::parse(None, Some("xml"), false).is_err());
     }
 
     #[test]
@@ -256,7 +383,12 @@ mod tests {
         frames.push(text_frame(&subscribed.to_json()));
         frames.push(text_frame(&gap.to_json()));
         frames.push(record.chunk.enveloped.clone().expect("enveloped"));
-        let mut events = transcode(&mut frames, Encoding::Base64, &SharedEvents::default());
+        let mut events = transcode(
+            &mut frames,
+            "/t",
+            Format::from(Encoding::Base64),
+            &SharedEvents::default(),
+        );
         assert!(frames.is_empty());
         let events = events.copy_to_bytes(events.remaining());
         let expected = format!(

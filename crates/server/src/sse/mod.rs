@@ -37,7 +37,7 @@ use crate::connection::lifecycle::{Attachment, Client};
 use crate::http::HandshakePermit;
 use crate::server::State;
 use crate::upgrade::{self, BadIdentity, ClientIdentity, MAX_CLIENT_NAME_LEN, query_value};
-use event::Encoding;
+use event::Format;
 use subscriber::SseClient;
 
 pub(crate) use cors::preflight;
@@ -74,7 +74,7 @@ pub(crate) fn is_event_stream_request<B>(request: &Request<B>) -> bool {
 /// What an EventSource request asks for, once read.
 struct Wanted {
     entry: Entry,
-    encoding: Encoding,
+    format: Format,
 }
 
 /// Answers an event-stream request: the stream of its topic (the subscriber's task spawned
@@ -90,13 +90,13 @@ pub(crate) async fn subscribe<B>(
 ) -> Response<Body> {
     let topic = request.uri().path();
     let mut response = match admit(state, peer, request).await {
-        Ok((client, encoding)) => {
+        Ok((client, format)) => {
             // Nothing panics while holding this lock; a poisoned one still holds the permit.
             drop(permit.lock().unwrap_or_else(PoisonError::into_inner).take());
             stream(
                 state,
                 client,
-                encoding,
+                format,
                 abort,
                 request.method() == Method::HEAD,
             )
@@ -112,20 +112,18 @@ async fn admit<B>(
     state: &State,
     peer: SocketAddr,
     request: &Request<B>,
-) -> Result<(Client, Encoding), Refusal> {
+) -> Result<(Client, Format), Refusal> {
     let auth = state.auth.as_ref().map(|auth| auth.current());
     let gate = admission::gate(state, auth.as_deref());
     admission::check_open(gate, request)?;
-    let Wanted {
-        mut entry,
-        encoding,
-    } = read(request)?;
+    let Wanted { mut entry, format } = read(request)?;
     entry.token_expires = admission::check_token(gate, request, Role::Subscriber, &entry.topic)?;
     let client = admission::enter(state, peer, request.headers(), entry).await?;
-    Ok((client, encoding))
+    Ok((client, format))
 }
 
-/// Reads the request: its name, start position and encoding.
+/// Reads the request: its name, start position and format; a pattern's subscription is
+/// checked ([`admission::check_pattern`]) and reads its topics' envelopes with their names.
 fn read<B>(request: &Request<B>) -> Result<Wanted, Refusal> {
     let query = request.uri().query().unwrap_or("");
     let bad = |why: String| Refusal::upgrade_failed(StatusCode::BAD_REQUEST, "bad_start", why);
@@ -139,10 +137,16 @@ fn read<B>(request: &Request<B>) -> Result<Wanted, Refusal> {
         })?,
         None => upgrade::start(request)?,
     };
-    let encoding = Encoding::parse(query_value(query, event::ENCODING_QUERY).as_deref())
-        .map_err(|error| bad(error.to_string()))?;
+    let topic = request.uri().path();
+    let form = admission::check_pattern(topic, Role::Subscriber, &start, Form::Enveloped)?;
+    let format = Format::parse(
+        query_value(query, event::ENCODING_QUERY).as_deref(),
+        query_value(query, event::ENVELOPE_QUERY).as_deref(),
+        form == Form::Named,
+    )
+    .map_err(bad)?;
     let entry = Entry {
-        topic: request.uri().path().to_owned(),
+        topic: topic.to_owned(),
         identity: ClientIdentity {
             role: Role::Subscriber,
             name,
@@ -153,10 +157,10 @@ fn read<B>(request: &Request<B>) -> Result<Wanted, Refusal> {
             gap_ok: true,
             ..start
         },
-        form: Form::Enveloped,
+        form,
         over_http: true,
     };
-    Ok(Wanted { entry, encoding })
+    Ok(Wanted { entry, format })
 }
 
 /// The start right after the event whose id is `id` (a seq).
@@ -179,7 +183,7 @@ fn resume_after(id: &HeaderValue) -> Option<Start> {
 fn stream(
     state: &State,
     client: Client,
-    encoding: Encoding,
+    format: Format,
     abort: CancellationToken,
     head_only: bool,
 ) -> Response<Body> {
@@ -202,7 +206,7 @@ fn stream(
             admission,
             membership,
             feed,
-            encoding,
+            format,
             body: sender,
             shared: Arc::clone(&state.sse_events),
             abort,
@@ -266,6 +270,22 @@ mod tests {
             .expect("a request");
         let wanted = read(&query).expect("readable");
         assert_eq!(wanted.entry.start.position, StartPosition::Seq(7));
-        assert_eq!(wanted.encoding, Encoding::Text);
+        assert_eq!(wanted.format.encoding, event::Encoding::Text);
+        assert!(wanted.format.ids && !wanted.format.json);
+        let pattern = Request::get("/chat/*?envelope=json")
+            .body(())
+            .expect("a request");
+        let wanted = read(&pattern).expect("readable");
+        assert_eq!(wanted.entry.form, Form::Named);
+        assert!(!wanted.format.ids && wanted.format.json);
+        let resumed = Request::get("/chat/*")
+            .header(LAST_EVENT_ID, "41")
+            .body(())
+            .expect("a request");
+        assert_eq!(
+            read(&resumed).err().map(|refusal| refusal.reason),
+            Some("bad_pattern"),
+            "live only"
+        );
     }
 }

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use wspubsub_fanout::Form;
-use wspubsub_protocol::Role;
+use wspubsub_protocol::{Role, Start};
 
 use super::cors;
 use crate::admission::{self, Entry, Refusal};
@@ -61,6 +61,7 @@ async fn stored(
     let auth = state.auth.as_ref().map(|auth| auth.current());
     let gate = admission::gate(state, auth.as_deref());
     admission::check_open(gate, &request)?;
+    admission::check_pattern(&topic, Role::Publisher, &Start::default(), Form::Enveloped)?;
     let token_expires = admission::check_token(gate, &request, Role::Publisher, &topic)?;
     let declared = request
         .headers()

@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 
-use super::event::{self, Encoding};
+use super::event::{self, Format};
 
 /// Most buffers whose events are kept.
 const ENTRIES: usize = 64;
@@ -22,11 +22,12 @@ const ENTRIES: usize = 64;
 /// Most bytes (sources and their events) kept.
 const BYTES: usize = 16 << 20;
 
-/// One buffer of frames and its events in one encoding.
+/// One buffer of frames and its events in one format. A buffer is one topic's, so its
+/// events are the same for every subscriber that asks in that format.
 #[derive(Debug)]
 struct Entry {
     source: Bytes,
-    encoding: Encoding,
+    format: Format,
     events: Bytes,
 }
 
@@ -43,13 +44,13 @@ pub(crate) struct SharedEvents {
 }
 
 impl SharedEvents {
-    /// The events of `source` (whole stream-mode frames) in `encoding`: made by the first
-    /// subscriber that asks, shared with the others.
-    pub(crate) fn events(&self, source: &Bytes, encoding: Encoding) -> Bytes {
+    /// The events of `source` (whole stream-mode frames of `topic`, or of the topics they
+    /// name) in `format`: made by the first subscriber that asks, shared with the others.
+    pub(crate) fn events(&self, source: &Bytes, topic: &str, format: Format) -> Bytes {
         // A panic cannot leave the queue half-changed: a poisoned lock still holds it whole.
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let found = entries.iter().find(|entry| {
-            entry.encoding == encoding
+            entry.format == format
                 && entry.source.as_ptr() == source.as_ptr()
                 && entry.source.len() == source.len()
         });
@@ -58,10 +59,10 @@ impl SharedEvents {
         }
         // Made under the lock: subscribers asking for the same buffer wait instead of making
         // it again.
-        let events = event::events_of(source, encoding);
+        let events = event::events_of(source, topic, format);
         entries.push_back(Entry {
             source: source.clone(),
-            encoding,
+            format,
             events: events.clone(),
         });
         let mut size: usize = entries.iter().map(Entry::size).sum();
@@ -79,6 +80,13 @@ mod tests {
     use wspubsub_fanout::RecordBuilder;
 
     use super::*;
+    use crate::sse::event::Encoding;
+
+    const BASE64: Format = Format {
+        encoding: Encoding::Base64,
+        json: false,
+        ids: true,
+    };
 
     /// The stream-mode frames of one message, `payload`, at `seq`.
     fn frames(seq: u64, payload: &[u8]) -> Bytes {
@@ -93,15 +101,15 @@ mod tests {
     fn the_same_buffer_gets_the_same_events_without_making_them_again() {
         let shared = SharedEvents::default();
         let source = frames(1, b"payload");
-        let first = shared.events(&source, Encoding::Base64);
-        let second = shared.events(&source.clone(), Encoding::Base64);
+        let first = shared.events(&source, "/t", BASE64);
+        let second = shared.events(&source.clone(), "/t", BASE64);
         assert_eq!(first.as_ptr(), second.as_ptr(), "shared, not made again");
-        assert_eq!(first, event::events_of(&source, Encoding::Base64));
-        let text = shared.events(&source, Encoding::Text);
+        assert_eq!(first, event::events_of(&source, "/t", BASE64));
+        let text = shared.events(&source, "/t", Format::from(Encoding::Text));
         assert_ne!(text, first, "each encoding has its own events");
         // An equal buffer elsewhere in memory is another buffer: made afresh, equal bytes.
         let copy = Bytes::copy_from_slice(&source);
-        let again = shared.events(&copy, Encoding::Base64);
+        let again = shared.events(&copy, "/t", BASE64);
         assert_ne!(again.as_ptr(), first.as_ptr());
         assert_eq!(again, first);
     }
@@ -112,13 +120,13 @@ mod tests {
         let sources: Vec<Bytes> = (0..ENTRIES as u64 + 1)
             .map(|seq| frames(seq, b"x"))
             .collect();
-        let oldest = shared.events(&sources[0], Encoding::Base64);
+        let oldest = shared.events(&sources[0], "/t", BASE64);
         for source in &sources[1..] {
-            shared.events(source, Encoding::Base64);
+            shared.events(source, "/t", BASE64);
         }
         let held = shared.entries.lock().expect("not poisoned").len();
         assert_eq!(held, ENTRIES);
-        let remade = shared.events(&sources[0], Encoding::Base64);
+        let remade = shared.events(&sources[0], "/t", BASE64);
         assert_ne!(remade.as_ptr(), oldest.as_ptr(), "evicted, so made again");
     }
 }

@@ -20,13 +20,13 @@ use tokio_util::sync::CancellationToken;
 use wspubsub_fanout::FrameQueue;
 use wspubsub_protocol::{Role, ping_interval};
 
-use super::event::{self, Encoding};
+use super::event::{self, Format};
 use super::shared::SharedEvents;
 use crate::connection::{Connection, EndWatch, Ending, SlowReason, Watched};
 use crate::event::EventKind;
+use crate::feed::Feed;
 use crate::hub::Membership;
 use crate::limits::Admission;
-use crate::topic::TopicFeed;
 
 /// About how many bytes of frames one batch turns into events: small enough that what waits
 /// in hyper's queue for a stalled reader stays modest.
@@ -44,9 +44,9 @@ pub(crate) struct SseClient {
     /// Its place in the topic, left when it ends.
     pub(crate) membership: Membership,
     /// Its stream-mode reading of the topic.
-    pub(crate) feed: TopicFeed,
-    /// How payloads are written.
-    pub(crate) encoding: Encoding,
+    pub(crate) feed: Feed,
+    /// How its events are written.
+    pub(crate) format: Format,
     /// The response body's sender.
     pub(crate) body: mpsc::Sender<FrameQueue>,
     /// Events made once for every subscriber.
@@ -62,7 +62,7 @@ pub(crate) async fn serve(client: SseClient) {
         admission: _admission,
         membership,
         mut feed,
-        encoding,
+        format,
         body,
         shared,
         abort,
@@ -72,7 +72,7 @@ pub(crate) async fn serve(client: SseClient) {
     let joined = EventKind::joined(Role::Subscriber);
     connection.events.emit(joined, topic, Some(id), None);
     tracing::debug!(client = %id, %topic, "sse {joined}");
-    let ending = run(&connection, &mut feed, (encoding, &shared), &body).await;
+    let ending = run(&connection, &mut feed, (format, &shared), &body).await;
     drop(feed);
     drop(membership);
     if matches!(ending, Ending::SlowSubscriber(_)) {
@@ -120,8 +120,8 @@ async fn send(
 /// frames and heartbeats instead of pings.
 async fn run(
     connection: &Connection,
-    feed: &mut TopicFeed,
-    (encoding, shared): (Encoding, &SharedEvents),
+    feed: &mut Feed,
+    (format, shared): (Format, &SharedEvents),
     body: &mpsc::Sender<FrameQueue>,
 ) -> Ending {
     let options = &connection.options;
@@ -140,7 +140,7 @@ async fn run(
             Err(lagged) => return lagged.into(),
         };
         if !frames.is_empty() {
-            let events = event::transcode(&mut frames, encoding, shared);
+            let events = event::transcode(&mut frames, &connection.topic, format, shared);
             let bytes = events.remaining();
             connection.record.writing(bytes);
             if !events.is_empty()

@@ -1,0 +1,207 @@
+//! A pattern subscriber's reading: one [`TopicFeed`] per topic it follows, read as one feed.
+//!
+//! Each topic's feed keeps that topic's order; topics take turns (a topic with more pending
+//! goes to the back of the line), so a busy topic cannot starve a quiet one. Only the topics
+//! that changed are read: each feed's change signal wakes the subscriber with the feed's key.
+//! A topic that ends (its last client left) finishes its feed, which is dropped; if the topic
+//! comes back, the hub hands the subscriber a new feed of it.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Buf;
+use futures_util::stream::{BoxStream, SelectAll, StreamExt};
+use wspubsub_fanout::{FrameQueue, Lagged};
+
+use super::registry::Arrivals;
+use crate::topic::{Batch, TopicFeed};
+
+/// Key of one followed topic's feed within a pattern feed.
+type Key = u64;
+
+/// One followed topic.
+#[derive(Debug)]
+struct Followed {
+    feed: TopicFeed,
+    /// In the ready line already.
+    queued: bool,
+    /// Read since everything read was last reported written.
+    unwritten: bool,
+}
+
+/// The feeds of every topic a pattern subscriber follows, read as one.
+pub(crate) struct PatternFeed {
+    /// Readings of topics created (or found) since the last look.
+    arrivals: Arrivals,
+    followed: HashMap<Key, Followed>,
+    next_key: Key,
+    /// Yields a feed's key whenever its topic appended (or finished).
+    signals: SelectAll<BoxStream<'static, Key>>,
+    /// Feeds that may have something to read, in turn order.
+    ready: VecDeque<Key>,
+    /// Feeds read since everything read was last reported written.
+    unwritten: Vec<Key>,
+    /// The server shuts down: every feed, and every one yet to arrive, drains.
+    draining: bool,
+}
+
+impl std::fmt::Debug for PatternFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatternFeed")
+            .field("followed", &self.followed.len())
+            .field("ready", &self.ready.len())
+            .field("draining", &self.draining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PatternFeed {
+    /// A feed of the topics in `existing` and of those that will arrive on `arrivals`.
+    pub(crate) fn new(existing: Vec<TopicFeed>, arrivals: Arrivals) -> Self {
+        let mut feed = PatternFeed {
+            arrivals,
+            followed: HashMap::new(),
+            next_key: 0,
+            signals: SelectAll::new(),
+            ready: VecDeque::new(),
+            unwritten: Vec::new(),
+            draining: false,
+        };
+        existing.into_iter().for_each(|topic| feed.follow(topic));
+        feed
+    }
+
+    /// Starts reading one more topic: ready at once (a stream-mode reader has its
+    /// `subscribed` frame to send).
+    fn follow(&mut self, feed: TopicFeed) {
+        if self.draining {
+            feed.drain();
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        let signal = futures_util::stream::unfold(feed.updates(), move |mut updates| async move {
+            // Ends once the topic's backlog is gone.
+            updates.changed().await.ok()?;
+            Some((key, updates))
+        });
+        self.signals.push(signal.boxed());
+        self.followed.insert(
+            key,
+            Followed {
+                feed,
+                queued: true,
+                unwritten: false,
+            },
+        );
+        self.ready.push_back(key);
+    }
+
+    /// Follows the topics that arrived since the last look.
+    fn take_arrivals(&mut self) {
+        while let Ok(feed) = self.arrivals.try_recv() {
+            self.follow(feed);
+        }
+    }
+
+    /// Puts feed `key` in the ready line, once.
+    fn mark_ready(&mut self, key: Key) {
+        if let Some(followed) = self.followed.get_mut(&key)
+            && !std::mem::replace(&mut followed.queued, true)
+        {
+            self.ready.push_back(key);
+        }
+    }
+
+    /// Queues the next pending frames of the ready topics, about `batch_bytes` of them in
+    /// all, into `out`, each ready topic in turn, and says what it took. A topic that fell
+    /// out of its backlog fails the whole subscriber, as it would a topic's subscriber.
+    pub(crate) fn next_batch(
+        &mut self,
+        out: &mut FrameQueue,
+        batch_bytes: usize,
+    ) -> Result<Batch, Lagged> {
+        self.take_arrivals();
+        let start = out.remaining();
+        let mut batch = Batch {
+            more_pending: false,
+            finished: false,
+            messages: 0,
+            oldest: None,
+        };
+        for _ in 0..self.ready.len() {
+            let taken = out.remaining() - start;
+            if taken >= batch_bytes {
+                break;
+            }
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(followed) = self.followed.get_mut(&key) else {
+                continue;
+            };
+            followed.queued = false;
+            let read = followed.feed.next_batch(out, batch_bytes - taken)?;
+            if !std::mem::replace(&mut followed.unwritten, true) {
+                self.unwritten.push(key);
+            }
+            batch.messages += read.messages;
+            batch.oldest = match (batch.oldest, read.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if read.finished {
+                // Its topic ended: everything it appended is taken (and written before the
+                // next read, which lets go of nothing more).
+                self.followed.remove(&key);
+            } else if read.more_pending {
+                self.mark_ready(key);
+            }
+        }
+        batch.more_pending = !self.ready.is_empty();
+        batch.finished = self.draining && self.followed.is_empty();
+        Ok(batch)
+    }
+
+    /// Called when everything taken is written: every topic read since lets go at once if
+    /// it waits for room.
+    pub(crate) fn written(&mut self) {
+        for key in self.unwritten.drain(..) {
+            if let Some(followed) = self.followed.get_mut(&key) {
+                followed.unwritten = false;
+                followed.feed.written();
+            }
+        }
+    }
+
+    /// Waits until a followed topic has appended (or finished), or a new one arrived.
+    pub(crate) async fn changed(&mut self) {
+        loop {
+            tokio::select! {
+                arrival = self.arrivals.recv() => match arrival {
+                    Some(feed) => {
+                        self.follow(feed);
+                        return;
+                    }
+                    // The registry holds the sender while this subscriber is registered,
+                    // which it is while it reads.
+                    None => std::future::pending::<()>().await,
+                },
+                Some(key) = self.signals.next(), if !self.signals.is_empty() => {
+                    if self.followed.contains_key(&key) {
+                        self.mark_ready(key);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The server is shutting down: every followed topic drains (see [`TopicFeed::drain`]);
+    /// the feed finishes once they all have.
+    pub(crate) fn drain(&mut self) {
+        self.draining = true;
+        self.take_arrivals();
+        for followed in self.followed.values() {
+            followed.feed.drain();
+        }
+    }
+}
