@@ -10,6 +10,11 @@
  * history; what history no longer holds is announced (`onGap`), never skipped silently, and
  * no message is delivered twice.
  *
+ * A path with a segment `*` (one segment) or a last segment `**` (the rest) subscribes to a
+ * pattern: every matching topic, existing and future, each message naming its topic. Pattern
+ * subscriptions are live only: `from` must be `"latest"`, and a reconnect starts from the
+ * newest messages again (what was published while disconnected is not replayed).
+ *
  * @module wspubsub
  */
 
@@ -90,10 +95,12 @@ const FINAL_CLOSE_CODES = new Set([1002, 1003, 1008, 1009, 1010]);
  */
 
 /**
- * Subscribes to a topic in stream mode, reconnecting and resuming until closed.
+ * Subscribes to a topic (or a pattern of topics) in stream mode, reconnecting and resuming
+ * until closed.
  *
  * @param {string|URL} url `ws://`/`wss://` URL of the topic, or a path (or `http(s)://` URL)
- *   resolved against the page's location; its query may carry `token=` and `name=`
+ *   resolved against the page's location; its query may carry `token=` and `name=`; a path
+ *   with a `*` or last `**` segment follows every matching topic (live only)
  * @param {object} [options]
  * @param {"latest"|"earliest"|number|Date} [options.from="latest"] where the first connection
  *   starts: new messages only, the oldest in history, a seq (the first one wanted), or the
@@ -109,6 +116,10 @@ export function subscribe(
   url,
   { from = "latest", onMessage, onGap, onState, reconnect = {} } = {},
 ) {
+  const pattern = isPattern(url);
+  if (pattern && from !== "latest") {
+    throw new TypeError(`a pattern subscription is live only: from must be "latest", not ${String(from)}`);
+  }
   const start = startQuery(from);
   const retry = reconnectPolicy(reconnect);
   const decoder = new TextDecoder();
@@ -124,7 +135,7 @@ export function subscribe(
 
   function connect() {
     timer = null;
-    const query = next === null ? start : { from: String(next) };
+    const query = next === null || pattern ? start : { from: String(next) };
     const target = websocketUrl(url, "subscriber", query, ["from", "since"]);
     notify(onState, "connecting", { attempt: failures, url: target.href });
     const ws = new WebSocket(target, [SUBPROTOCOL]);
@@ -140,7 +151,14 @@ export function subscribe(
       if (socket !== ws) return;
       if (typeof data === "string") {
         const control = parseControl(data);
-        if (control?.type === "subscribed") {
+        if (control?.type === "following") {
+          // A pattern: each topic it comes to follow then has its own `subscribed`.
+          joined = true;
+          failures = 0;
+          notify(onState, "open", control);
+        } else if (control?.type === "subscribed" && pattern) {
+          // One more topic followed, from its newest message on.
+        } else if (control?.type === "subscribed") {
           // The server's word on where delivery begins (after a gap, not where we asked).
           next = control.from;
           topic = control.topic;
@@ -154,8 +172,11 @@ export function subscribe(
         return;
       }
       const message = decodeMessage(data, decoder, topic);
-      if (message === null || (next !== null && message.seq < next)) return; // seen before
-      next = message.seq + 1;
+      if (message === null) return;
+      if (!pattern) {
+        if (next !== null && message.seq < next) return; // seen before
+        next = message.seq + 1;
+      }
       notify(onMessage, message);
     };
     ws.onclose = ({ code, reason }) => {
@@ -348,6 +369,13 @@ function closeSocket(ws) {
     ws.onclose = () => resolve();
     ws.close(1000);
   });
+}
+
+/** Whether `url`'s path is a pattern: a segment is exactly `*` or `**` (`%2A` is a star). */
+function isPattern(url) {
+  const base = typeof location === "undefined" ? "ws://localhost/" : location.href;
+  const path = new URL(url, base).pathname;
+  return path.split("/").some((segment) => segment === "*" || segment === "**");
 }
 
 /** The query of a subscriber's first connection for `from`; throws on a bad value. */

@@ -23,6 +23,9 @@
 //!   within 30 s, by itself.
 //! - `secure` (only when asked for): the fan-out load against wspubsub plain, with token auth,
 //!   with TLS, and with both, side by side: what TLS and auth cost.
+//! - `patterns` (only when asked for): the fan-out load on a server with no pattern subscriber
+//!   and on one holding `--idle-patterns` (10,000) idle ones, side by side: patterns are
+//!   matched per topic, never per message, so they must not slow fan-out.
 
 mod access;
 mod baseline;
@@ -31,6 +34,7 @@ mod cluster;
 mod idle;
 mod load;
 mod mode;
+mod patterns;
 mod process;
 mod replay;
 mod report;

@@ -258,6 +258,8 @@ pub(crate) struct Report {
     pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
     /// The `churn` scenario's run.
     pub(crate) churn: Vec<crate::churn::ChurnMeasurement>,
+    /// The `patterns` scenario's configurations.
+    pub(crate) patterns: Vec<crate::patterns::PatternsRow>,
 }
 
 impl Report {
@@ -304,6 +306,11 @@ impl Report {
                 .iter()
                 .map(move |e| format!("churn {}: {e}", row.clients))
         });
+        let patterns = self.patterns.iter().flat_map(|row| {
+            row.errors
+                .iter()
+                .map(move |e| format!("patterns N={} {} B: {e}", row.subscribers, row.payload))
+        });
         fanout
             .chain(secure)
             .chain(versus)
@@ -312,6 +319,7 @@ impl Report {
             .chain(many)
             .chain(idle)
             .chain(churn)
+            .chain(patterns)
             .collect()
     }
 }

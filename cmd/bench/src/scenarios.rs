@@ -14,6 +14,7 @@ use crate::ServerKind;
 use crate::access::{Credentials, Security};
 use crate::load::{self, LoadSpec};
 use crate::mode::Mode;
+use crate::patterns;
 use crate::process::ServerProcess;
 use crate::replay::{self, ReplaySpec};
 use crate::report::{self, FanoutRow, Figures, ManyRow, Report, VersusRow};
@@ -46,6 +47,9 @@ pub(crate) enum Scenario {
     /// Many clients come, get messages and all leave; the server's memory must come back
     /// near its baseline by itself (not run unless asked for; a real `wspubsub` process).
     Churn,
+    /// The fan-out load without and with many idle pattern subscribers (`/x/*`), side by
+    /// side: patterns must not slow plain fan-out (not run unless asked for).
+    Patterns,
 }
 
 /// Options of a benchmark run.
@@ -87,6 +91,9 @@ pub(crate) struct RunArgs {
     /// Connection counts for `idle`.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000])]
     idle: Vec<usize>,
+    /// Idle pattern subscribers held during `patterns`' second variant.
+    #[arg(long, default_value_t = 10_000)]
+    idle_patterns: usize,
     /// Clients that come and go in `churn`.
     #[arg(long, default_value_t = 10_000)]
     churn: usize,
@@ -143,6 +150,7 @@ impl RunArgs {
         self.topics = 20;
         self.idle = vec![200];
         self.churn = 1_000;
+        self.idle_patterns = 200;
         self.duration = Duration::from_millis(300);
         self.warmup = Duration::from_millis(100);
         self.runs = 1;
@@ -259,6 +267,19 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 ),
             }
             report.idle.push(measured);
+        }
+    }
+    if args.scenarios.contains(&Scenario::Patterns) {
+        idle::raise_file_limit(args.idle_patterns)?;
+        for &subscribers in &args.subscribers {
+            for &payload in &args.payloads {
+                let spec = spec(&args, 1, subscribers, payload);
+                let server = || args.server(ServerKind::Wspubsub);
+                let row =
+                    patterns::configuration(server, &spec, args.runs, args.idle_patterns).await?;
+                println!("{}", patterns::lines(&row));
+                report.patterns.push(row);
+            }
         }
     }
     if args.scenarios.contains(&Scenario::Churn) {

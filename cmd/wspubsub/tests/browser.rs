@@ -297,6 +297,58 @@ async fn the_module_is_served_and_publishes_with_acks_to_a_subscription_in_order
     assert!(screenshot.metadata().is_ok_and(|file| file.len() > 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_follows_a_pattern_naming_each_messages_topic() {
+    let Some((mut browser, _origin)) = page().await else {
+        return;
+    };
+    let (_server, addr) = serve(&[]).await;
+    let pattern = json!(format!("ws://{addr}/chat/*"));
+    let opened = browser
+        .call("moduleSubscribe", &[json!(addr), pattern, json!("latest")])
+        .await;
+    assert!(
+        opened
+            .as_array()
+            .expect("states")
+            .iter()
+            .any(|state| state["type"] == "following" && state["pattern"] == "/chat/*"),
+        "{opened}"
+    );
+    // Both topics are created after the subscription: followed from their first message.
+    let payloads = tricky_payloads();
+    let mut sent = Vec::new();
+    for topic in ["/chat/a", "/chat/b"] {
+        let publisher = stream_publisher(&format!("ws://{addr}{topic}")).await;
+        for payload in &payloads {
+            publisher
+                .publish_confirmed(payload.clone())
+                .await
+                .expect("stored");
+            sent.push((topic, payload.clone()));
+        }
+        publisher.close().await.expect("closed");
+    }
+    let messages = browser.call("moduleMessages", &[json!(sent.len())]).await;
+    let received: Vec<(String, String)> = messages
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            let topic = m["topic"].as_str().expect("a topic").to_owned();
+            (topic, m["data"].as_str().expect("hex data").to_owned())
+        })
+        .collect();
+    let expected: Vec<(String, String)> = sent
+        .iter()
+        .map(|(topic, payload)| ((*topic).to_owned(), hex::encode(payload)))
+        .collect();
+    assert_eq!(
+        received, expected,
+        "every message, each with its topic, in order"
+    );
+}
+
 /// Asserts that the server at `addr` answers `GET /wspubsub.js` with the module.
 async fn assert_serves_module(addr: &str) {
     let served = raw_answer(

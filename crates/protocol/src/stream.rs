@@ -112,6 +112,12 @@ pub enum Control {
         /// Why (`history_evicted`, `history_off`, `topic_restarted`, `position_ahead`).
         reason: String,
     },
+    /// A pattern subscriber's first frame: the pattern it follows. Each topic it comes to
+    /// follow then gets its own [`Control::Subscribed`] before that topic's messages.
+    Following {
+        /// The pattern (`/chat/*`, `/sensors/**`).
+        pattern: String,
+    },
     /// To a publisher: its first `count` messages are stored, the last as `seq`.
     Ack {
         /// Messages of this connection stored so far.
@@ -184,6 +190,17 @@ mod tests {
         );
         let ack = Control::from_json(r#"{"type":"ack","count":2,"seq":11}"#).expect("valid");
         assert_eq!(ack, Control::Ack { count: 2, seq: 11 });
+    }
+
+    #[test]
+    fn a_pattern_subscription_begins_with_following() {
+        let following = Control::Following {
+            pattern: "/chat/*".into(),
+        };
+        assert_eq!(
+            following.to_json(),
+            r#"{"type":"following","pattern":"/chat/*"}"#
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wspubsub_fanout::Form;
-use wspubsub_protocol::Start;
+use wspubsub_fanout::{Form, text_frame};
+use wspubsub_protocol::{Control, Start};
 
 use crate::cluster::ClusterNode;
 use crate::endpoints::BrokerHealth;
@@ -203,11 +203,19 @@ impl Hub {
         drop(topics);
         let membership = Membership {
             hub: self.clone(),
-            topic: pattern,
+            topic: Arc::clone(&pattern),
             client: Some(client),
             follower: Some(id),
         };
-        (membership, PatternFeed::new(existing, arrivals))
+        // A stream-mode subscriber learns first that it follows a pattern: no `subscribed`
+        // frame may come for a while (until a matching topic exists).
+        let preamble = (form == Form::Named).then(|| {
+            let following = Control::Following {
+                pattern: pattern.to_string(),
+            };
+            text_frame(&following.to_json())
+        });
+        (membership, PatternFeed::new(preamble, existing, arrivals))
     }
 
     /// Number of pattern subscribers.

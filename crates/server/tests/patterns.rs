@@ -155,9 +155,13 @@ async fn next_frame(client: &mut RawClient) -> Frame {
 }
 
 #[tokio::test]
-async fn stream_mode_names_each_messages_topic_after_that_topics_subscribed_frame() {
+async fn stream_mode_follows_then_names_each_messages_topic_after_its_subscribed_frame() {
     let server = TestServer::start(Options::default()).await;
     let mut follower = stream_subscriber(&server.url("/sensors/**")).await;
+    match next_frame(&mut follower).await {
+        Frame::Control(Control::Following { pattern }) => assert_eq!(pattern, "/sensors/**"),
+        other => panic!("expected following first, got {other:?}"),
+    }
     let mut first = connect(&server.url("/sensors/a/temp"), Role::Publisher, None).await;
     let mut second = connect(&server.url("/sensors/b"), Role::Publisher, None).await;
     let (temps, others) = (numbered("/sensors/a/temp", 5), numbered("/sensors/b", 5));

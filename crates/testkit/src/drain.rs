@@ -35,8 +35,10 @@ pub struct Drain {
 
 impl Drain {
     /// Connects `subscribers` subscribers and a publisher to `/drain` on the server at
-    /// `base_url` (`ws://host:port`), and returns once the publisher has sent many messages;
-    /// it goes on sending until the server closes it.
+    /// `base_url` (`ws://host:port`), plus one subscriber of the pattern `/*` (which follows
+    /// `/drain` and the silent holdout's topic, so it must get exactly what the others get),
+    /// and returns once the publisher has sent many messages; it goes on sending until the
+    /// server closes it.
     pub async fn start(base_url: &str, subscribers: usize) -> Drain {
         let url = format!("{base_url}/drain");
         let holdout = connect(&format!("{base_url}/holdout"), Role::Subscriber, None).await;
@@ -44,6 +46,7 @@ impl Drain {
         for _ in 0..subscribers {
             readers.push(connect(&url, Role::Subscriber, None).await);
         }
+        readers.push(connect(&format!("{base_url}/*"), Role::Subscriber, None).await);
         let publisher = connect(&url, Role::Publisher, None).await;
         let (sent, sent_enough) = oneshot::channel();
         let publisher = tokio::spawn(publish_until_closed(publisher, sent));

@@ -7,8 +7,9 @@
 //! comes back, the hub hands the subscriber a new feed of it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use wspubsub_fanout::{FrameQueue, Lagged};
 
@@ -30,12 +31,15 @@ struct Followed {
 
 /// The feeds of every topic a pattern subscriber follows, read as one.
 pub(crate) struct PatternFeed {
-    /// Readings of topics created (or found) since the last look.
-    arrivals: Arrivals,
+    /// What goes before everything else (a stream-mode subscriber's `following` frame).
+    preamble: Option<Bytes>,
+    /// Readings of topics created since the last look.
+    arrivals: Arc<Arrivals>,
     followed: HashMap<Key, Followed>,
     next_key: Key,
-    /// Yields a feed's key whenever its topic appended (or finished).
-    signals: SelectAll<BoxStream<'static, Key>>,
+    /// Yields a feed's key whenever its topic appended (or finished); made with the first
+    /// topic followed (an idle pattern holds as little as it can).
+    signals: Option<SelectAll<BoxStream<'static, Key>>>,
     /// Feeds that may have something to read, in turn order.
     ready: VecDeque<Key>,
     /// Feeds read since everything read was last reported written.
@@ -55,13 +59,19 @@ impl std::fmt::Debug for PatternFeed {
 }
 
 impl PatternFeed {
-    /// A feed of the topics in `existing` and of those that will arrive on `arrivals`.
-    pub(crate) fn new(existing: Vec<TopicFeed>, arrivals: Arrivals) -> Self {
+    /// A feed of `preamble` (if any), then of the topics in `existing` and of those that
+    /// will arrive on `arrivals`.
+    pub(crate) fn new(
+        preamble: Option<Bytes>,
+        existing: Vec<TopicFeed>,
+        arrivals: Arc<Arrivals>,
+    ) -> Self {
         let mut feed = PatternFeed {
+            preamble,
             arrivals,
             followed: HashMap::new(),
             next_key: 0,
-            signals: SelectAll::new(),
+            signals: None,
             ready: VecDeque::new(),
             unwritten: Vec::new(),
             draining: false,
@@ -83,7 +93,9 @@ impl PatternFeed {
             updates.changed().await.ok()?;
             Some((key, updates))
         });
-        self.signals.push(signal.boxed());
+        self.signals
+            .get_or_insert_with(SelectAll::new)
+            .push(signal.boxed());
         self.followed.insert(
             key,
             Followed {
@@ -97,7 +109,7 @@ impl PatternFeed {
 
     /// Follows the topics that arrived since the last look.
     fn take_arrivals(&mut self) {
-        while let Ok(feed) = self.arrivals.try_recv() {
+        for feed in self.arrivals.take() {
             self.follow(feed);
         }
     }
@@ -120,6 +132,9 @@ impl PatternFeed {
         batch_bytes: usize,
     ) -> Result<Batch, Lagged> {
         self.take_arrivals();
+        if let Some(preamble) = self.preamble.take() {
+            out.push(preamble);
+        }
         let start = out.remaining();
         let mut batch = Batch {
             more_pending: false,
@@ -174,18 +189,18 @@ impl PatternFeed {
 
     /// Waits until a followed topic has appended (or finished), or a new one arrived.
     pub(crate) async fn changed(&mut self) {
+        let arrivals = Arc::clone(&self.arrivals);
         loop {
+            let signal = async {
+                match self.signals.as_mut() {
+                    Some(signals) if !signals.is_empty() => signals.next().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                arrival = self.arrivals.recv() => match arrival {
-                    Some(feed) => {
-                        self.follow(feed);
-                        return;
-                    }
-                    // The registry holds the sender while this subscriber is registered,
-                    // which it is while it reads.
-                    None => std::future::pending::<()>().await,
-                },
-                Some(key) = self.signals.next(), if !self.signals.is_empty() => {
+                // Followed at the next read.
+                () = arrivals.arrived() => return,
+                Some(key) = signal => {
                     if self.followed.contains_key(&key) {
                         self.mark_ready(key);
                         return;

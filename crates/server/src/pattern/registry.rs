@@ -4,15 +4,44 @@
 //! patterns exist.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use wspubsub_fanout::Form;
 
 use crate::topic::TopicFeed;
 
-/// Where a follower gets its reading of each topic it comes to follow.
-pub(crate) type Arrivals = mpsc::UnboundedReceiver<TopicFeed>;
+/// Where a follower gets its reading of each topic it comes to follow: bounded by the number
+/// of topics, not by traffic, and empty (no allocation) while idle, which a pattern
+/// subscriber mostly is.
+#[derive(Debug, Default)]
+pub(crate) struct Arrivals {
+    feeds: Mutex<Vec<TopicFeed>>,
+    /// Keeps a wake-up for a follower that is not waiting yet.
+    arrived: Notify,
+}
+
+impl Arrivals {
+    fn send(&self, feed: TopicFeed) {
+        self.lock().push(feed);
+        self.arrived.notify_one();
+    }
+
+    /// The readings that arrived since the last look.
+    pub(crate) fn take(&self) -> Vec<TopicFeed> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Waits until readings may have arrived since the last [`Self::take`].
+    pub(crate) async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TopicFeed>> {
+        // Pushing and taking cannot panic halfway: a poisoned lock still holds a whole list.
+        self.feeds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// A follower's identity in the registry, to leave it by.
 pub(crate) type FollowerId = u64;
@@ -23,8 +52,8 @@ struct Follower {
     pattern: Arc<str>,
     /// The form it reads topics in.
     form: Form,
-    /// Where new topics' readings go; bounded by the number of topics, not by traffic.
-    arrivals: mpsc::UnboundedSender<TopicFeed>,
+    /// Where new topics' readings go.
+    arrivals: Arc<Arrivals>,
 }
 
 /// Every pattern subscriber of the server.
@@ -36,9 +65,10 @@ pub(crate) struct Followers {
 
 impl Followers {
     /// Registers a follower of `pattern` reading in `form`; it gets each topic's reading
-    /// from the returned receiver.
-    pub(crate) fn add(&mut self, pattern: Arc<str>, form: Form) -> (FollowerId, Arrivals) {
-        let (arrivals, receiver) = mpsc::unbounded_channel();
+    /// from the returned arrivals.
+    pub(crate) fn add(&mut self, pattern: Arc<str>, form: Form) -> (FollowerId, Arc<Arrivals>) {
+        let arrivals = Arc::new(Arrivals::default());
+        let receiver = Arc::clone(&arrivals);
         let id = self.next_id;
         self.next_id += 1;
         let follower = Follower {
@@ -67,8 +97,7 @@ impl Followers {
             if super::covers(&follower.pattern, topic)
                 && let Some(feed) = join(follower.form)
             {
-                // A follower that is leaving drops the reading with its receiver.
-                let _ = follower.arrivals.send(feed);
+                follower.arrivals.send(feed);
             }
         }
     }

@@ -19,6 +19,9 @@ pub struct Message {
     pub time_micros: u64,
     /// The message as its publisher sent it.
     pub payload: Bytes,
+    /// The topic it was published to, for a pattern subscription (`/chat/*`); `None` for a
+    /// subscription to one topic.
+    pub topic: Option<String>,
 }
 
 impl Message {

@@ -18,8 +18,11 @@ pub(crate) struct Resume {
     /// Set while a new connection waits for its `subscribed` frame: why the previous one
     /// ended, for the [`Event::Reconnected`] it then yields.
     reconnecting: Option<ClientError>,
-    /// Whether the current connection got its `subscribed` frame.
+    /// Whether the current connection got its `subscribed` (or `following`) frame.
     joined: bool,
+    /// Whether the subscription is a pattern (the server said `following`): live only, so
+    /// a new connection starts from the latest messages, and seqs are each topic's own.
+    pattern: bool,
 }
 
 impl Resume {
@@ -30,12 +33,17 @@ impl Resume {
             next: None,
             reconnecting: None,
             joined: false,
+            pattern: false,
         }
     }
 
     /// Where the next connection starts: right after the last message yielded (or where
-    /// the server placed the first connection), else the start asked for.
+    /// the server placed the first connection), else the start asked for; a pattern starts
+    /// from the latest messages again.
     pub(crate) fn position(&self) -> StartPosition {
+        if self.pattern {
+            return StartPosition::Latest;
+        }
         self.next.map_or(self.start, StartPosition::Seq)
     }
 
@@ -58,7 +66,7 @@ impl Frames for Resume {
         let envelope = Envelope::decode(&frame)
             .map_err(|bad| ClientError::Protocol(format!("binary frame: {bad}")))?;
         let seq = envelope.seq;
-        if self.next.is_some_and(|next| seq < next) {
+        if !self.pattern && self.next.is_some_and(|next| seq < next) {
             tracing::debug!(seq, next = ?self.next, "dropped a message delivered before");
             return Ok(None);
         }
@@ -67,11 +75,22 @@ impl Frames for Resume {
             seq,
             time_micros: envelope.time,
             payload: frame.slice(header..),
+            topic: (!envelope.topic.is_empty())
+                .then(|| String::from_utf8_lossy(envelope.topic).into_owned()),
         })))
     }
 
     fn text(&mut self, text: &str) -> Option<Event> {
         match Control::from_json(text) {
+            Ok(Control::Following { .. }) => {
+                self.pattern = true;
+                self.joined = true;
+                let after = self.reconnecting.take()?;
+                // Live only: delivery goes on from the newest messages.
+                Some(Event::Reconnected { from: 0, after })
+            }
+            // One more topic of a pattern followed: its seqs are its own.
+            Ok(Control::Subscribed { .. }) if self.pattern => None,
             Ok(Control::Subscribed { from, .. }) => {
                 // The server's word on where delivery begins: after a gap, or after a restart
                 // with a clock that went back, it is not where we asked.
@@ -95,7 +114,9 @@ impl Frames for Resume {
     fn delivered(&mut self, event: &Event) {
         // Only a message the stream will yield moves the position: one that found the
         // receive buffer full comes again after the reconnect.
-        if let Event::Message(message) = event {
+        if let Event::Message(message) = event
+            && !self.pattern
+        {
             self.next = Some(message.seq.saturating_add(1));
         }
     }
@@ -187,6 +208,34 @@ mod tests {
         resume.reconnecting(ClientError::Closed);
         resume.text(&subscribed(3));
         assert_eq!(take(&mut resume, message(3, b"")), Some(3));
+    }
+
+    #[test]
+    fn a_pattern_names_each_messages_topic_and_reconnects_live() {
+        let mut resume = Resume::new(StartPosition::Latest);
+        let following = Control::Following {
+            pattern: "/chat/*".into(),
+        };
+        assert!(resume.text(&following.to_json()).is_none());
+        assert!(resume.was_joined());
+        assert!(resume.text(&subscribed(50)).is_none());
+        let mut named = Envelope::header(50, 7, 7).to_vec();
+        named.extend_from_slice(b"/chat/ahello");
+        let event = resume.binary(Bytes::from(named)).expect("valid");
+        assert!(
+            matches!(&event, Some(Event::Message(m))
+                if m.topic.as_deref() == Some("/chat/a") && m.payload.as_ref() == b"hello"),
+            "{event:?}"
+        );
+        // Another topic's seqs are its own: lower ones are not duplicates.
+        assert_eq!(take(&mut resume, message(3, b"b")), Some(3));
+        assert_eq!(resume.position(), StartPosition::Latest, "live only");
+        resume.reconnecting(ClientError::Closed);
+        let event = resume.text(&following.to_json());
+        assert!(
+            matches!(event, Some(Event::Reconnected { .. })),
+            "{event:?}"
+        );
     }
 
     #[test]
