@@ -214,8 +214,10 @@ async fn the_api_reports_what_real_clients_did() {
     );
     assert_eq!(topic["bytes_out"], 2 * frames + 1000 + 4);
 
+    let _follower = connect(&server.url("/elsewhere/*"), Role::Subscriber, None).await;
     let server_view = get_json(admin, "/api/server").await;
     assert_eq!(server_view["ws_base"], format!("ws://{}", server.addr()));
+    assert_eq!(server_view["patterns"], 1, "one pattern subscriber");
     assert!(server_view["version"].is_string());
 }
 

@@ -79,6 +79,15 @@ async fn next_raw(client: &mut RawClient, count: usize) -> Vec<Bytes> {
 }
 
 #[tokio::test]
+async fn a_pattern_subscription_is_refused_in_cluster_mode_with_501() {
+    let nats = NatsServer::start().await;
+    let server = node(&nats).await;
+    let refused = try_connect_with(&server.url("/chat/*"), Role::Subscriber, &[]).await;
+    assert_eq!(handshake_status(&refused), 501);
+    assert_eq!(server.handle().topic_count(), 0);
+}
+
+#[tokio::test]
 async fn a_raw_publisher_on_one_node_reaches_raw_subscribers_on_every_node_in_order() {
     let nats = NatsServer::start().await;
     let (a, b) = (node(&nats).await, node(&nats).await);

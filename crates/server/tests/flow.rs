@@ -143,12 +143,18 @@ struct Cut {
 /// healthy one reads, until the server reports the stalled one gone; then publishes more,
 /// which the healthy one must still get.
 async fn a_stalled_subscriber_is_cut(options: Options) -> Cut {
+    a_stalled_reader_of("/stall", options).await
+}
+
+/// [`a_stalled_subscriber_is_cut`], the stalled subscriber subscribed to `path` (the topic
+/// `/stall`, or a pattern that matches it).
+async fn a_stalled_reader_of(path: &str, options: Options) -> Cut {
     // A round and the one before it (held until the next read) stay well within the bound.
     const ROUND: u32 = 16;
     let server = TestServer::start(options).await;
     let mut events = server.handle().events();
     let mut healthy = connect(&server.url("/stall"), Role::Subscriber, None).await;
-    let _stalled = unread_subscriber(server.addr(), "/stall").await;
+    let _stalled = unread_subscriber(server.addr(), path).await;
     let mut publisher = connect(&server.url("/stall"), Role::Publisher, None).await;
     let start = Instant::now();
     let mut sent = 0;
@@ -220,6 +226,15 @@ async fn hold_cuts_a_subscriber_that_stops_reading_after_the_write_timeout() {
         "wspubsub_publish_held_seconds_total{reason=\"subscriber_backlog\"}",
     );
     assert!(held.is_some_and(|seconds| seconds > 0.0), "{}", cut.metrics);
+}
+
+#[tokio::test]
+async fn a_pattern_subscriber_that_stops_reading_is_cut_under_either_policy() {
+    let write_timeout = Duration::from_secs(1);
+    for policy in [SlowSubscriber::Hold, SlowSubscriber::Close] {
+        let cut = a_stalled_reader_of("/*", options(policy, write_timeout)).await;
+        check_cut_in_time(&cut, write_timeout);
+    }
 }
 
 #[tokio::test]
