@@ -175,6 +175,8 @@ pub struct Delivery {
     pub time: SystemTime,
     /// The message body.
     pub payload: Bytes,
+    /// Its subject (the topic's, see [`subject::topic_for`]).
+    pub subject: String,
     /// Messages of the topic the stream held after this one when it was delivered: how far
     /// the subscription is behind.
     pub pending: u64,
@@ -496,7 +498,18 @@ impl Broker {
     /// Reads `topic` from `start`, in stream order. When this returns, the consumer exists:
     /// whatever is published to the topic afterwards reaches the subscription.
     pub async fn subscribe(&self, topic: &str, start: Start) -> Result<Subscription, BrokerError> {
-        let filter_subject = subject::subject_for(topic)?;
+        self.subscribe_filter(subject::subject_for(topic)?, start)
+            .await
+    }
+
+    /// Reads every topic whose subject `filter_subject` matches (one of
+    /// [`subject::filters_for`]' filters of a pattern) from `start`, in stream order, as
+    /// [`Self::subscribe`] reads one.
+    pub async fn subscribe_filter(
+        &self,
+        filter_subject: String,
+        start: Start,
+    ) -> Result<Subscription, BrokerError> {
         let deliver_policy = match start {
             Start::New => DeliverPolicy::New,
             Start::Earliest => DeliverPolicy::All,
@@ -610,6 +623,7 @@ impl Subscription {
             sequence: info.stream_sequence,
             time: info.published.into(),
             payload: message.payload.clone(),
+            subject: message.subject.to_string(),
             pending: info.pending,
         }))
     }

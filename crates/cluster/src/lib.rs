@@ -21,4 +21,4 @@ pub use broker::{
     StreamSpec, StreamState, Subscription,
 };
 pub use position::{Incarnation, Located};
-pub use subject::{MAX_SUBJECT_BYTES, PREFIX, SubjectError, subject_for, topic_for};
+pub use subject::{MAX_SUBJECT_BYTES, PREFIX, SubjectError, filters_for, subject_for, topic_for};

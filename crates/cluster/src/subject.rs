@@ -90,6 +90,48 @@ pub fn subject_for(topic: &str) -> Result<String, SubjectError> {
     Ok(subject)
 }
 
+/// The subject filters that together match the subjects of every topic the pattern
+/// `pattern` matches (a `*` segment: any one segment; a last `**`: whatever follows, nothing
+/// included): `*` becomes the NATS wildcard `*`, a last `**` becomes `>`, and, since `**`
+/// also matches nothing, the subject of the path before it is a filter of its own.
+pub fn filters_for(pattern: &str) -> Result<Vec<String>, SubjectError> {
+    let path = pattern
+        .strip_prefix('/')
+        .ok_or_else(|| SubjectError::NotAPath(pattern.to_owned()))?;
+    let mut base = String::with_capacity(PREFIX.len() + 1 + path.len() + 1);
+    base.push_str(PREFIX);
+    let mut segments = path.split('/').peekable();
+    let mut rest = false;
+    while let Some(segment) = segments.next() {
+        if segment == "**" && segments.peek().is_none() {
+            rest = true;
+            break;
+        }
+        base.push('.');
+        match segment {
+            "*" => base.push('*'),
+            _ => push_token(&mut base, segment),
+        }
+    }
+    let mut filters = Vec::with_capacity(2);
+    if rest {
+        filters.push(format!("{base}.>"));
+    }
+    // The prefix alone names no topic: every topic has one segment at least.
+    if !rest || base.len() > PREFIX.len() {
+        filters.push(base);
+    }
+    if let Some(long) = filters
+        .iter()
+        .find(|filter| filter.len() > MAX_SUBJECT_BYTES)
+    {
+        return Err(SubjectError::TooLong {
+            subject_bytes: long.len(),
+        });
+    }
+    Ok(filters)
+}
+
 /// The topic whose subject is `subject`: the inverse of [`subject_for`], refusing anything
 /// it would not have produced.
 pub fn topic_for(subject: &str) -> Result<String, SubjectError> {
@@ -180,6 +222,21 @@ fn upper_hex(digit: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pattern_filters_use_nats_wildcards_and_keep_literal_stars_escaped() {
+        let filters = |pattern: &str| super::filters_for(pattern).expect("a pattern");
+        assert_eq!(filters("/chat/*"), ["wspubsub.t.chat.*"]);
+        assert_eq!(filters("/*/status"), ["wspubsub.t.*.status"]);
+        assert_eq!(
+            filters("/sensors/**"),
+            ["wspubsub.t.sensors.>", "wspubsub.t.sensors"],
+            "** includes nothing"
+        );
+        assert_eq!(filters("/**"), ["wspubsub.t.>"]);
+        assert_eq!(filters("/a.b/%2A/*"), ["wspubsub.t.a%2Eb.%252A.*"]);
+        assert!(super::filters_for("chat/*").is_err());
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -399,13 +399,6 @@ pub(crate) async fn enter(
     } = entry;
     if state.options.nats_url.is_some() {
         check_subject(&topic)?;
-        if pattern::is_pattern(&topic) {
-            return Err(Refusal::upgrade_failed(
-                StatusCode::NOT_IMPLEMENTED,
-                "pattern_in_cluster",
-                "pattern subscriptions are not available in cluster mode yet",
-            ));
-        }
     }
     let address = state.proxies.client_address(peer.ip(), headers);
     let admission = state.limits.admit(address)?;
@@ -426,7 +419,7 @@ pub(crate) async fn enter(
             (membership, Attachment::Publisher(publisher))
         }
         Role::Subscriber if pattern::is_pattern(&topic) => {
-            let (membership, feed) = state.hub.follow(&topic, form, joining);
+            let (membership, feed) = state.hub.follow(&topic, form, joining).await?;
             (membership, Attachment::Subscriber(Feed::Pattern(feed)))
         }
         Role::Subscriber => {

@@ -18,11 +18,12 @@ pub(crate) enum Feed {
 
 impl Feed {
     /// Cluster mode: the signal that the topic's reading of the stream found messages lost
-    /// (the subscriber must be closed with 4002); `None` in plain mode and for a pattern.
+    /// (the subscriber must be closed with 4002), or a pattern's reading did; `None` in plain
+    /// mode.
     pub(crate) fn lost(&self) -> Option<CancellationToken> {
         match self {
             Feed::Topic(feed) => feed.lost(),
-            Feed::Pattern(_) => None,
+            Feed::Pattern(feed) => feed.lost(),
         }
     }
 

@@ -183,16 +183,39 @@ impl Hub {
 
     /// Subscribes the `client` to every topic `pattern` matches, live from now on: those
     /// there are, and each one created while it stays (see [`crate::pattern`]). Its feeds are
-    /// in `form`.
-    pub(crate) fn follow(
+    /// in `form`. In cluster mode it reads the stream instead, for the topics of every node;
+    /// it returns once that reading exists.
+    pub(crate) async fn follow(
         &self,
         pattern: &str,
         form: Form,
         client: Arc<ClientRecord>,
-    ) -> (Membership, PatternFeed) {
-        let topics = self.topics();
+    ) -> Result<(Membership, PatternFeed), JoinRefused> {
         let pattern: Arc<str> = Arc::from(pattern);
-        let (id, arrivals) = lock(&self.inner.followers).add(Arc::clone(&pattern), form);
+        // A stream-mode subscriber learns first that it follows a pattern: no `subscribed`
+        // frame may come for a while (until a matching topic has a message).
+        let preamble = (form == Form::Named).then(|| {
+            let following = Control::Following {
+                pattern: pattern.to_string(),
+            };
+            text_frame(&following.to_json())
+        });
+        let membership = |id| Membership {
+            hub: self.clone(),
+            topic: Arc::clone(&pattern),
+            client: Some(client),
+            follower: Some(id),
+        };
+        if let Some(node) = &self.inner.cluster {
+            let reading = crate::pattern::cluster::read(node, &pattern, form, &self.inner.tracker)
+                .await
+                .map_err(|error| JoinRefused::Broker(error.to_string()))?;
+            let (id, arrivals) = lock(&self.inner.followers).add(Arc::clone(&pattern), form, false);
+            let feed = PatternFeed::of_stream(preamble, reading, arrivals);
+            return Ok((membership(id), feed));
+        }
+        let topics = self.topics();
+        let (id, arrivals) = lock(&self.inner.followers).add(Arc::clone(&pattern), form, true);
         let existing = topics
             .iter()
             .filter(|(name, entry)| {
@@ -201,21 +224,10 @@ impl Hub {
             .filter_map(|(_, entry)| entry.topic.subscriber(Start::default(), form).ok())
             .collect();
         drop(topics);
-        let membership = Membership {
-            hub: self.clone(),
-            topic: Arc::clone(&pattern),
-            client: Some(client),
-            follower: Some(id),
-        };
-        // A stream-mode subscriber learns first that it follows a pattern: no `subscribed`
-        // frame may come for a while (until a matching topic exists).
-        let preamble = (form == Form::Named).then(|| {
-            let following = Control::Following {
-                pattern: pattern.to_string(),
-            };
-            text_frame(&following.to_json())
-        });
-        (membership, PatternFeed::new(preamble, existing, arrivals))
+        Ok((
+            membership(id),
+            PatternFeed::new(preamble, existing, arrivals),
+        ))
     }
 
     /// Number of pattern subscribers.

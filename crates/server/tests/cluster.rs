@@ -79,12 +79,84 @@ async fn next_raw(client: &mut RawClient, count: usize) -> Vec<Bytes> {
 }
 
 #[tokio::test]
-async fn a_pattern_subscription_is_refused_in_cluster_mode_with_501() {
+async fn a_pattern_follows_topics_published_on_any_node_each_in_order() {
     let nats = NatsServer::start().await;
-    let server = node(&nats).await;
-    let refused = try_connect_with(&server.url("/chat/*"), Role::Subscriber, &[]).await;
-    assert_eq!(handshake_status(&refused), 501);
-    assert_eq!(server.handle().topic_count(), 0);
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut raw = connect(&a.url("/chat/*"), Role::Subscriber, None).await;
+    let mut stream = connect_stream(&b, "/chat/*", Role::Subscriber).await;
+    assert_eq!(
+        next_control(&mut stream).await,
+        Control::Following {
+            pattern: "/chat/*".into()
+        }
+    );
+    // /chat/b has no client on node A, /chat/a none on node B.
+    let mut on_a = connect(&a.url("/chat/a"), Role::Publisher, None).await;
+    let mut on_b = connect(&b.url("/chat/b"), Role::Publisher, None).await;
+    let mut elsewhere = connect(&a.url("/news/a"), Role::Publisher, None).await;
+    let mut sent: Vec<(&str, Bytes)> = Vec::new();
+    for i in 0..20 {
+        for (topic, publisher) in [("/chat/a", &mut on_a), ("/chat/b", &mut on_b)] {
+            let message = Bytes::from(format!("{topic}#{i}"));
+            send(publisher, message.clone()).await;
+            sent.push((topic, message));
+        }
+        send(&mut elsewhere, Bytes::from_static(b"not followed")).await;
+    }
+    let per_topic = |topic: &str| -> Vec<Bytes> {
+        sent.iter()
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    let mut received = Vec::new();
+    for _ in 0..sent.len() {
+        received.push(next_binary(&mut raw).await);
+    }
+    for topic in ["/chat/a", "/chat/b"] {
+        let got: Vec<Bytes> = received
+            .iter()
+            .filter(|m| m.starts_with(topic.as_bytes()))
+            .cloned()
+            .collect();
+        assert_eq!(got, per_topic(topic), "raw, {topic} in order");
+    }
+    assert_eq!(received.len(), sent.len(), "nothing from /news");
+    let mut named: Vec<(String, u64, Bytes)> = Vec::new();
+    let mut subscribed = Vec::new();
+    while named.len() < sent.len() {
+        let frame = within(TIMEOUT, stream.next())
+            .await
+            .expect("a frame")
+            .expect("no error");
+        match frame {
+            Message::Text(text) => match Control::from_json(&text).expect("control") {
+                Control::Subscribed { topic, .. } => subscribed.push(topic),
+                other => panic!("unexpected {other:?}"),
+            },
+            Message::Binary(frame) => {
+                let envelope = Envelope::decode(&frame).expect("an envelope");
+                let topic = String::from_utf8(envelope.topic.to_vec()).expect("a path");
+                assert!(
+                    subscribed.contains(&topic),
+                    "subscribed before {topic}'s messages"
+                );
+                let payload = Bytes::copy_from_slice(envelope.payload);
+                named.push((topic, envelope.seq, payload));
+            }
+            _ => {}
+        }
+    }
+    for topic in ["/chat/a", "/chat/b"] {
+        let of_topic: Vec<&(String, u64, Bytes)> =
+            named.iter().filter(|(t, _, _)| t == topic).collect();
+        let payloads: Vec<Bytes> = of_topic.iter().map(|(_, _, m)| m.clone()).collect();
+        assert_eq!(payloads, per_topic(topic), "stream mode, {topic} in order");
+        assert!(
+            of_topic.windows(2).all(|pair| pair[0].1 < pair[1].1),
+            "{topic}: increasing seqs"
+        );
+    }
 }
 
 #[tokio::test]

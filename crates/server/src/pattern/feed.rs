@@ -13,6 +13,7 @@ use bytes::{Buf, Bytes};
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use wspubsub_fanout::{FrameQueue, Lagged};
 
+use super::cluster::{Frames, StreamReading};
 use super::registry::Arrivals;
 use crate::topic::{Batch, TopicFeed};
 
@@ -46,6 +47,10 @@ pub(crate) struct PatternFeed {
     unwritten: Vec<Key>,
     /// The server shuts down: every feed, and every one yet to arrive, drains.
     draining: bool,
+    /// Cluster mode: the pattern's own reading of the stream, in place of topics' feeds.
+    stream: Option<StreamReading>,
+    /// Frames of the stream reading taken while waiting, not yet read.
+    stream_held: Option<Frames>,
 }
 
 impl std::fmt::Debug for PatternFeed {
@@ -75,6 +80,8 @@ impl PatternFeed {
             ready: VecDeque::new(),
             unwritten: Vec::new(),
             draining: false,
+            stream: None,
+            stream_held: None,
         };
         existing.into_iter().for_each(|topic| feed.follow(topic));
         feed
@@ -105,6 +112,57 @@ impl PatternFeed {
             },
         );
         self.ready.push_back(key);
+    }
+
+    /// Cluster mode: a feed of `preamble`, then of the pattern's reading of the stream.
+    pub(crate) fn of_stream(
+        preamble: Option<Bytes>,
+        stream: StreamReading,
+        arrivals: Arc<Arrivals>,
+    ) -> Self {
+        let mut feed = PatternFeed::new(preamble, Vec::new(), arrivals);
+        feed.stream = Some(stream);
+        feed
+    }
+
+    /// Cluster mode: the signal that the pattern's reading of the stream lost messages.
+    pub(crate) fn lost(&self) -> Option<tokio_util::sync::CancellationToken> {
+        self.stream.as_ref().map(|stream| stream.lost.clone())
+    }
+
+    /// Queues the stream reading's frames, about `budget` bytes of them, into `out`.
+    fn read_stream(&mut self, out: &mut FrameQueue, budget: usize, batch: &mut Batch) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let mut taken = 0;
+        while taken < budget {
+            let Some(frames) = self
+                .stream_held
+                .take()
+                .or_else(|| stream.frames.try_recv().ok())
+            else {
+                break;
+            };
+            taken += frames.bytes.len();
+            out.push(frames.bytes);
+            batch.messages += 1;
+            batch.oldest = Some(
+                batch
+                    .oldest
+                    .map_or(frames.since, |oldest| oldest.min(frames.since)),
+            );
+        }
+        batch.more_pending |= !stream.frames.is_empty();
+    }
+
+    /// Whether everything the stream reading had is read.
+    fn stream_read(&self) -> bool {
+        self.stream_held.is_none()
+            && self
+                .stream
+                .as_ref()
+                .is_none_or(|stream| stream.frames.is_empty())
     }
 
     /// Follows the topics that arrived since the last look.
@@ -172,7 +230,9 @@ impl PatternFeed {
             }
         }
         batch.more_pending = !self.ready.is_empty();
-        batch.finished = self.draining && self.followed.is_empty();
+        let taken = out.remaining() - start;
+        self.read_stream(out, batch_bytes.saturating_sub(taken), &mut batch);
+        batch.finished = self.draining && self.followed.is_empty() && self.stream_read();
         Ok(batch)
     }
 
@@ -197,9 +257,19 @@ impl PatternFeed {
                     _ => std::future::pending().await,
                 }
             };
+            let streamed = async {
+                match self.stream.as_mut() {
+                    Some(stream) if self.stream_held.is_none() => stream.frames.recv().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // Followed at the next read.
                 () = arrivals.arrived() => return,
+                Some(frames) = streamed => {
+                    self.stream_held = Some(frames);
+                    return;
+                }
                 Some(key) = signal => {
                     if self.followed.contains_key(&key) {
                         self.mark_ready(key);

@@ -8,6 +8,7 @@
 //! one the first reaches ([`covers`]); a topic is a pattern without wildcards, so "matches"
 //! is "covers a topic".
 
+pub(crate) mod cluster;
 pub(crate) mod feed;
 pub(crate) mod registry;
 

@@ -52,6 +52,8 @@ struct Follower {
     pattern: Arc<str>,
     /// The form it reads topics in.
     form: Form,
+    /// Whether it reads this node's topics (in cluster mode it reads the stream instead).
+    local: bool,
     /// Where new topics' readings go.
     arrivals: Arc<Arrivals>,
 }
@@ -64,9 +66,14 @@ pub(crate) struct Followers {
 }
 
 impl Followers {
-    /// Registers a follower of `pattern` reading in `form`; it gets each topic's reading
-    /// from the returned arrivals.
-    pub(crate) fn add(&mut self, pattern: Arc<str>, form: Form) -> (FollowerId, Arc<Arrivals>) {
+    /// Registers a follower of `pattern` reading in `form`; if `local`, it gets each of this
+    /// node's topics' reading from the returned arrivals.
+    pub(crate) fn add(
+        &mut self,
+        pattern: Arc<str>,
+        form: Form,
+        local: bool,
+    ) -> (FollowerId, Arc<Arrivals>) {
         let arrivals = Arc::new(Arrivals::default());
         let receiver = Arc::clone(&arrivals);
         let id = self.next_id;
@@ -74,6 +81,7 @@ impl Followers {
         let follower = Follower {
             pattern,
             form,
+            local,
             arrivals,
         };
         self.followers.insert(id, follower);
@@ -94,7 +102,8 @@ impl Followers {
     /// in the follower's form.
     pub(crate) fn attach(&self, topic: &str, mut join: impl FnMut(Form) -> Option<TopicFeed>) {
         for follower in self.followers.values() {
-            if super::covers(&follower.pattern, topic)
+            if follower.local
+                && super::covers(&follower.pattern, topic)
                 && let Some(feed) = join(follower.form)
             {
                 follower.arrivals.send(feed);
