@@ -100,6 +100,7 @@ where
         self.queue_outbox();
         let writer = &mut self.ws.get_mut().io;
         writer.write_all_buf(&mut self.pending).await?;
+        release_if_empty(&mut self.pending);
         writer.flush().await
     }
 
@@ -132,15 +133,17 @@ where
                 return Err(WriteFailure::Failed("the socket takes no more".into()));
             }
         }
+        release_if_empty(&mut self.pending);
         write::timed(stall, writer.flush()).await?;
         Ok(peer_read)
     }
 
-    /// Moves the control frames tungstenite wrote behind the data frames already queued.
+    /// Moves the control frames tungstenite wrote behind the data frames already queued,
+    /// with their buffer: an idle subscriber keeps none between pings.
     fn queue_outbox(&mut self) {
         let outbox = &mut self.ws.get_mut().outbox;
         if !outbox.is_empty() {
-            self.pending.push(outbox.split().freeze());
+            self.pending.push(std::mem::take(outbox).freeze());
         }
     }
 
@@ -176,6 +179,14 @@ where
 
     async fn next_frame(&mut self) -> Option<Result<Message, tungstenite::Error>> {
         self.next().await
+    }
+}
+
+/// Lets go of an emptied queue's buffer: a subscriber that waits for its next message holds
+/// no memory for it (the next batch allocates one, a small cost beside its write).
+fn release_if_empty(pending: &mut FrameQueue) {
+    if pending.is_empty() {
+        *pending = FrameQueue::default();
     }
 }
 
