@@ -144,6 +144,10 @@ async fn serve_publisher(
 /// upgrade, the socket's construction, the close handshake), is boxed, so that it takes no
 /// room in the task while the subscriber waits; the WebSocket settings are those of every
 /// client (`websocket_config` of the same options), with a subscriber's small read buffer.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice for the subscriber's whole life"
+)]
 fn serve_subscriber(
     upgrade: OnUpgrade,
     connection: Connection,
