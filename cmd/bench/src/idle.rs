@@ -42,6 +42,9 @@ pub(crate) struct IdleMeasurement {
     pub(crate) rss_per_connection: f64,
     /// Time from publishing one message until every subscriber had it, in milliseconds.
     pub(crate) deliver_all_ms: f64,
+    /// Server RSS growth per connection once that message reached them all, in bytes: what
+    /// a subscriber keeps of a delivery once idle again (0 if it keeps nothing, up to noise).
+    pub(crate) rss_growth_after_message: f64,
     /// Correctness failures.
     pub(crate) errors: Vec<String>,
     /// Why the count was not attempted, if it was not.
@@ -55,6 +58,7 @@ impl IdleMeasurement {
             connections,
             rss_per_connection: 0.0,
             deliver_all_ms: 0.0,
+            rss_growth_after_message: 0.0,
             errors: Vec::new(),
             skipped: Some(why),
         }
@@ -172,6 +176,7 @@ pub(crate) async fn run(
     let mut errors = Vec::new();
     let delivered = tokio::time::timeout(DELIVERY_TIMEOUT, all_received.notified()).await;
     let deliver_all_ms = started.elapsed().as_secs_f64() * 1e3;
+    let rss_delivered = server.rss_bytes()?;
     if delivered.is_err() {
         errors.push(format!(
             "{} of {connections} subscribers got the message within {DELIVERY_TIMEOUT:?}",
@@ -188,6 +193,8 @@ pub(crate) async fn run(
         connections,
         rss_per_connection: rss_after.saturating_sub(rss_before) as f64 / connections as f64,
         deliver_all_ms,
+        rss_growth_after_message: rss_delivered.saturating_sub(rss_after) as f64
+            / connections as f64,
         errors,
         skipped: None,
     })

@@ -6,19 +6,23 @@
 //! The protocol crate says what both sides agree on (the deadline, the ratio); this crate is
 //! the one home of the timers that enforce it, so that the protocol crate needs no clock.
 
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+use tokio::time::{Instant, Sleep};
 
-/// The ping schedule and the silence deadline of one connection.
+/// The ping schedule and the silence deadline of one connection, on one timer: a server holds
+/// one of these per idle connection, so it is kept small (one timer entry, not two).
 #[derive(Debug)]
 pub struct Liveness {
     deadline: Duration,
+    every: Duration,
     last_heard: Instant,
-    ping: Interval,
-    /// Fires at `last_heard + deadline` as it stood when last armed; re-armed lazily, so that
-    /// hearing from the peer costs a store, not a timer update, on the hot path.
-    expiry: std::pin::Pin<Box<Sleep>>,
+    next_ping: Instant,
+    /// Fires at the earlier of the next ping and `last_heard + deadline` as it stood when last
+    /// armed; re-armed lazily, so that hearing from the peer costs a store, not a timer
+    /// update, on the hot path.
+    timer: Pin<Box<Sleep>>,
 }
 
 /// What a liveness timer said when it fired.
@@ -38,13 +42,13 @@ impl Liveness {
     pub fn new(pong_deadline: Duration) -> Self {
         let now = Instant::now();
         let every = wspubsub_protocol::ping_interval(pong_deadline);
-        let mut ping = tokio::time::interval_at(now + every, every);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let next_ping = now + every;
         Liveness {
             deadline: pong_deadline,
+            every,
             last_heard: now,
-            ping,
-            expiry: Box::pin(tokio::time::sleep_until(now + pong_deadline)),
+            next_ping,
+            timer: Box::pin(tokio::time::sleep_until(next_ping.min(now + pong_deadline))),
         }
     }
 
@@ -54,20 +58,24 @@ impl Liveness {
         self.last_heard = Instant::now();
     }
 
-    /// Waits for the next ping time or deadline check. Cancel-safe.
+    /// Waits for the next ping time or deadline check. Cancel-safe: the timer is only re-armed
+    /// once it fired, in the same poll that reports it.
     pub async fn tick(&mut self) -> Tick {
-        tokio::select! {
-            _ = self.ping.tick() => Tick::Ping,
-            () = self.expiry.as_mut() => {
-                let due = self.last_heard + self.deadline;
-                if due <= Instant::now() {
-                    Tick::Expired
-                } else {
-                    self.expiry.as_mut().reset(due);
-                    Tick::Alive
-                }
-            }
+        self.timer.as_mut().await;
+        let now = Instant::now();
+        let expiry = self.last_heard + self.deadline;
+        if expiry <= now {
+            return Tick::Expired;
         }
+        let tick = if self.next_ping <= now {
+            // A late ping moves the schedule on from now, not from when it was due.
+            self.next_ping = now + self.every;
+            Tick::Ping
+        } else {
+            Tick::Alive
+        };
+        self.timer.as_mut().reset(self.next_ping.min(expiry));
+        tick
     }
 }
 
@@ -97,5 +105,24 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(7));
         assert_eq!(liveness.tick().await, Tick::Expired);
         assert_eq!(start.elapsed(), Duration::from_millis(8500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answering_peer_is_pinged_every_interval_and_never_expires() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(Duration::from_secs(5));
+        let mut pings = Vec::new();
+        while pings.len() < 8 {
+            match liveness.tick().await {
+                Tick::Ping => {
+                    pings.push(start.elapsed());
+                    liveness.heard(); // the pong comes at once
+                }
+                Tick::Alive => {}
+                Tick::Expired => panic!("expired at {:?}", start.elapsed()),
+            }
+        }
+        let expected: Vec<_> = (1..=8).map(|n| Duration::from_millis(3500 * n)).collect();
+        assert_eq!(pings, expected);
     }
 }

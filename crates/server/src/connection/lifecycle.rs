@@ -2,7 +2,10 @@
 //! its publisher or subscriber task runs, and it departs from its topic before its close
 //! handshake, so that whoever sees the departure sees the hub without it.
 
-use hyper::upgrade::OnUpgrade;
+use std::future::Future;
+
+use futures_util::future::Either;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
@@ -21,8 +24,10 @@ use crate::topic::TopicPublisher;
 /// when a larger frame arrives.
 const READ_BUFFER_SIZE: usize = 4096;
 
-/// A subscriber only sends control frames: a tiny read buffer keeps idle subscribers cheap.
-const SUBSCRIBER_READ_BUFFER_SIZE: usize = 128;
+/// A subscriber only sends control frames: a tiny read buffer keeps idle subscribers cheap. It
+/// holds a pong to our empty pings (6 bytes) and any frame's header (14 at most); tungstenite
+/// grows it to fit a longer frame when one comes.
+const SUBSCRIBER_READ_BUFFER_SIZE: usize = 32;
 
 /// Bytes tungstenite buffers before writing to the socket (pings and close frames only: data
 /// frames bypass it).
@@ -50,15 +55,6 @@ pub(crate) enum Attachment {
     Subscriber(Feed),
 }
 
-impl Attachment {
-    fn role(&self) -> Role {
-        match self {
-            Attachment::Publisher(_) => Role::Publisher,
-            Attachment::Subscriber(_) => Role::Subscriber,
-        }
-    }
-}
-
 /// A client registered with its topic before its 101 answer, so that whatever is published
 /// after the client sees the answer reaches it.
 pub(crate) struct Client {
@@ -75,22 +71,47 @@ pub(crate) struct Client {
 /// Completes the upgrade and runs the client's connection task to its end. `handshake`, the
 /// connection's place among those still in their handshake, is given back once the upgrade is
 /// done, whatever its outcome: an upgraded client does not count against `max_handshakes`.
-pub(crate) async fn serve_client(
+///
+/// A subscriber's future is what an idle connection costs, so it is built to hold each value
+/// once: an `async fn` keeps its arguments beside the locals it moves them into for its whole
+/// life, where an `async move` block uses what it captured in place. The publisher's task,
+/// rarer, is boxed.
+pub(crate) fn serve_client(
     upgrade: OnUpgrade,
     config: WebSocketConfig,
     client: Client,
     handshake: HandshakePermit,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let Client {
         connection,
-        admission: _admission,
+        admission,
         membership,
         attachment,
     } = client;
+    match attachment {
+        Attachment::Publisher(publisher) => Either::Left(Box::pin(async move {
+            let _admission = admission;
+            let Some(io) = upgraded(upgrade, handshake, &connection).await else {
+                return;
+            };
+            serve_publisher(io, config, connection, membership, publisher).await;
+        })),
+        Attachment::Subscriber(feed) => Either::Right(serve_subscriber(
+            upgrade, connection, admission, membership, feed, handshake,
+        )),
+    }
+}
+
+/// The upgraded connection, once hyper hands it over; `None` (reported) if the upgrade failed.
+async fn upgraded(
+    upgrade: OnUpgrade,
+    handshake: HandshakePermit,
+    connection: &Connection,
+) -> Option<TokioIo<Upgraded>> {
     let upgraded = upgrade.await;
     drop(handshake);
-    let io = match upgraded {
-        Ok(upgraded) => TokioIo::new(upgraded),
+    match upgraded {
+        Ok(upgraded) => Some(TokioIo::new(upgraded)),
         Err(error) => {
             connection.events.emit(
                 EventKind::UpgradeFailed,
@@ -98,29 +119,59 @@ pub(crate) async fn serve_client(
                 Some(&connection.id),
                 Some(error.to_string()),
             );
-            return;
+            None
         }
-    };
-    let role = attachment.role();
+    }
+}
+
+/// Runs a publisher's task to its end.
+async fn serve_publisher(
+    io: TokioIo<Upgraded>,
+    config: WebSocketConfig,
+    connection: Connection,
+    membership: Membership,
+    publisher: TopicPublisher,
+) {
+    let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
+    joined(&connection, Role::Publisher);
+    let ending = run_publisher(&mut ws, &connection, &publisher).await;
+    drop(publisher);
+    depart(&connection, membership, Role::Publisher, &ending);
     let close_deadline = connection.options.close_deadline;
-    match attachment {
-        Attachment::Publisher(publisher) => {
-            let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
-            joined(&connection, role);
-            let ending = run_publisher(&mut ws, &connection, &publisher).await;
-            drop(publisher);
-            depart(&connection, membership, role, &ending);
-            connection::finish(&mut ws, &ending, close_deadline).await;
-        }
-        Attachment::Subscriber(mut feed) => {
-            let config = config.read_buffer_size(SUBSCRIBER_READ_BUFFER_SIZE);
-            let mut socket = SubscriberSocket::new(io, config).await;
-            joined(&connection, role);
-            let ending = run_subscriber(&mut socket, &connection, &mut feed).await;
-            drop(feed);
-            depart(&connection, membership, role, &ending);
-            connection::finish(&mut socket, &ending, close_deadline).await;
-        }
+    connection::finish(&mut ws, &ending, close_deadline).await;
+}
+
+/// Runs a subscriber's task to its end. What happens once, at the start and at the end (the
+/// upgrade, the socket's construction, the close handshake), is boxed, so that it takes no
+/// room in the task while the subscriber waits; the WebSocket settings are those of every
+/// client (`websocket_config` of the same options), with a subscriber's small read buffer.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice for the subscriber's whole life"
+)]
+fn serve_subscriber(
+    upgrade: OnUpgrade,
+    connection: Connection,
+    admission: Admission,
+    membership: Membership,
+    mut feed: TopicFeed,
+    handshake: HandshakePermit,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let Some(io) = Box::pin(upgraded(upgrade, handshake, &connection)).await else {
+            return;
+        };
+        let config =
+            websocket_config(&connection.options).read_buffer_size(SUBSCRIBER_READ_BUFFER_SIZE);
+        let mut socket = Box::pin(SubscriberSocket::new(io, config)).await;
+        joined(&connection, Role::Subscriber);
+        let ending = run_subscriber(&mut socket, &connection, &mut feed).await;
+        drop(feed);
+        depart(&connection, membership, Role::Subscriber, &ending);
+        let close_deadline = connection.options.close_deadline;
+        Box::pin(connection::finish(&mut socket, &ending, close_deadline)).await;
+        // Its place under the connection limits is given back once it is gone.
+        drop(admission);
     }
 }
 

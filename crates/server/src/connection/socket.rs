@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Buf;
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -54,10 +54,10 @@ where
 
 /// A subscriber's socket: data from shared chunks, control frames from tungstenite.
 pub(crate) struct SubscriberSocket<S> {
-    /// Reads the subscriber's frames; writes control frames into its outbox.
+    /// Reads the subscriber's frames; writes control frames into its outbox. The connection
+    /// itself is inside, not split in halves: this struct writes to it directly (one task,
+    /// one writer), which costs no shared allocation and no lock per read or write.
     ws: WebSocketStream<ControlSide<S>>,
-    /// The socket's write side, written only by this struct.
-    writer: WriteHalf<S>,
     /// Whole frames waiting for the socket (the front one possibly partly written).
     pending: FrameQueue,
 }
@@ -68,15 +68,13 @@ where
 {
     /// Wraps an upgraded connection.
     pub(crate) async fn new(io: S, config: WebSocketConfig) -> Self {
-        let (read, writer) = tokio::io::split(io);
         let control = ControlSide {
-            read,
+            io,
             outbox: BytesMut::new(),
         };
         let ws = WebSocketStream::from_raw_socket(control, Role::Server, Some(config)).await;
         SubscriberSocket {
             ws,
-            writer,
             pending: FrameQueue::default(),
         }
     }
@@ -100,8 +98,10 @@ where
     /// written, and the rest stays queued, so a later call resumes at the same byte.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         self.queue_outbox();
-        self.writer.write_all_buf(&mut self.pending).await?;
-        self.writer.flush().await
+        let writer = &mut self.ws.get_mut().io;
+        writer.write_all_buf(&mut self.pending).await?;
+        release_if_empty(&mut self.pending);
+        writer.flush().await
     }
 
     /// Writes every pending frame like [`Self::flush`], failing only when the socket takes
@@ -114,11 +114,12 @@ where
         stall: Duration,
     ) -> Result<bool, WriteFailure> {
         self.queue_outbox();
+        let writer = &mut self.ws.get_mut().io;
         let mut peer_read = false;
         while self.pending.has_remaining() {
             // One step is one write of at least a byte; write_buf is cancel-safe, so a step
             // that timed out wrote nothing.
-            let step = self.writer.write_buf(&mut self.pending);
+            let step = writer.write_buf(&mut self.pending);
             tokio::pin!(step);
             let written = match step.as_mut().now_or_never() {
                 Some(result) => result.map_err(|error| WriteFailure::Failed(error.to_string()))?,
@@ -132,15 +133,17 @@ where
                 return Err(WriteFailure::Failed("the socket takes no more".into()));
             }
         }
-        write::timed(stall, self.writer.flush()).await?;
+        release_if_empty(&mut self.pending);
+        write::timed(stall, writer.flush()).await?;
         Ok(peer_read)
     }
 
-    /// Moves the control frames tungstenite wrote behind the data frames already queued.
+    /// Moves the control frames tungstenite wrote behind the data frames already queued,
+    /// with their buffer: an idle subscriber keeps none between pings.
     fn queue_outbox(&mut self) {
         let outbox = &mut self.ws.get_mut().outbox;
         if !outbox.is_empty() {
-            self.pending.push(outbox.split().freeze());
+            self.pending.push(std::mem::take(outbox).freeze());
         }
     }
 
@@ -179,23 +182,32 @@ where
     }
 }
 
+/// Lets go of an emptied queue's buffer: a subscriber that waits for its next message holds
+/// no memory for it (the next batch allocates one, a small cost beside its write).
+fn release_if_empty(pending: &mut FrameQueue) {
+    if pending.is_empty() {
+        *pending = FrameQueue::default();
+    }
+}
+
 /// The socket as tungstenite sees it: reads from the connection, writes into an outbox.
 struct ControlSide<S> {
-    read: ReadHalf<S>,
+    /// The connection: tungstenite reads from it, [`SubscriberSocket`] writes to it.
+    io: S,
     outbox: BytesMut,
 }
 
-impl<S: AsyncRead + AsyncWrite> AsyncRead for ControlSide<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for ControlSide<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.read).poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
-impl<S> AsyncWrite for ControlSide<S> {
+impl<S: Unpin> AsyncWrite for ControlSide<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
