@@ -154,7 +154,7 @@ fn serve_subscriber(
     connection: Connection,
     admission: Admission,
     membership: Membership,
-    mut feed: TopicFeed,
+    mut feed: Feed,
     handshake: HandshakePermit,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
