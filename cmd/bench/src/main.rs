@@ -26,11 +26,14 @@
 
 mod access;
 mod baseline;
+mod burst;
 mod churn;
 mod cluster;
 mod idle;
 mod load;
+mod many;
 mod mode;
+mod pair;
 mod process;
 mod replay;
 mod report;
@@ -82,6 +85,16 @@ pub(crate) enum ServerKind {
     Wspubsub,
     /// The minimal broadcaster.
     Baseline,
+}
+
+impl ServerKind {
+    /// The kind's name on the command line and in the table.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ServerKind::Wspubsub => "wspubsub",
+            ServerKind::Baseline => "baseline",
+        }
+    }
 }
 
 fn main() -> anyhow::Result<ExitCode> {

@@ -4,9 +4,12 @@
 use serde::Serialize;
 
 use crate::access::Variant;
+use crate::burst::BurstRow;
 use crate::cluster::Layout;
 use crate::load::Measurement;
+use crate::many::ManyRow;
 use crate::mode::Mode;
+use crate::pair::PairRow;
 use crate::replay::Block;
 
 /// Latency percentiles, in microseconds.
@@ -97,16 +100,6 @@ pub(crate) struct FanoutRow {
     pub(crate) half_rate_latency: Latency,
     /// The baseline's latency at the same rate.
     pub(crate) baseline_half_rate_latency: Latency,
-    pub(crate) errors: Vec<String>,
-}
-
-/// The many-topics configuration.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ManyRow {
-    pub(crate) topics: usize,
-    pub(crate) payload: usize,
-    pub(crate) runs: usize,
-    pub(crate) wspubsub: Figures,
     pub(crate) errors: Vec<String>,
 }
 
@@ -254,7 +247,12 @@ pub(crate) struct Report {
     pub(crate) replay: Vec<ReplayRow>,
     /// The `cluster` scenario's configurations.
     pub(crate) cluster: Vec<ClusterRow>,
+    /// The `latency` scenario's configuration (one message at a time).
+    pub(crate) latency: Vec<PairRow>,
+    /// The `many` scenario's configuration.
     pub(crate) many: Vec<ManyRow>,
+    /// The `burst` scenario's load test.
+    pub(crate) burst: Vec<BurstRow>,
     pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
     /// The `churn` scenario's run.
     pub(crate) churn: Vec<crate::churn::ChurnMeasurement>,
@@ -289,10 +287,21 @@ impl Report {
                 .iter()
                 .map(move |e| format!("cluster N={} {} B: {e}", row.subscribers, row.payload))
         });
+        let latency = self.latency.iter().flat_map(|row| {
+            row.errors.iter().map(move |e| {
+                let (subscribers, payload) = (row.subscribers_per_topic, row.payload);
+                format!("latency N={subscribers} {payload} B: {e}")
+            })
+        });
         let many = self.many.iter().flat_map(|row| {
+            row.errors()
+                .into_iter()
+                .map(move |e| format!("many {}x{}: {e}", row.topics, row.subscribers_per_topic))
+        });
+        let burst = self.burst.iter().flat_map(|row| {
             row.errors
                 .iter()
-                .map(move |e| format!("many {}: {e}", row.topics))
+                .map(move |e| format!("burst {}x{}: {e}", row.publishers, row.subscribers))
         });
         let idle = self.idle.iter().flat_map(|row| {
             row.errors
@@ -309,7 +318,9 @@ impl Report {
             .chain(versus)
             .chain(replay)
             .chain(cluster)
+            .chain(latency)
             .chain(many)
+            .chain(burst)
             .chain(idle)
             .chain(churn)
             .collect()
