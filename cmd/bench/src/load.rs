@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::access::Access;
@@ -431,6 +431,7 @@ impl Reader {
     pub(crate) async fn next(&mut self, ws: &mut Socket) -> Option<anyhow::Result<Stamp>> {
         loop {
             let message = match ws.next().await? {
+                Ok(Message::Close(frame)) => return Some(Err(closed(frame.as_ref()))),
                 Ok(message) => message,
                 Err(error) => return Some(Err(error.into())),
             };
@@ -463,6 +464,19 @@ impl Reader {
             sequence: u64::from_be_bytes(payload[..8].try_into()?),
             sent_at: u64::from_be_bytes(payload[8..16].try_into()?),
         })
+    }
+}
+
+/// The error of a server's close before the end marker: its code and reason say why (a
+/// slow subscriber, a missed pong, ...).
+fn closed(frame: Option<&CloseFrame>) -> anyhow::Error {
+    match frame {
+        Some(frame) => anyhow::anyhow!(
+            "the server closed the connection with {} {:?}",
+            u16::from(frame.code),
+            frame.reason.as_str()
+        ),
+        None => anyhow::anyhow!("the server closed the connection without a code"),
     }
 }
 
@@ -577,6 +591,20 @@ mod tests {
         assert!(reader.stamp(&payload[..19]).is_err(), "one byte short");
         assert!(reader.stamp(&[0u8; 21]).is_err(), "one byte long");
         Ok(())
+    }
+
+    #[test]
+    fn a_close_before_the_end_marker_says_why() {
+        let frame = CloseFrame {
+            code: 4001.into(),
+            reason: "slow subscriber".into(),
+        };
+        let error = closed(Some(&frame)).to_string();
+        assert!(
+            error.contains("4001") && error.contains("slow subscriber"),
+            "{error}"
+        );
+        assert!(closed(None).to_string().contains("without a code"));
     }
 
     #[test]
