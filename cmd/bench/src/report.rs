@@ -36,10 +36,15 @@ pub(crate) struct Figures {
 }
 
 impl Figures {
-    /// The figures of `measurement` with messages of `payload` bytes.
+    /// The figures of `measurement` with messages of `payload` bytes; its latencies are NaN
+    /// when none was recorded (a run that did not drain), never a made-up 0.
     pub(crate) fn of(measurement: &Measurement, payload: usize) -> Figures {
         let per_second = |count: u64| count as f64 / measurement.seconds.max(f64::EPSILON);
-        let quantile = |q| measurement.latency.value_at_quantile(q) as f64 / 1e3;
+        let latency = &measurement.latency;
+        let quantile = |q| match latency.is_empty() {
+            true => f64::NAN,
+            false => latency.value_at_quantile(q) as f64 / 1e3,
+        };
         Figures {
             delivered_per_s: per_second(measurement.delivered),
             delivered_mb_per_s: per_second(measurement.delivered) * payload as f64 / 1e6,
@@ -53,9 +58,16 @@ impl Figures {
         }
     }
 
-    /// The median of each figure over `runs`.
+    /// The median of each figure over `runs` that have it (NaN if none has).
     pub(crate) fn median(runs: &[Figures]) -> Figures {
-        let of = |field: fn(&Figures) -> f64| median(runs.iter().map(field).collect());
+        let of = |field: fn(&Figures) -> f64| {
+            let known: Vec<f64> = runs.iter().map(field).filter(|v| !v.is_nan()).collect();
+            if known.is_empty() {
+                f64::NAN
+            } else {
+                median(known)
+            }
+        };
         Figures {
             delivered_per_s: of(|f| f.delivered_per_s),
             delivered_mb_per_s: of(|f| f.delivered_mb_per_s),
@@ -517,5 +529,18 @@ mod tests {
         assert_eq!(figures.published_per_s, 10_000.0);
         assert_eq!(figures.cpu_s_per_million, 0.25);
         assert!((figures.latency.p50_us - 2.0).abs() < 0.01);
+        let undrained = Measurement {
+            latency: crate::load::histogram(),
+            ..measurement
+        };
+        let undrained = Figures::of(&undrained, 100);
+        assert!(undrained.latency.p50_us.is_nan());
+        let medians = Figures::median(&[undrained, figures, undrained]);
+        assert!((medians.latency.p50_us - 2.0).abs() < 0.01, "the one known");
+        assert!(Figures::median(&[undrained]).latency.p99_us.is_nan());
+        assert_eq!(
+            Figures::median(&[undrained, figures]).cpu_s_per_million,
+            0.25
+        );
     }
 }

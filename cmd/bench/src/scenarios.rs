@@ -69,11 +69,12 @@ pub(crate) struct RunArgs {
         default_values = ["fanout", "replay", "many", "idle"]
     )]
     scenarios: Vec<Scenario>,
-    /// Subscriber counts for `fanout`, `secure` and `sse`.
+    /// Subscriber counts for `fanout`, `secure` and `sse`; the fan-out `many` compares with
+    /// uses the first.
     #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
     subscribers: Vec<usize>,
-    /// Payload sizes (bytes) for `fanout`, `secure`, `stream`, `sse` and `replay`; `many` uses
-    /// the first.
+    /// Payload sizes (bytes) for `fanout`, `secure`, `stream`, `sse` and `replay`; `latency`
+    /// and `many` use the first.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 1024])]
     payloads: Vec<usize>,
     /// Subscriber counts for `stream`.
