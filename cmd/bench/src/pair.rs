@@ -72,9 +72,14 @@ impl PairRow {
     }
 }
 
-/// `value` over `reference` (a zero reference counts as the smallest positive number).
+/// `value` over `reference`; NaN when the reference is not above 0 (a CPU time below the
+/// 10 ms tick of `/proc`, in a short run), never a made-up multiple.
 pub(crate) fn ratio(value: f64, reference: f64) -> f64 {
-    value / reference.max(f64::EPSILON)
+    if reference > 0.0 {
+        value / reference
+    } else {
+        f64::NAN
+    }
 }
 
 /// Runs `spec` `runs` times against each of the baseline and wspubsub, each run on a fresh
@@ -184,6 +189,7 @@ mod tests {
         assert_eq!(row.p99_ratio, 1.0);
         assert_eq!((row.topics, row.subscribers_per_topic), (1000, 5));
         assert!(line("many", &row).contains("CPU 2.00x, p50 0.50x, p99 1.00x"));
+        assert!(ratio(1.0, 0.0).is_nan(), "nothing measured is no multiple");
     }
 
     #[tokio::test]
