@@ -1,9 +1,12 @@
-//! The baseline: a minimal broadcaster with no topic logic at all. Every subscriber (of any
-//! path) gets every message of every publisher: each burst of messages read from a publisher
-//! is framed once and written, as one buffer, to each subscriber socket in turn. It is the
-//! practical limit of this machine and this client, not a server anyone should run.
+//! The baseline: a minimal broadcaster with no topic logic beyond a map from URL path to
+//! sockets. Every subscriber of a path gets every message of that path's publishers: each
+//! burst of messages read from a publisher is framed once and written, as one buffer, to each
+//! of its path's subscriber sockets in turn, from the publisher's own task. No history, no
+//! order across publishers, no slow-subscriber handling: it is the practical limit of this
+//! machine and this client, not a server anyone should run.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 
 use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt;
@@ -17,32 +20,44 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-/// The subscribers' sockets.
+/// One path's subscriber sockets.
 type Subscribers = Arc<Mutex<Vec<OwnedWriteHalf>>>;
+
+/// Every path's subscribers (a path's entry lives as long as the server).
+type Topics = Arc<std::sync::Mutex<HashMap<String, Subscribers>>>;
 
 /// Accepts connections forever.
 pub(crate) async fn serve(listener: TcpListener) {
-    let subscribers = Subscribers::default();
+    let topics = Topics::default();
     while let Ok((stream, _)) = listener.accept().await {
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, Arc::clone(&subscribers)));
+        tokio::spawn(connection(stream, Arc::clone(&topics)));
     }
+}
+
+/// The subscribers of `path`, made empty the first time it is asked for.
+fn subscribers_of(topics: &Topics, path: &str) -> Subscribers {
+    let mut topics = topics.lock().unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(topics.entry(path.to_owned()).or_default())
 }
 
 // tungstenite fixes the callback's error type (an HTTP response): not ours to shrink.
 #[allow(clippy::result_large_err)]
-async fn connection(stream: TcpStream, subscribers: Subscribers) {
+async fn connection(stream: TcpStream, topics: Topics) {
     let mut publisher = false;
+    let mut path = String::new();
     let callback = |request: &Request, response: Response| {
         publisher = request
             .headers()
             .get("pubsub")
             .is_some_and(|role| role == "publisher");
+        request.uri().path().clone_into(&mut path);
         Ok(response)
     };
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
         return;
     };
+    let subscribers = subscribers_of(&topics, &path);
     if publisher {
         broadcast(ws, subscribers).await;
     } else {

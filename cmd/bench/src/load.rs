@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::access::Access;
@@ -55,7 +55,8 @@ pub(crate) struct LoadSpec {
     pub(crate) subscribers_per_topic: usize,
     /// Bytes per message (at least [`HEADER`]).
     pub(crate) payload: usize,
-    /// Messages a publisher may have in flight (sent, not yet received by all subscribers).
+    /// Messages a publisher may have in flight (sent, not yet received by all subscribers):
+    /// with 1, each message is sent once every subscriber has the one before.
     pub(crate) window: usize,
     /// Time before measuring.
     pub(crate) warmup: Duration,
@@ -106,10 +107,41 @@ const MEASURE: u8 = 1;
 const DONE: u8 = 2;
 
 /// One topic's delivery progress, which paces its publisher.
-#[derive(Default)]
 struct Progress {
+    /// Deliveries so far, over all the topic's subscribers.
     delivered: AtomicU64,
+    /// Told each time a message has reached as many subscribers as the topic has (the only
+    /// moments its publisher's window can open).
     notify: Notify,
+    /// Subscribers of the topic (at least 1).
+    subscribers: u64,
+}
+
+impl Progress {
+    fn new(subscribers: usize) -> Progress {
+        Progress {
+            delivered: AtomicU64::new(0),
+            notify: Notify::new(),
+            subscribers: subscribers.max(1) as u64,
+        }
+    }
+
+    /// Counts one delivery; wakes the publisher when a message's worth is complete.
+    fn delivered_one(&self) {
+        let delivered = self.delivered.fetch_add(1, Ordering::Release) + 1;
+        if delivered.is_multiple_of(self.subscribers) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Messages the publisher may send now, having sent `sent`, with `window` in flight at
+    /// most: a message counts as in flight until every subscriber has it.
+    fn room(&self, sent: u64, window: usize) -> u64 {
+        let limit = window.max(1) as u64 * self.subscribers;
+        let in_flight =
+            (sent * self.subscribers).saturating_sub(self.delivered.load(Ordering::Acquire));
+        limit.saturating_sub(in_flight) / self.subscribers
+    }
 }
 
 /// Runs `spec` against `server` and measures it.
@@ -125,7 +157,7 @@ pub(crate) async fn run(server: &impl Target, spec: &LoadSpec) -> anyhow::Result
     let mut subscribers = JoinSet::new();
     let (connecting, connect_cpu_0) = (Instant::now(), server.cpu_seconds()?);
     for topic in 0..spec.topics {
-        let topic_progress = Arc::new(Progress::default());
+        let topic_progress = Arc::new(Progress::new(spec.subscribers_per_topic));
         for index in 0..spec.subscribers_per_topic {
             let path = format!("/bench/{topic}");
             let addr = server.subscriber_addr(index);
@@ -152,7 +184,12 @@ pub(crate) async fn run(server: &impl Target, spec: &LoadSpec) -> anyhow::Result
         let ws = connect(addr, access, &format!("/bench/{topic}"), "publisher", None).await?;
         let (run, topic_progress, spec) =
             (Arc::clone(&run), Arc::clone(topic_progress), spec.clone());
-        publishers.spawn(async move { (topic, publish(ws, &run, &topic_progress, &spec).await) });
+        // Paced publishers spread their ticks evenly over one period, not all at once.
+        let phase = topic as f64 / spec.topics as f64;
+        publishers.spawn(async move {
+            let sent = publish(ws, &run, &topic_progress, &spec, phase).await;
+            (topic, sent)
+        });
     }
 
     tokio::time::sleep(spec.warmup).await;
@@ -317,27 +354,27 @@ async fn connect_subscriber(
 }
 
 /// Publishes numbered, timestamped messages until told to stop, then the end marker;
-/// returns how many it sent.
+/// returns how many it sent. A paced publisher starts its ticks `phase` (0 to 1) of a
+/// period late.
 async fn publish(
     mut ws: Socket,
     run: &Run,
     progress: &Progress,
     spec: &LoadSpec,
+    phase: f64,
 ) -> anyhow::Result<u64> {
-    let subscribers = spec.subscribers_per_topic as u64;
-    let limit = spec.window as u64 * subscribers;
     let mut payload = vec![0u8; spec.payload.max(HEADER)];
-    let mut pacer = spec.rate.map(Pacer::new);
+    let mut pacer = spec.rate.map(|rate| Pacer::new(rate, phase));
     let mut sent = 0u64;
     while !run.stop.load(Ordering::Relaxed) {
-        let in_flight =
-            (sent * subscribers).saturating_sub(progress.delivered.load(Ordering::Acquire));
-        if in_flight >= limit {
+        let room = progress.room(sent, spec.window);
+        if room == 0 {
+            // The bound only lets a lost wake-up cost 10 ms; the stop flag is seen as soon.
             let _ =
                 tokio::time::timeout(Duration::from_millis(10), progress.notify.notified()).await;
             continue;
         }
-        let mut burst = ((limit - in_flight) / subscribers.max(1)).clamp(1, BURST);
+        let mut burst = room.min(BURST);
         if let Some(pacer) = &mut pacer {
             burst = burst.min(pacer.due().await);
             if burst == 0 {
@@ -394,6 +431,7 @@ impl Reader {
     pub(crate) async fn next(&mut self, ws: &mut Socket) -> Option<anyhow::Result<Stamp>> {
         loop {
             let message = match ws.next().await? {
+                Ok(Message::Close(frame)) => return Some(Err(closed(frame.as_ref()))),
                 Ok(message) => message,
                 Err(error) => return Some(Err(error.into())),
             };
@@ -426,6 +464,19 @@ impl Reader {
             sequence: u64::from_be_bytes(payload[..8].try_into()?),
             sent_at: u64::from_be_bytes(payload[8..16].try_into()?),
         })
+    }
+}
+
+/// The error of a server's close before the end marker: its code and reason say why (a
+/// slow subscriber, a missed pong, ...).
+fn closed(frame: Option<&CloseFrame>) -> anyhow::Error {
+    match frame {
+        Some(frame) => anyhow::anyhow!(
+            "the server closed the connection with {} {:?}",
+            u16::from(frame.code),
+            frame.reason.as_str()
+        ),
+        None => anyhow::anyhow!("the server closed the connection without a code"),
     }
 }
 
@@ -462,9 +513,7 @@ async fn subscribe(
                     let now = run.start.elapsed().as_nanos() as u64;
                     latency.saturating_record(now.saturating_sub(sent_at).max(1));
                 }
-                if progress.delivered.fetch_add(1, Ordering::Release) % 16 == 15 {
-                    progress.notify.notify_one();
-                }
+                progress.delivered_one();
             }
             Some(Err(error)) => anyhow::bail!("after {expected} messages: {error}"),
             None => {
@@ -474,22 +523,39 @@ async fn subscribe(
     }
 }
 
-/// Spreads a fixed rate over 1 ms ticks.
+/// Holds a fixed rate: below 1,000 messages/s one tick per message (a trickle costs the
+/// load one wake-up per message, not one per millisecond), above it 1 ms ticks, each owing
+/// its share of messages.
 struct Pacer {
     per_tick: f64,
     owed: f64,
     ticks: tokio::time::Interval,
 }
 
+/// The shortest tick of a [`Pacer`].
+const MIN_TICK: Duration = Duration::from_millis(1);
+
+/// The longest tick of a [`Pacer`] (a rate below one message an hour is no rate).
+const MAX_TICK: Duration = Duration::from_secs(3600);
+
 impl Pacer {
-    fn new(rate: f64) -> Self {
-        let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    /// A pacer of `rate` messages/s whose first tick comes `phase` (0 to 1) of a tick late.
+    fn new(rate: f64, phase: f64) -> Self {
+        let tick = Pacer::tick(rate);
+        let first = Instant::now() + tick.mul_f64(phase.clamp(0.0, 1.0));
+        let mut ticks = tokio::time::interval_at(first, tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Pacer {
-            per_tick: rate / 1000.0,
+            per_tick: rate * tick.as_secs_f64(),
             owed: 0.0,
             ticks,
         }
+    }
+
+    /// The tick for `rate` messages/s: one message's time, within [`MIN_TICK`]..[`MAX_TICK`].
+    fn tick(rate: f64) -> Duration {
+        let seconds = 1.0 / rate.max(f64::MIN_POSITIVE);
+        Duration::from_secs_f64(seconds.clamp(MIN_TICK.as_secs_f64(), MAX_TICK.as_secs_f64()))
     }
 
     /// Waits for the next tick; returns how many messages are due.
@@ -525,5 +591,53 @@ mod tests {
         assert!(reader.stamp(&payload[..19]).is_err(), "one byte short");
         assert!(reader.stamp(&[0u8; 21]).is_err(), "one byte long");
         Ok(())
+    }
+
+    #[test]
+    fn a_close_before_the_end_marker_says_why() {
+        let frame = CloseFrame {
+            code: 4001.into(),
+            reason: "slow subscriber".into(),
+        };
+        let error = closed(Some(&frame)).to_string();
+        assert!(
+            error.contains("4001") && error.contains("slow subscriber"),
+            "{error}"
+        );
+        assert!(closed(None).to_string().contains("without a code"));
+    }
+
+    #[test]
+    fn a_message_is_in_flight_until_every_subscriber_has_it() {
+        let progress = Progress::new(3);
+        assert_eq!(progress.room(0, 1), 1);
+        assert_eq!(progress.room(1, 1), 0, "nobody has message 0 yet");
+        for _ in 0..2 {
+            progress.delivered_one();
+        }
+        assert_eq!(progress.room(1, 1), 0, "two of three subscribers have it");
+        progress.delivered_one();
+        assert_eq!(progress.room(1, 1), 1, "all three have it");
+        assert_eq!(progress.room(1, 8), 8);
+        assert_eq!(progress.room(5, 8), 4);
+    }
+
+    #[tokio::test]
+    async fn the_publisher_is_woken_when_a_whole_message_is_delivered() {
+        let progress = Progress::new(2);
+        progress.delivered_one();
+        let early = tokio::time::timeout(Duration::from_millis(50), progress.notify.notified());
+        assert!(early.await.is_err(), "woken after half a message");
+        progress.delivered_one();
+        let woken = tokio::time::timeout(Duration::from_secs(10), progress.notify.notified());
+        assert!(woken.await.is_ok(), "not woken after a whole message");
+    }
+
+    #[test]
+    fn a_slow_rate_ticks_once_per_message_a_fast_one_every_millisecond() {
+        assert_eq!(Pacer::tick(10.0), Duration::from_millis(100));
+        assert_eq!(Pacer::tick(500.0), Duration::from_millis(2));
+        assert_eq!(Pacer::tick(50_000.0), MIN_TICK);
+        assert_eq!(Pacer::tick(0.0), MAX_TICK);
     }
 }

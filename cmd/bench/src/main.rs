@@ -7,7 +7,15 @@
 //!   measured against wspubsub and, in the same run, against `baseline`, a minimal broadcaster
 //!   that writes pre-framed bytes with no topic logic at all (the practical limit of this
 //!   machine and this client).
-//! - `many`: many topics, 1 publisher and 1 subscriber each (actor and scheduling overhead).
+//! - `latency` (only when asked for): one message at a time, 1 publisher -> N subscribers
+//!   with a window of 1 (the next message goes once every subscriber has the last), against
+//!   wspubsub and the baseline in the same run: server CPU per delivery and latency.
+//! - `many`: many small topics (1000 x 5 subscribers, a publisher each), saturated (window 8)
+//!   and at a trickle (one message per topic every 100 ms), against wspubsub and the baseline
+//!   (which keeps topics by URL path), and beside them the single-topic fan-out they are
+//!   compared with.
+//! - `burst` (only when asked for): the hash-verifying load test (5 publishers x 5
+//!   subscribers, the default data set) against wspubsub and the baseline: time and CPU.
 //! - `idle`: many idle subscribers: server memory per connection, time to reach all of them.
 //! - `stream` (only when asked for): the fan-out load with subscribers in stream mode (`wspubsub.v2`, enveloped,
 //!   seqs checked) side by side with raw subscribers: what the envelope costs.
@@ -29,11 +37,14 @@
 
 mod access;
 mod baseline;
+mod burst;
 mod churn;
 mod cluster;
 mod idle;
 mod load;
+mod many;
 mod mode;
+mod pair;
 mod patterns;
 mod process;
 mod replay;
@@ -86,6 +97,16 @@ pub(crate) enum ServerKind {
     Wspubsub,
     /// The minimal broadcaster.
     Baseline,
+}
+
+impl ServerKind {
+    /// The kind's name on the command line and in the table.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ServerKind::Wspubsub => "wspubsub",
+            ServerKind::Baseline => "baseline",
+        }
+    }
 }
 
 fn main() -> anyhow::Result<ExitCode> {

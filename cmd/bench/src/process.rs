@@ -101,12 +101,8 @@ impl ServerProcess {
         access: Access,
     ) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("path of the bench binary")?;
-        let kind_arg = match kind {
-            ServerKind::Wspubsub => "wspubsub",
-            ServerKind::Baseline => "baseline",
-        };
         let mut child = Command::new(exe)
-            .args(["serve", "--kind", kind_arg])
+            .args(["serve", "--kind", kind.name()])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -186,6 +182,15 @@ pub(crate) async fn in_process(
     let handle = server.handle();
     tokio::spawn(server.run());
     Ok((ServerProcess::external(&url, None)?, handle))
+}
+
+/// The baseline broadcaster in this process, listening on a free port of 127.0.0.1; its URL.
+#[cfg(test)]
+pub(crate) async fn in_process_baseline() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", listener.local_addr()?);
+    tokio::spawn(baseline::serve(listener));
+    Ok(url)
 }
 
 impl Drop for ServerProcess {

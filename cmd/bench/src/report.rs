@@ -4,9 +4,12 @@
 use serde::Serialize;
 
 use crate::access::Variant;
+use crate::burst::BurstRow;
 use crate::cluster::Layout;
 use crate::load::Measurement;
+use crate::many::ManyRow;
 use crate::mode::Mode;
+use crate::pair::PairRow;
 use crate::replay::Block;
 
 /// Latency percentiles, in microseconds.
@@ -33,10 +36,15 @@ pub(crate) struct Figures {
 }
 
 impl Figures {
-    /// The figures of `measurement` with messages of `payload` bytes.
+    /// The figures of `measurement` with messages of `payload` bytes; its latencies are NaN
+    /// when none was recorded (a run that did not drain), never a made-up 0.
     pub(crate) fn of(measurement: &Measurement, payload: usize) -> Figures {
         let per_second = |count: u64| count as f64 / measurement.seconds.max(f64::EPSILON);
-        let quantile = |q| measurement.latency.value_at_quantile(q) as f64 / 1e3;
+        let latency = &measurement.latency;
+        let quantile = |q| match latency.is_empty() {
+            true => f64::NAN,
+            false => latency.value_at_quantile(q) as f64 / 1e3,
+        };
         Figures {
             delivered_per_s: per_second(measurement.delivered),
             delivered_mb_per_s: per_second(measurement.delivered) * payload as f64 / 1e6,
@@ -50,9 +58,16 @@ impl Figures {
         }
     }
 
-    /// The median of each figure over `runs`.
+    /// The median of each figure over `runs` that have it (NaN if none has).
     pub(crate) fn median(runs: &[Figures]) -> Figures {
-        let of = |field: fn(&Figures) -> f64| median(runs.iter().map(field).collect());
+        let of = |field: fn(&Figures) -> f64| {
+            let known: Vec<f64> = runs.iter().map(field).filter(|v| !v.is_nan()).collect();
+            if known.is_empty() {
+                f64::NAN
+            } else {
+                median(known)
+            }
+        };
         Figures {
             delivered_per_s: of(|f| f.delivered_per_s),
             delivered_mb_per_s: of(|f| f.delivered_mb_per_s),
@@ -97,16 +112,6 @@ pub(crate) struct FanoutRow {
     pub(crate) half_rate_latency: Latency,
     /// The baseline's latency at the same rate.
     pub(crate) baseline_half_rate_latency: Latency,
-    pub(crate) errors: Vec<String>,
-}
-
-/// The many-topics configuration.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ManyRow {
-    pub(crate) topics: usize,
-    pub(crate) payload: usize,
-    pub(crate) runs: usize,
-    pub(crate) wspubsub: Figures,
     pub(crate) errors: Vec<String>,
 }
 
@@ -254,7 +259,12 @@ pub(crate) struct Report {
     pub(crate) replay: Vec<ReplayRow>,
     /// The `cluster` scenario's configurations.
     pub(crate) cluster: Vec<ClusterRow>,
+    /// The `latency` scenario's configuration (one message at a time).
+    pub(crate) latency: Vec<PairRow>,
+    /// The `many` scenario's configuration.
     pub(crate) many: Vec<ManyRow>,
+    /// The `burst` scenario's load test.
+    pub(crate) burst: Vec<BurstRow>,
     pub(crate) idle: Vec<crate::idle::IdleMeasurement>,
     /// The `churn` scenario's run.
     pub(crate) churn: Vec<crate::churn::ChurnMeasurement>,
@@ -291,10 +301,21 @@ impl Report {
                 .iter()
                 .map(move |e| format!("cluster N={} {} B: {e}", row.subscribers, row.payload))
         });
+        let latency = self.latency.iter().flat_map(|row| {
+            row.errors.iter().map(move |e| {
+                let (subscribers, payload) = (row.subscribers_per_topic, row.payload);
+                format!("latency N={subscribers} {payload} B: {e}")
+            })
+        });
         let many = self.many.iter().flat_map(|row| {
+            row.errors()
+                .into_iter()
+                .map(move |e| format!("many {}x{}: {e}", row.topics, row.subscribers_per_topic))
+        });
+        let burst = self.burst.iter().flat_map(|row| {
             row.errors
                 .iter()
-                .map(move |e| format!("many {}: {e}", row.topics))
+                .map(move |e| format!("burst {}x{}: {e}", row.publishers, row.subscribers))
         });
         let idle = self.idle.iter().flat_map(|row| {
             row.errors
@@ -316,7 +337,9 @@ impl Report {
             .chain(versus)
             .chain(replay)
             .chain(cluster)
+            .chain(latency)
             .chain(many)
+            .chain(burst)
             .chain(idle)
             .chain(churn)
             .chain(patterns)
@@ -514,5 +537,18 @@ mod tests {
         assert_eq!(figures.published_per_s, 10_000.0);
         assert_eq!(figures.cpu_s_per_million, 0.25);
         assert!((figures.latency.p50_us - 2.0).abs() < 0.01);
+        let undrained = Measurement {
+            latency: crate::load::histogram(),
+            ..measurement
+        };
+        let undrained = Figures::of(&undrained, 100);
+        assert!(undrained.latency.p50_us.is_nan());
+        let medians = Figures::median(&[undrained, figures, undrained]);
+        assert!((medians.latency.p50_us - 2.0).abs() < 0.01, "the one known");
+        assert!(Figures::median(&[undrained]).latency.p99_us.is_nan());
+        assert_eq!(
+            Figures::median(&[undrained, figures]).cpu_s_per_million,
+            0.25
+        );
     }
 }

@@ -13,20 +13,30 @@ use clap::{Args, ValueEnum};
 use crate::ServerKind;
 use crate::access::{Credentials, Security};
 use crate::load::{self, LoadSpec};
+use crate::many::{self, ManySpec};
 use crate::mode::Mode;
 use crate::patterns;
 use crate::process::ServerProcess;
 use crate::replay::{self, ReplaySpec};
-use crate::report::{self, FanoutRow, Figures, ManyRow, Report, VersusRow};
-use crate::{churn, cluster, idle, secure, versus};
+use crate::report::{self, FanoutRow, Figures, Report, VersusRow};
+use crate::{burst, churn, cluster, idle, pair, secure, versus};
 
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Scenario {
     /// 1 publisher -> N subscribers on one topic, with the baseline side by side.
     Fanout,
-    /// Many topics, 1 publisher and 1 subscriber each.
+    /// One message at a time: 1 publisher -> N subscribers with a window of 1 (each message
+    /// sent once every subscriber has the one before), with the baseline side by side: CPU per
+    /// delivery and latency (not run unless asked for).
+    Latency,
+    /// Many small topics (1000 x 5 subscribers, a publisher each), saturated and at a trickle
+    /// (one message per topic every 100 ms), with the baseline side by side, and the ratio to
+    /// single-topic fan-out.
     Many,
+    /// The load test (5 publishers x 5 subscribers, the default data set) against wspubsub
+    /// and against the baseline: time and CPU (not run unless asked for).
+    Burst,
     /// Many idle subscribers: memory per connection, time to reach them all.
     Idle,
     /// The fan-out configurations against wspubsub plain, with token auth, with TLS, with both
@@ -63,11 +73,12 @@ pub(crate) struct RunArgs {
         default_values = ["fanout", "replay", "many", "idle"]
     )]
     scenarios: Vec<Scenario>,
-    /// Subscriber counts for `fanout`, `secure` and `sse`.
+    /// Subscriber counts for `fanout`, `secure` and `sse`; the fan-out `many` compares with
+    /// uses the first.
     #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
     subscribers: Vec<usize>,
-    /// Payload sizes (bytes) for `fanout`, `secure`, `stream`, `sse` and `replay`; `many` uses
-    /// the first.
+    /// Payload sizes (bytes) for `fanout`, `secure`, `stream`, `sse` and `replay`; `latency`
+    /// and `many` use the first.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 1024])]
     payloads: Vec<usize>,
     /// Subscriber counts for `stream`.
@@ -85,9 +96,34 @@ pub(crate) struct RunArgs {
     /// Measured time of each `replay` block.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     replay_duration: Duration,
-    /// Topics for `many`.
+    /// Subscribers of the one topic in `latency`.
+    #[arg(long, default_value_t = 100)]
+    latency_subscribers: usize,
+    /// Topics for `many`, each with one publisher.
     #[arg(long, default_value_t = 1000)]
     topics: usize,
+    /// Subscribers of each topic in `many`.
+    #[arg(long, default_value_t = 5)]
+    topic_subscribers: usize,
+    /// Messages each publisher of saturated `many` may have in flight.
+    #[arg(long, default_value_t = 8)]
+    many_window: usize,
+    /// Time between two messages of one topic in the trickle of `many`.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    trickle_every: Duration,
+    /// Publishers of the `burst` load test, each sending the whole data set.
+    #[arg(long, default_value_t = 5)]
+    burst_publishers: usize,
+    /// Subscribers of the `burst` load test, each receiving everything.
+    #[arg(long, default_value_t = 5)]
+    burst_subscribers: usize,
+    /// Data set of `burst` (a `generate-test-data` file); default: the default data set,
+    /// generated in memory, cut to `--burst-messages`.
+    #[arg(long)]
+    burst_data: Option<PathBuf>,
+    /// Messages of the generated `burst` data set (100: the default `testdata/test.dat`).
+    #[arg(long, default_value_t = 100)]
+    burst_messages: usize,
     /// Connection counts for `idle`.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000])]
     idle: Vec<usize>,
@@ -100,7 +136,8 @@ pub(crate) struct RunArgs {
     /// The `wspubsub` binary `churn` runs (default: the one beside this bench binary).
     #[arg(long)]
     wspubsub: Option<PathBuf>,
-    /// Messages each publisher may have in flight.
+    /// Messages each publisher may have in flight (`fanout`, `secure`, `stream`, `sse`,
+    /// `cluster`, and the fan-out `many` compares with).
     #[arg(long, default_value_t = 64)]
     window: usize,
     /// Measured time of each run.
@@ -147,7 +184,9 @@ impl RunArgs {
         self.cluster_subscribers = vec![10];
         self.joiners = vec![3];
         self.replay_duration = Duration::from_millis(200);
+        self.latency_subscribers = 10;
         self.topics = 20;
+        self.burst_messages = 10;
         self.idle = vec![200];
         self.churn = 1_000;
         self.idle_patterns = 200;
@@ -236,19 +275,31 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if args.scenarios.contains(&Scenario::Latency) {
+        let payload = args.payloads.first().copied().unwrap_or(64);
+        let spec = LoadSpec {
+            window: 1,
+            ..spec(&args, 1, args.latency_subscribers, payload)
+        };
+        let row =
+            pair::measure(|kind| args.server(kind), "one-at-a-time", &spec, args.runs).await?;
+        println!("{}", pair::line("latency", &row));
+        report.latency.push(row);
+    }
     if args.scenarios.contains(&Scenario::Many) {
-        let row = many(&args).await?;
-        let w = &row.wspubsub;
-        println!(
-            "many   topics={} {} B | {:.0} deliveries/s {:.3} CPU-s/M | latency p50/p99 {:.0}/{:.0} us",
-            row.topics,
-            row.payload,
-            w.delivered_per_s,
-            w.cpu_s_per_million,
-            w.latency.p50_us,
-            w.latency.p99_us
-        );
+        let spec = many_spec(&args);
+        let saturated = &spec.saturated;
+        idle::raise_file_limit(saturated.topics * (saturated.subscribers_per_topic + 1))?;
+        let row = many::configuration(|kind| args.server(kind), &spec).await?;
+        println!("{}", many::lines(&row));
         report.many.push(row);
+    }
+    if args.scenarios.contains(&Scenario::Burst) {
+        let data = burst::data_set(args.burst_data.as_deref(), args.burst_messages)?;
+        let clients = (args.burst_publishers, args.burst_subscribers);
+        let row = burst::configuration(|kind| args.server(kind), &data, clients, args.runs).await?;
+        println!("{}", burst::lines(&row));
+        report.burst.push(row);
     }
     if args.scenarios.contains(&Scenario::Idle) {
         let limit = idle::raise_file_limit(args.idle.iter().copied().max().unwrap_or(0))?;
@@ -297,6 +348,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let skipped = report.idle.iter().filter(|r| r.skipped.is_some()).count();
     let checks = report.fanout.len()
+        + report.latency.len()
+        + report.burst.len()
         + report.secure.len()
         + report.stream.len()
         + report.sse.len()
@@ -326,6 +379,12 @@ fn count_failed(report: &Report) -> usize {
         .filter(|r| !r.errors.is_empty())
         .count()
         + report
+            .latency
+            .iter()
+            .filter(|r| !r.errors.is_empty())
+            .count()
+        + report.burst.iter().filter(|r| !r.errors.is_empty()).count()
+        + report
             .secure
             .iter()
             .filter(|r| !r.errors.is_empty())
@@ -346,7 +405,11 @@ fn count_failed(report: &Report) -> usize {
             .iter()
             .filter(|r| !r.errors.is_empty())
             .count()
-        + report.many.iter().filter(|r| !r.errors.is_empty()).count()
+        + report
+            .many
+            .iter()
+            .filter(|r| !r.errors().is_empty())
+            .count()
         + report.idle.iter().filter(|r| !r.errors.is_empty()).count()
         + report.churn.iter().filter(|r| !r.errors.is_empty()).count()
 }
@@ -406,7 +469,7 @@ pub(crate) async fn alternate<V: Copy, S>(
 /// The order in which `variants` variants run, `runs` times each: run after run, each run
 /// starting with the next variant, so that none always runs first (on a cold machine) or
 /// last.
-fn turns(runs: usize, variants: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn turns(runs: usize, variants: usize) -> impl Iterator<Item = usize> {
     (0..runs).flat_map(move |run| (0..variants).map(move |turn| (run + turn) % variants))
 }
 
@@ -483,26 +546,21 @@ async fn fanout(args: &RunArgs, subscribers: usize, payload: usize) -> anyhow::R
     })
 }
 
-/// The many-topics configuration, `runs` times.
-async fn many(args: &RunArgs) -> anyhow::Result<ManyRow> {
+/// What `many` runs: `--topics` x `--topic-subscribers` saturated with `--many-window`, the
+/// same at one message per topic every `--trickle-every`, and the single-topic fan-out to the
+/// first of `--subscribers` with `--window`; all with the first of `--payloads`.
+fn many_spec(args: &RunArgs) -> ManySpec {
     let payload = args.payloads.first().copied().unwrap_or(64);
-    let spec = LoadSpec {
-        window: args.window.min(16),
-        ..spec(args, args.topics, 1, payload)
-    };
-    let mut runs = Vec::new();
-    let mut errors = Vec::new();
-    for _ in 0..args.runs {
-        let measured = measure(args, ServerKind::Wspubsub, &spec, &mut errors).await?;
-        runs.push(Figures::of(&measured, payload));
-    }
-    Ok(ManyRow {
-        topics: args.topics,
-        payload,
+    let fanout_subscribers = args.subscribers.first().copied().unwrap_or(100);
+    ManySpec {
+        saturated: LoadSpec {
+            window: args.many_window,
+            ..spec(args, args.topics, args.topic_subscribers, payload)
+        },
+        trickle_every: args.trickle_every,
+        fanout: spec(args, 1, fanout_subscribers, payload),
         runs: args.runs,
-        wspubsub: Figures::median(&runs),
-        errors,
-    })
+    }
 }
 
 /// Runs `spec` once against a fresh server of `kind`, collecting its errors.
