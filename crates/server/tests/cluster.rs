@@ -11,8 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
 use wspubsub_testkit::{
-    NatsServer, RawClient, TIMEOUT, TestServer, connect, expect_close, handshake_status,
-    next_binary, next_binary_within, send, try_connect_with, within,
+    NatsServer, RawClient, StreamFrame, TIMEOUT, TestServer, connect, expect_close,
+    handshake_status, next_binary, next_binary_within, next_stream_frame, send, try_connect_with,
+    within,
 };
 
 /// A wspubsub node in cluster mode on `nats`.
@@ -125,26 +126,21 @@ async fn a_pattern_follows_topics_published_on_any_node_each_in_order() {
     let mut named: Vec<(String, u64, Bytes)> = Vec::new();
     let mut subscribed = Vec::new();
     while named.len() < sent.len() {
-        let frame = within(TIMEOUT, stream.next())
-            .await
-            .expect("a frame")
-            .expect("no error");
-        match frame {
-            Message::Text(text) => match Control::from_json(&text).expect("control") {
-                Control::Subscribed { topic, .. } => subscribed.push(topic),
-                other => panic!("unexpected {other:?}"),
-            },
-            Message::Binary(frame) => {
-                let envelope = Envelope::decode(&frame).expect("an envelope");
-                let topic = String::from_utf8(envelope.topic.to_vec()).expect("a path");
+        match next_stream_frame(&mut stream).await {
+            StreamFrame::Control(Control::Subscribed { topic, .. }) => subscribed.push(topic),
+            StreamFrame::Control(other) => panic!("unexpected {other:?}"),
+            StreamFrame::Message {
+                topic,
+                seq,
+                payload,
+                ..
+            } => {
                 assert!(
                     subscribed.contains(&topic),
                     "subscribed before {topic}'s messages"
                 );
-                let payload = Bytes::copy_from_slice(envelope.payload);
-                named.push((topic, envelope.seq, payload));
+                named.push((topic, seq, payload));
             }
-            _ => {}
         }
     }
     for topic in ["/chat/a", "/chat/b"] {

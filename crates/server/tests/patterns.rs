@@ -7,16 +7,15 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use hyper::Method;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use wspubsub_server::protocol::{Control, Envelope, ROLE_HEADER, Role, STREAM_SUBPROTOCOL};
+use wspubsub_server::protocol::{Control, ROLE_HEADER, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{AuthKey, Event, EventKind, Options};
 use wspubsub_testkit::{
-    EventStream, RawClient, Signer, TIMEOUT, TestServer, connect, http_request, next_binary, now,
-    refusal, send, try_connect, try_connect_with, wait_for_event, within,
+    EventStream, RawClient, Signer, StreamFrame, TIMEOUT, TestServer, connect, http_request,
+    next_binary, next_stream_frame, now, refusal, send, try_connect, try_connect_with,
+    wait_for_event, within,
 };
 
 /// `count` messages `<topic>#<n>` for n in 0..count.
@@ -126,40 +125,14 @@ async fn stream_subscriber(url: &str) -> RawClient {
         .0
 }
 
-/// A stream-mode frame: a control message, or a message with its topic, seq and payload.
-#[derive(Debug)]
-enum Frame {
-    Control(Control),
-    Message(String, u64, Bytes),
-}
-
-async fn next_frame(client: &mut RawClient) -> Frame {
-    within(TIMEOUT, async {
-        loop {
-            match client.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    return Frame::Control(Control::from_json(&text).expect("a control message"));
-                }
-                Some(Ok(Message::Binary(frame))) => {
-                    let envelope = Envelope::decode(&frame).expect("an envelope");
-                    let topic = String::from_utf8(envelope.topic.to_vec()).expect("a path");
-                    let payload = Bytes::copy_from_slice(envelope.payload);
-                    return Frame::Message(topic, envelope.seq, payload);
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected a stream-mode frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 async fn stream_mode_follows_then_names_each_messages_topic_after_its_subscribed_frame() {
     let server = TestServer::start(Options::default()).await;
     let mut follower = stream_subscriber(&server.url("/sensors/**")).await;
-    match next_frame(&mut follower).await {
-        Frame::Control(Control::Following { pattern }) => assert_eq!(pattern, "/sensors/**"),
+    match next_stream_frame(&mut follower).await {
+        StreamFrame::Control(Control::Following { pattern }) => {
+            assert_eq!(pattern, "/sensors/**");
+        }
         other => panic!("expected following first, got {other:?}"),
     }
     let mut first = connect(&server.url("/sensors/a/temp"), Role::Publisher, None).await;
@@ -170,13 +143,18 @@ async fn stream_mode_follows_then_names_each_messages_topic_after_its_subscribed
     let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut received = Vec::new();
     while received.len() < temps.len() + others.len() {
-        match next_frame(&mut follower).await {
-            Frame::Control(Control::Subscribed { topic, head, .. }) => {
+        match next_stream_frame(&mut follower).await {
+            StreamFrame::Control(Control::Subscribed { topic, head, .. }) => {
                 assert!(!seqs.contains_key(&topic), "subscribed before its messages");
                 subscribed.push((topic, head));
             }
-            Frame::Control(other) => panic!("unexpected {other:?}"),
-            Frame::Message(topic, seq, payload) => {
+            StreamFrame::Control(other) => panic!("unexpected {other:?}"),
+            StreamFrame::Message {
+                topic,
+                seq,
+                payload,
+                ..
+            } => {
                 assert!(payload.starts_with(topic.as_bytes()), "{topic} named");
                 seqs.entry(topic).or_default().push(seq);
                 received.push(payload);

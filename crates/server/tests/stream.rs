@@ -11,7 +11,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use wspubsub_server::Options;
 use wspubsub_server::protocol::{Control, Envelope, ROLE_HEADER, Role, STREAM_SUBPROTOCOL};
 use wspubsub_testkit::{
-    RawClient, TIMEOUT, TestServer, connect, metric, next_binary, scrape, send, within,
+    RawClient, StreamFrame, TIMEOUT, TestServer, connect, metric, next_binary, next_stream_frame,
+    scrape, send, within,
 };
 
 /// Connects to `url` in `role` offering `wspubsub.v2`; returns the client and the
@@ -41,51 +42,35 @@ async fn subscribe_stream(server: &TestServer, path: &str, query: &str) -> RawCl
     connect_stream(&url, Role::Subscriber).await.0
 }
 
-/// The next frame, skipping pings and pongs: a control message or an enveloped message.
-enum Frame {
-    Control(Control),
-    Message { seq: u64, time: u64, payload: Bytes },
-}
-
-async fn next_frame(client: &mut RawClient) -> Frame {
-    within(TIMEOUT, async {
-        loop {
-            match client.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    return Frame::Control(Control::from_json(&text).expect("a control message"));
-                }
-                Some(Ok(Message::Binary(frame))) => {
-                    let envelope = Envelope::decode(&frame).expect("an envelope");
-                    assert!(envelope.topic.is_empty(), "not a pattern subscription");
-                    return Frame::Message {
-                        seq: envelope.seq,
-                        time: envelope.time,
-                        payload: Bytes::copy_from_slice(envelope.payload),
-                    };
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected a stream-mode frame, got {other:?}"),
-            }
-        }
-    })
-    .await
+/// The next frame, skipping pings and pongs: a control message or an enveloped message,
+/// which never names a topic here (no pattern subscriptions).
+async fn next_frame(client: &mut RawClient) -> StreamFrame {
+    let frame = next_stream_frame(client).await;
+    if let StreamFrame::Message { topic, .. } = &frame {
+        assert!(topic.is_empty(), "not a pattern subscription");
+    }
+    frame
 }
 
 async fn next_control(client: &mut RawClient) -> Control {
     match next_frame(client).await {
-        Frame::Control(control) => control,
-        Frame::Message { seq, .. } => panic!("expected a control message, got message {seq}"),
+        StreamFrame::Control(control) => control,
+        StreamFrame::Message { seq, .. } => {
+            panic!("expected a control message, got message {seq}")
+        }
     }
 }
 
 /// The next enveloped message: its seq and payload.
 async fn next_message(client: &mut RawClient) -> (u64, Bytes) {
     match next_frame(client).await {
-        Frame::Message { seq, time, payload } => {
+        StreamFrame::Message {
+            seq, time, payload, ..
+        } => {
             assert!(time > 1_600_000_000_000_000, "a unix time in µs: {time}");
             (seq, payload)
         }
-        Frame::Control(control) => panic!("expected a message, got {control:?}"),
+        StreamFrame::Control(control) => panic!("expected a message, got {control:?}"),
     }
 }
 

@@ -13,6 +13,7 @@ mod drain;
 mod nats;
 mod raw;
 mod sse;
+mod stream;
 mod token;
 
 pub use clients::{last_err, next_ok, self_signed, wait_for_left};
@@ -24,6 +25,7 @@ pub use raw::{
     unread_subscriber, upgrade_request,
 };
 pub use sse::{EventStream, HttpAnswer, SseEvent, SseItem, http_request};
+pub use stream::{StreamFrame, next_stream_frame};
 pub use token::{Signer, now, p256};
 
 use std::future::Future;
