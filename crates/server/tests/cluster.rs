@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
 use wspubsub_testkit::{
-    NatsServer, RawClient, StreamFrame, TIMEOUT, TestServer, connect, expect_close,
+    EventStream, NatsServer, RawClient, StreamFrame, TIMEOUT, TestServer, connect, expect_close,
     handshake_status, next_binary, next_binary_within, next_stream_frame, send, try_connect_with,
     within,
 };
@@ -85,6 +85,8 @@ async fn a_pattern_follows_topics_published_on_any_node_each_in_order() {
     let (a, b) = (node(&nats).await, node(&nats).await);
     let mut raw = connect(&a.url("/chat/*"), Role::Subscriber, None).await;
     let mut stream = connect_stream(&b, "/chat/*", Role::Subscriber).await;
+    let mut events = EventStream::open(a.addr(), "/chat/*?encoding=text", &[]).await;
+    assert_eq!(events.status, 200);
     assert_eq!(
         next_control(&mut stream).await,
         Control::Following {
@@ -152,6 +154,23 @@ async fn a_pattern_follows_topics_published_on_any_node_each_in_order() {
             of_topic.windows(2).all(|pair| pair[0].1 < pair[1].1),
             "{topic}: increasing seqs"
         );
+    }
+    // Over SSE: one JSON event per message, naming its topic.
+    let mut by_sse: Vec<(String, Bytes)> = Vec::new();
+    while by_sse.len() < sent.len() {
+        let event = events.next_event().await;
+        let json: serde_json::Value = serde_json::from_str(&event.data).expect("JSON data");
+        let topic = json["topic"].as_str().expect("a topic").to_owned();
+        let data = json["data"].as_str().expect("text data").to_owned();
+        by_sse.push((topic, Bytes::from(data)));
+    }
+    for topic in ["/chat/a", "/chat/b"] {
+        let payloads: Vec<Bytes> = by_sse
+            .iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, m)| m.clone())
+            .collect();
+        assert_eq!(payloads, per_topic(topic), "SSE, {topic} in order");
     }
 }
 
