@@ -4,7 +4,8 @@
 //! goes to the back of the line), so a busy topic cannot starve a quiet one. Only the topics
 //! that changed are read: each feed's change signal wakes the subscriber with the feed's key.
 //! A topic that ends (its last client left) finishes its feed, which is dropped; if the topic
-//! comes back, the hub hands the subscriber a new feed of it.
+//! comes back, the hub hands the subscriber a new feed of it. In cluster mode the feed reads
+//! the pattern's own reading of the stream instead ([`super::cluster`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
