@@ -338,3 +338,39 @@ async fn the_resume_example_prints_history_with_positions() {
         "{seqs:?}"
     );
 }
+
+#[tokio::test]
+async fn a_pattern_subscription_names_each_topic_and_reconnects_live() {
+    let server = TestServer::start(Options::default()).await;
+    let proxy = Proxy::start(server.addr()).await.expect("proxy");
+    let pattern = format!("ws://{}/chat/*", proxy.addr());
+    let mut subscriber =
+        StreamSubscriber::connect(&pattern, ClientOptions::default(), quick_reconnect())
+            .await
+            .expect("connect");
+    let mut publishers = Vec::new();
+    for topic in ["/chat/a", "/chat/b"] {
+        let publisher = Publisher::connect(&server.url(topic), ClientOptions::default())
+            .await
+            .expect("connect");
+        publishers.push((topic, publisher));
+    }
+    for round in 0..2 {
+        for (topic, publisher) in &publishers {
+            let payload = format!("{topic} round {round}");
+            publisher.publish(payload.clone()).await.expect("publish");
+            publisher.flush().await.expect("flush");
+            let Event::Message(message) = next_ok(&mut subscriber).await else {
+                panic!("expected a message");
+            };
+            assert_eq!(message.topic.as_deref(), Some(*topic));
+            assert_eq!(message.payload, payload.as_bytes());
+        }
+        if round == 0 {
+            assert_eq!(proxy.reset(), 1);
+            // Live again (a resume at a seq would be refused: a pattern is live only).
+            let event = next_ok(&mut subscriber).await;
+            assert!(matches!(event, Event::Reconnected { .. }), "{event:?}");
+        }
+    }
+}
