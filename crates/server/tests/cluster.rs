@@ -11,8 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 use wspubsub_server::protocol::{Control, Envelope, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{Options, Server, ServerError};
 use wspubsub_testkit::{
-    EventStream, NatsServer, RawClient, StreamFrame, TIMEOUT, TestServer, connect, expect_close,
-    handshake_status, next_binary, next_binary_within, next_stream_frame, send, try_connect_with,
+    EventStream, NatsServer, RawClient, TIMEOUT, TestServer, connect, expect_close,
+    handshake_status, next_binary, next_binary_within, read_pattern, send, try_connect_with,
     within,
 };
 
@@ -125,33 +125,13 @@ async fn a_pattern_follows_topics_published_on_any_node_each_in_order() {
         assert_eq!(got, per_topic(topic), "raw, {topic} in order");
     }
     assert_eq!(received.len(), sent.len(), "nothing from /news");
-    let mut named: Vec<(String, u64, Bytes)> = Vec::new();
-    let mut subscribed = Vec::new();
-    while named.len() < sent.len() {
-        match next_stream_frame(&mut stream).await {
-            StreamFrame::Control(Control::Subscribed { topic, .. }) => subscribed.push(topic),
-            StreamFrame::Control(other) => panic!("unexpected {other:?}"),
-            StreamFrame::Message {
-                topic,
-                seq,
-                payload,
-                ..
-            } => {
-                assert!(
-                    subscribed.contains(&topic),
-                    "subscribed before {topic}'s messages"
-                );
-                named.push((topic, seq, payload));
-            }
-        }
-    }
+    let read = read_pattern(&mut stream, sent.len()).await;
     for topic in ["/chat/a", "/chat/b"] {
-        let of_topic: Vec<&(String, u64, Bytes)> =
-            named.iter().filter(|(t, _, _)| t == topic).collect();
-        let payloads: Vec<Bytes> = of_topic.iter().map(|(_, _, m)| m.clone()).collect();
+        let payloads = read.payloads_of(topic);
         assert_eq!(payloads, per_topic(topic), "stream mode, {topic} in order");
+        let seqs = read.seqs_of(topic);
         assert!(
-            of_topic.windows(2).all(|pair| pair[0].1 < pair[1].1),
+            seqs.windows(2).all(|pair| pair[0] < pair[1]),
             "{topic}: increasing seqs"
         );
     }

@@ -14,8 +14,8 @@ use wspubsub_server::protocol::{Control, ROLE_HEADER, Role, STREAM_SUBPROTOCOL};
 use wspubsub_server::{AuthKey, Event, EventKind, Options};
 use wspubsub_testkit::{
     EventStream, RawClient, Signer, StreamFrame, TIMEOUT, TestServer, connect, http_request,
-    next_binary, next_stream_frame, now, refusal, send, try_connect, try_connect_with,
-    wait_for_event, within,
+    next_binary, next_stream_frame, now, read_pattern, refusal, send, try_connect,
+    try_connect_with, wait_for_event, within,
 };
 
 /// `count` messages `<topic>#<n>` for n in 0..count.
@@ -139,38 +139,23 @@ async fn stream_mode_follows_then_names_each_messages_topic_after_its_subscribed
     let mut second = connect(&server.url("/sensors/b"), Role::Publisher, None).await;
     let (temps, others) = (numbered("/sensors/a/temp", 5), numbered("/sensors/b", 5));
     interleave(&mut [(&mut first, temps.clone()), (&mut second, others.clone())]).await;
-    let mut subscribed = Vec::new();
-    let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut received = Vec::new();
-    while received.len() < temps.len() + others.len() {
-        match next_stream_frame(&mut follower).await {
-            StreamFrame::Control(Control::Subscribed { topic, head, .. }) => {
-                assert!(!seqs.contains_key(&topic), "subscribed before its messages");
-                subscribed.push((topic, head));
-            }
-            StreamFrame::Control(other) => panic!("unexpected {other:?}"),
-            StreamFrame::Message {
-                topic,
-                seq,
-                payload,
-                ..
-            } => {
-                assert!(payload.starts_with(topic.as_bytes()), "{topic} named");
-                seqs.entry(topic).or_default().push(seq);
-                received.push(payload);
-            }
-        }
-    }
-    let mut topics: Vec<&str> = subscribed.iter().map(|(t, _)| t.as_str()).collect();
+    let read = read_pattern(&mut follower, temps.len() + others.len()).await;
+    let mut topics: Vec<&str> = read.subscribed.iter().map(|(t, _)| t.as_str()).collect();
     topics.sort_unstable();
     assert_eq!(topics, ["/sensors/a/temp", "/sensors/b"]);
-    for (topic, head) in &subscribed {
+    for (topic, head) in &read.subscribed {
         let expected: Vec<u64> = (*head..*head + 5).collect();
-        assert_eq!(seqs[topic], expected, "{topic}: consecutive from its head");
+        assert_eq!(
+            read.seqs_of(topic),
+            expected,
+            "{topic}: consecutive from its head"
+        );
     }
-    let grouped = by_topic(&received);
-    assert_eq!(grouped["/sensors/a/temp"], temps);
-    assert_eq!(grouped["/sensors/b"], others);
+    for (topic, _, payload) in &read.messages {
+        assert!(payload.starts_with(topic.as_bytes()), "{topic} named");
+    }
+    assert_eq!(read.payloads_of("/sensors/a/temp"), temps);
+    assert_eq!(read.payloads_of("/sensors/b"), others);
 }
 
 #[tokio::test]

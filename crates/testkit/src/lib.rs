@@ -25,7 +25,7 @@ pub use raw::{
     unread_subscriber, upgrade_request,
 };
 pub use sse::{EventStream, HttpAnswer, SseEvent, SseItem, http_request};
-pub use stream::{StreamFrame, next_stream_frame};
+pub use stream::{PatternRead, StreamFrame, next_stream_frame, read_pattern};
 pub use token::{Signer, now, p256};
 
 use std::future::Future;

@@ -52,3 +52,60 @@ pub async fn next_stream_frame(client: &mut RawClient) -> StreamFrame {
     })
     .await
 }
+
+/// What a stream-mode pattern subscriber read, in order.
+#[derive(Debug, Default)]
+pub struct PatternRead {
+    /// Each topic's `subscribed` frame: the topic and its `head`.
+    pub subscribed: Vec<(String, u64)>,
+    /// The messages: topic, seq, payload.
+    pub messages: Vec<(String, u64, Bytes)>,
+}
+
+impl PatternRead {
+    /// The payloads of `topic`'s messages, in order.
+    pub fn payloads_of(&self, topic: &str) -> Vec<Bytes> {
+        self.messages
+            .iter()
+            .filter(|(of, _, _)| of == topic)
+            .map(|(_, _, payload)| payload.clone())
+            .collect()
+    }
+
+    /// The seqs of `topic`'s messages, in order.
+    pub fn seqs_of(&self, topic: &str) -> Vec<u64> {
+        self.messages
+            .iter()
+            .filter(|(of, _, _)| of == topic)
+            .map(|(_, seq, _)| *seq)
+            .collect()
+    }
+}
+
+/// Reads a stream-mode pattern subscriber (past its `following` frame) until it has `count`
+/// messages; panics on a control message other than `subscribed`, and on a message of a topic
+/// whose `subscribed` frame did not come before it.
+pub async fn read_pattern(client: &mut RawClient, count: usize) -> PatternRead {
+    let mut read = PatternRead::default();
+    while read.messages.len() < count {
+        match next_stream_frame(client).await {
+            StreamFrame::Control(Control::Subscribed { topic, head, .. }) => {
+                read.subscribed.push((topic, head));
+            }
+            StreamFrame::Control(other) => panic!("unexpected {other:?}"),
+            StreamFrame::Message {
+                topic,
+                seq,
+                payload,
+                ..
+            } => {
+                assert!(
+                    read.subscribed.iter().any(|(of, _)| *of == topic),
+                    "{topic}'s subscribed frame before its messages"
+                );
+                read.messages.push((topic, seq, payload));
+            }
+        }
+    }
+    read
+}
