@@ -60,10 +60,16 @@ impl Encoding {
     }
 }
 
-/// An `envelope=` value other than `json` (HTTP 400).
+/// A format query an EventSource subscriber cannot get (HTTP 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid envelope={0:?}: expected json")]
-pub(crate) struct BadEnvelopeQuery(String);
+pub(crate) enum BadFormat {
+    /// `encoding=` is neither `base64` nor `text`.
+    #[error(transparent)]
+    Encoding(#[from] BadEncoding),
+    /// `envelope=` is not `json`.
+    #[error("invalid envelope={0:?}: expected json")]
+    Envelope(String),
+}
 
 /// How a subscriber's events are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,12 +103,12 @@ impl Format {
         encoding: Option<&str>,
         envelope: Option<&str>,
         pattern: bool,
-    ) -> Result<Self, String> {
-        let encoding = Encoding::parse(encoding).map_err(|bad| bad.to_string())?;
+    ) -> Result<Self, BadFormat> {
+        let encoding = Encoding::parse(encoding)?;
         let json = match envelope {
             None => false,
             Some("json") => true,
-            Some(other) => return Err(BadEnvelopeQuery(other.to_owned()).to_string()),
+            Some(other) => return Err(BadFormat::Envelope(other.to_owned())),
         };
         Ok(Format {
             encoding,
@@ -126,8 +132,8 @@ pub(crate) fn preamble() -> Bytes {
     Bytes::from(format!("retry: {RETRY_MILLIS}\n\n"))
 }
 
-/// Appends the event of one message (`topic` is empty unless its envelope names it; a JSON
-/// event of one topic takes `topic` from the subscription).
+/// Appends the event of `message`. A JSON event names the message's topic: the one its
+/// envelope names (a pattern's), else `topic`, the subscription's.
 pub(crate) fn put_message(out: &mut BytesMut, message: &Envelope<'_>, topic: &str, format: Format) {
     let payload = message.payload;
     let text = match format.encoding {

@@ -144,7 +144,7 @@ fn read<B>(request: &Request<B>) -> Result<Wanted, Refusal> {
         query_value(query, event::ENVELOPE_QUERY).as_deref(),
         form == Form::Named,
     )
-    .map_err(bad)?;
+    .map_err(|error| bad(error.to_string()))?;
     let entry = Entry {
         topic: topic.to_owned(),
         identity: ClientIdentity {
