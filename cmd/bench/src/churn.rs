@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::idle::{CONCURRENT_CONNECTS, Sources};
+use crate::idle::{self, CONCURRENT_CONNECTS};
 use crate::load::{Socket, close, connect};
 use crate::process::ServerProcess;
 
@@ -156,23 +156,11 @@ async fn connect_subscribers(
     server: &ServerProcess,
     clients: usize,
 ) -> anyhow::Result<Vec<(usize, Socket)>> {
-    let sources = Sources::new();
-    let connecting = Arc::new(Semaphore::new(CONCURRENT_CONNECTS));
-    let mut connects = JoinSet::new();
-    for index in 0..clients {
-        let (addr, access) = (server.addr(), server.access().clone());
-        let connecting = Arc::clone(&connecting);
-        connects.spawn(async move {
-            let _permit = connecting.acquire_owned().await?;
-            let topic = index % TOPICS;
-            let source = Some(sources.of(index));
-            let ws = connect(addr, &access, &path(topic), "subscriber", source).await?;
-            anyhow::Ok((topic, ws))
-        });
-    }
+    let mut connects = idle::connect_subscribers(server, clients, |index| path(index % TOPICS));
     let mut sockets = Vec::with_capacity(clients);
     while let Some(connected) = connects.join_next().await {
-        sockets.push(connected.context("connect task")??);
+        let (index, ws) = connected.context("connect task")??;
+        sockets.push((index % TOPICS, ws));
     }
     Ok(sockets)
 }

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::connect;
+use crate::load::{Socket, connect};
 use crate::process::ServerProcess;
 
 /// Connections per source address (well under the ~28k ephemeral ports of one address).
@@ -119,6 +119,30 @@ pub(crate) fn unreachable(connections: usize, limit: u64) -> Option<String> {
     })
 }
 
+/// Starts connecting `count` subscribers, subscriber `index` to `path(index)`, from source
+/// addresses enough for all ([`Sources`]), [`CONCURRENT_CONNECTS`] handshakes at a time; each
+/// task yields its subscriber's index and socket.
+pub(crate) fn connect_subscribers(
+    server: &ServerProcess,
+    count: usize,
+    path: impl Fn(usize) -> String,
+) -> JoinSet<anyhow::Result<(usize, Socket)>> {
+    let connecting = Arc::new(Semaphore::new(CONCURRENT_CONNECTS));
+    let sources = Sources::new();
+    let mut connects = JoinSet::new();
+    for index in 0..count {
+        let (addr, access) = (server.addr(), server.access().clone());
+        let (connecting, path) = (Arc::clone(&connecting), path(index));
+        let source = Some(sources.of(index));
+        connects.spawn(async move {
+            let _permit = connecting.acquire_owned().await?;
+            let ws = connect(addr, &access, &path, "subscriber", source).await?;
+            anyhow::Ok((index, ws))
+        });
+    }
+    connects
+}
+
 /// Holds `connections` idle subscribers on one topic, then delivers one message to all.
 pub(crate) async fn run(
     server: &ServerProcess,
@@ -128,21 +152,10 @@ pub(crate) async fn run(
     let rss_before = server.rss_bytes()?;
     let received = Arc::new(AtomicU64::new(0));
     let all_received = Arc::new(Notify::new());
-    let connecting = Arc::new(Semaphore::new(CONCURRENT_CONNECTS));
-    let sources = Sources::new();
-    let mut connects = JoinSet::new();
-    for index in 0..connections {
-        let source = sources.of(index);
-        let connecting = Arc::clone(&connecting);
-        let access = server.access().clone();
-        connects.spawn(async move {
-            let _permit = connecting.acquire_owned().await?;
-            connect(addr, &access, "/idle", "subscriber", Some(source)).await
-        });
-    }
+    let mut connects = connect_subscribers(server, connections, |_| "/idle".to_owned());
     let mut readers = JoinSet::new();
     while let Some(connected) = connects.join_next().await {
-        let mut ws = connected.context("connect task")??;
+        let (_, mut ws) = connected.context("connect task")??;
         let (received, all_received) = (Arc::clone(&received), Arc::clone(&all_received));
         readers.spawn(async move {
             // Reading answers the server's pings while waiting.

@@ -7,16 +7,13 @@
 //! holding that many idle connections costs at all). The variants take turns, each run on a
 //! fresh server.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::idle::{CONCURRENT_CONNECTS, Sources};
+use crate::idle;
 use crate::load::{self, LoadSpec};
 use crate::process::ServerProcess;
 use crate::report::Figures;
@@ -120,26 +117,17 @@ async fn hold(server: &ServerProcess, held: Held) -> anyhow::Result<JoinSet<()>>
         Held::Subscribers(count) => (count, false),
         Held::Patterns(count) => (count, true),
     };
-    let addr = server.addr();
-    let connecting = Arc::new(Semaphore::new(CONCURRENT_CONNECTS));
-    let sources = Sources::new();
-    let mut connects = JoinSet::new();
-    for index in 0..count {
-        let (connecting, access) = (Arc::clone(&connecting), server.access().clone());
-        let source = sources.of(index);
-        connects.spawn(async move {
-            let _permit = connecting.acquire_owned().await?;
-            let path = if pattern {
-                format!("/idle-patterns/{index}/*")
-            } else {
-                "/idle-topic".to_owned()
-            };
-            load::connect(addr, &access, &path, "subscriber", Some(source)).await
-        });
-    }
+    let path = |index| {
+        if pattern {
+            format!("/idle-patterns/{index}/*")
+        } else {
+            "/idle-topic".to_owned()
+        }
+    };
+    let mut connects = idle::connect_subscribers(server, count, path);
     let mut held = JoinSet::new();
     while let Some(connected) = connects.join_next().await {
-        let mut ws = connected.context("connect task")??;
+        let (_, mut ws) = connected.context("connect task")??;
         held.spawn(async move {
             // Reading answers the server's pings; an idle pattern never gets a message.
             while let Some(Ok(frame)) = ws.next().await {
